@@ -1,0 +1,154 @@
+"""A small client for the ib service's REST API, sync and async (httpx).
+
+The CLI, the dashboards' kernels and the tests use it. Interviewers authenticate with the
+service token (`Authorization: token ...`), candidates with their session token
+(`Authorization: Bearer ...`). Errors raise IBClientError carrying the service's code and
+sentence.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+
+class IBClientError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(f"{message} ({code}, HTTP {status})")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _result(r: httpx.Response) -> Any:
+    if r.status_code >= 400:
+        try:
+            err = r.json()["error"]
+            raise IBClientError(r.status_code, err.get("code", "error"), err.get("message", r.text))
+        except (ValueError, KeyError, TypeError):
+            raise IBClientError(r.status_code, "http_error", r.text[:200] or r.reason_phrase) from None
+    return r.json()
+
+
+def _clean(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+class _Api:
+    """Every call, written once; subclasses decide whether `_call` blocks or awaits."""
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        raise NotImplementedError
+
+    # public
+    def health(self):
+        return self._call("GET", "/ib/api/health")
+
+    # interviewer
+    def models(self):
+        return self._call("GET", "/ib/api/models")
+
+    def create_session(self, **body: Any):
+        return self._call("POST", "/ib/api/sessions", json=_clean(body))
+
+    def list_sessions(self, *, status: str | None = None, q: str | None = None,
+                      challenge_id: str | None = None, limit: int = 50, offset: int = 0):
+        return self._call("GET", "/ib/api/sessions", params=_clean(
+            {"status": status, "q": q, "challenge_id": challenge_id, "limit": limit,
+             "offset": offset}))
+
+    def session(self, session_id: str):
+        return self._call("GET", f"/ib/api/sessions/{session_id}")
+
+    def action(self, session_id: str, action: str):
+        """start, pause, resume, lock, unlock or end."""
+        return self._call("POST", f"/ib/api/sessions/{session_id}/{action}")
+
+    def extend_time(self, session_id: str, seconds: int):
+        return self._call("POST", f"/ib/api/sessions/{session_id}/extend-time",
+                          json={"seconds": seconds})
+
+    def extend_tokens(self, session_id: str, tokens: int):
+        return self._call("POST", f"/ib/api/sessions/{session_id}/extend-tokens",
+                          json={"tokens": tokens})
+
+    def rotate_token(self, session_id: str):
+        return self._call("POST", f"/ib/api/sessions/{session_id}/token")
+
+    def messages(self, session_id: str):
+        return self._call("GET", f"/ib/api/sessions/{session_id}/messages")
+
+    def events(self, session_id: str, types: str | None = None):
+        return self._call("GET", f"/ib/api/sessions/{session_id}/events",
+                          params=_clean({"type": types}))
+
+    def record(self, session_id: str):
+        return self._call("GET", f"/ib/api/sessions/{session_id}/record")
+
+    def feed(self, cursor: int | None = None, *, timeout: int = 25, epoch: str | None = None,
+             session_id: str | None = None):
+        return self._call("GET", "/ib/api/feed", params=_clean(
+            {"cursor": cursor, "timeout": timeout if cursor is not None else None,
+             "epoch": epoch, "session_id": session_id}), timeout=timeout + 10)
+
+    # candidate
+    def me(self):
+        return self._call("GET", "/ib/api/me")
+
+    def my_messages(self):
+        return self._call("GET", "/ib/api/me/messages")
+
+    def my_feed(self, cursor: int | None = None, *, timeout: int = 25, epoch: str | None = None):
+        return self._call("GET", "/ib/api/me/feed", params=_clean(
+            {"cursor": cursor, "timeout": timeout if cursor is not None else None,
+             "epoch": epoch}), timeout=timeout + 10)
+
+    def activity(self, type_: str, payload: dict[str, Any]):
+        return self._call("POST", "/ib/api/me/events", json={"type": type_, "payload": payload})
+
+    def submit(self, notebook: dict[str, Any]):
+        return self._call("POST", "/ib/api/me/submit", json={"notebook": notebook})
+
+
+def _headers(token: str, scheme: str) -> dict[str, str]:
+    if scheme not in ("token", "bearer"):
+        raise ValueError("scheme is 'token' (interviewer) or 'bearer' (candidate)")
+    return {"Authorization": f"{scheme.capitalize() if scheme == 'bearer' else 'token'} {token}"}
+
+
+class IBClient(_Api):
+    def __init__(self, url: str | None = None, token: str | None = None, *,
+                 scheme: str = "token", timeout: float = 30.0):
+        url = url or os.environ.get("IB_URL", "")
+        token = token or os.environ.get("IB_TOKEN", "")
+        if not url:
+            raise ValueError("No service URL: pass --url or set IB_URL.")
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers=_headers(token, scheme),
+                                  timeout=timeout)
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        return _result(self._http.request(method, path, **kw))
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class AsyncIBClient(_Api):
+    def __init__(self, url: str | None = None, token: str | None = None, *,
+                 scheme: str = "token", timeout: float = 30.0):
+        url = url or os.environ.get("IB_URL", "")
+        token = token or os.environ.get("IB_TOKEN", "")
+        if not url:
+            raise ValueError("No service URL: pass url or set IB_URL.")
+        self.url = url.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=self.url, headers=_headers(token, scheme),
+                                       timeout=timeout)
+
+    async def _call(self, method: str, path: str, **kw: Any) -> Any:
+        return _result(await self._http.request(method, path, **kw))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

@@ -1,0 +1,118 @@
+"""Request bodies, validated strictly: wrong types and unknown fields are refused."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import IBError
+
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CreateSession(Body):
+    candidate_name: str = Field(min_length=1, max_length=200)
+    candidate_email: str | None = Field(default=None, max_length=254, pattern=EMAIL_PATTERN)
+    time_limit_seconds: int = Field(ge=60, le=24 * 3600)
+    token_budget: int = Field(ge=100, le=10_000_000)
+    model: str | None = Field(default=None, max_length=200)
+    challenge_id: str | None = Field(default=None, max_length=200)
+    challenge_title: str | None = Field(default=None, max_length=200)
+    challenge_text: str | None = Field(default=None, max_length=100_000)
+    assist_policy: str | None = Field(default=None, max_length=100)
+
+    @field_validator("candidate_name")
+    @classmethod
+    def _name_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v.strip()
+
+
+class ExtendTime(Body):
+    seconds: int = Field(ge=1, le=24 * 3600)
+
+
+class ExtendTokens(Body):
+    tokens: int = Field(ge=1, le=10_000_000)
+
+
+class Activity(Body):
+    type: Literal[
+        "activity.cell_executed", "activity.snapshot", "activity.copy", "activity.paste"
+    ]
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class Submit(Body):
+    notebook: dict[str, Any]
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart] | None = None
+    name: str | None = Field(default=None, max_length=64)
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(p.text for p in self.content)
+        return self.content or ""
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    include_usage: bool = False
+
+
+class ChatRequest(BaseModel):
+    """The subset of OpenAI's chat completions request the service supports."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1, max_length=500)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: Literal[1] | None = None
+    user: str | None = Field(default=None, max_length=256)
+
+    def provider_options(self) -> dict[str, Any]:
+        keys = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "stop", "seed")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+def parse(model: type[Body] | type[BaseModel], data: Any):
+    """Validate `data`, or raise a 400 whose sentence names the field and the problem."""
+    if not isinstance(data, dict):
+        raise IBError("invalid_request", "The request body must be a JSON object.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        if err["type"] == "extra_forbidden":
+            sentence = f"Unknown field '{where}'."
+        elif err["type"] == "missing":
+            sentence = f"Field '{where}' is required."
+        else:
+            sentence = f"Field '{where}': {err['msg']}."
+        raise IBError("invalid_request", sentence, param=where) from None

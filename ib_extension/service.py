@@ -1,0 +1,357 @@
+"""The ib service's state: sessions, their lifecycle, events and the live feed.
+
+Everything here runs on the event loop's thread; the DuckDB file is written through the
+Store's single database thread. Memory is the authority for live state, and every change
+is queued to the file before the next one is made, so a restart (even after SIGKILL)
+finds what clients were told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import Any, Protocol
+
+from . import tokens
+from .budget import Ledger
+from .clock import iso
+from .errors import IBError
+from .feed import Feed
+from .ratelimit import SlidingWindow
+from .schemas import CreateSession
+from .sessions import Session, hash_token, new_id, new_token
+from .store import Store
+
+log = logging.getLogger("ib_extension.service")
+
+# Why a running stream is cut, per state change.
+CUT_REASONS = {
+    "pause": ("session_paused", "The interviewer paused the session; the reply was cut off here."),
+    "lock": ("session_locked", "The interviewer locked the AI assistant; the reply was cut off here."),
+    "end": ("session_ended", "The session has ended; the reply was cut off here."),
+    "submit": ("session_ended", "You submitted your work; the reply was cut off here."),
+    "expire": ("time_up", "Time is up; the reply was cut off here."),
+}
+
+
+class Config(Protocol):
+    """The settings the service reads (the IBExtension traits)."""
+
+    models: list[str]
+    default_model: str
+    assist_policies: dict[str, str]
+    default_assist_policy: str
+    warning_thresholds: list[int]
+    rate_limit_per_minute: int
+    max_concurrent_provider_calls: int
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+
+class Service:
+    def __init__(self, config: Config, store: Store, clock: Clock, provider: Any,
+                 challenges: Any = None):
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.provider = provider
+        self.challenges = challenges
+        self.sessions: dict[str, Session] = {}
+        self._by_token: dict[str, str] = {}
+        self.feed = Feed()
+        self.rate = SlidingWindow(config.rate_limit_per_minute)
+        self.provider_slots = asyncio.Semaphore(config.max_concurrent_provider_calls)
+        # session id -> the cut-off events of its running streams
+        self.streams: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._event_id = 0
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    # ---- start and stop ----------------------------------------------------------
+    def load(self) -> None:
+        """Open the file, bring sessions into memory, settle what a crash left open."""
+        self.store.open()
+        for row in self.store.submit(self.store.load_sessions).result():
+            s = Session.from_row(row)
+            self.sessions[s.id] = s
+            self._by_token[s.token_hash] = s.id
+        self._event_id = self.store.submit(self.store.max_event_id).result()
+        for msg in self.store.submit(self.store.streaming_messages).result():
+            self._recover_interrupted(msg)
+
+    def _recover_interrupted(self, msg: dict[str, Any]) -> None:
+        """A reply that was streaming when the process died: charge what was sent."""
+        s = self.sessions.get(msg["session_id"])
+        msg["status"] = "interrupted"
+        msg["completion_tokens"] = tokens.count_tokens(msg["content"], msg["model"] or "")
+        msg["finished_at"] = msg["finished_at"] or msg["created_at"]
+        self.store.submit(self.store.save_message, msg)
+        if s is not None:
+            s.ledger.settle(msg["id"], msg.get("prompt_tokens") or 0, msg["completion_tokens"])
+            self.emit(s, "chat.cut", "system",
+                      {"message_id": msg["id"], "reason": "service_restarted"})
+            self.save(s)
+        log.warning("reply %s was interrupted by a restart; charged what was sent", msg["id"])
+
+    def close(self) -> None:
+        for events in self.streams.values():
+            for ev in events:
+                ev.set()
+        self.store.close()
+
+    async def run_ticks(self, interval: float) -> None:
+        while True:
+            try:
+                self.tick()
+            except Exception:  # the clock must keep running whatever one session does
+                log.exception("tick failed")
+            await asyncio.sleep(interval)
+
+    def tick(self) -> None:
+        """Expire sessions whose time ran out and send due time warnings."""
+        now = self.now()
+        for s in list(self.sessions.values()):
+            if s.status == "active" and s.time_left(now) <= 0:
+                self._transition(s, "expire", "system")
+            elif s.status == "active":
+                self.check_warnings(s)
+
+    # ---- persistence and publication -----------------------------------------------
+    def save(self, s: Session) -> None:
+        """Queue the session's row and tell live readers its new state."""
+        self.store.submit(self.store.save_session, s.to_row())
+        now = self.now()
+        self.feed.publish(s.id, "session", s.to_dict(now), audience="interviewer")
+        self.feed.publish(s.id, "session", s.to_dict(now, view="candidate"), audience="candidate")
+
+    def emit(self, s: Session, type_: str, actor: str, payload: dict[str, Any] | None = None,
+             *, audience: str = "all") -> dict[str, Any]:
+        self._event_id += 1
+        row = {"id": self._event_id, "session_id": s.id, "type": type_, "actor": actor,
+               "payload": payload or {}, "at": self.now()}
+        self.store.submit(self.store.save_event, row)
+        self.feed.publish(s.id, "event", event_view(row), audience=audience)
+        return row
+
+    def save_message(self, msg: dict[str, Any], *, publish: bool = True):
+        fut = self.store.submit(self.store.save_message, dict(msg))
+        if publish:
+            self.feed.publish(msg["session_id"], "message", message_view(msg))
+        return fut
+
+    # ---- lookups -----------------------------------------------------------------
+    def get(self, session_id: str) -> Session:
+        s = self.sessions.get(session_id)
+        if s is None:
+            raise IBError("not_found", f"There is no session with id '{session_id}'.")
+        return s
+
+    def session_for_token(self, token: str) -> Session | None:
+        sid = self._by_token.get(hash_token(token))
+        return self.sessions.get(sid) if sid else None
+
+    def list(self, *, status: list[str] | None = None, q: str | None = None,
+             challenge_id: str | None = None, candidate: str | None = None,
+             conversation_matches: set[str] | None = None) -> list[Session]:
+        found = []
+        needle = (q or "").lower()
+        for s in self.sessions.values():
+            if status and s.status not in status:
+                continue
+            if challenge_id and s.challenge.get("id") != challenge_id:
+                continue
+            if candidate and candidate.lower() not in s.candidate_name.lower():
+                continue
+            if needle:
+                hay = " ".join([s.id, s.candidate_name, s.candidate_email or "",
+                                s.challenge.get("title") or ""]).lower()
+                if needle not in hay and s.id not in (conversation_matches or set()):
+                    continue
+            found.append(s)
+        found.sort(key=lambda s: s.created_at, reverse=True)
+        return found
+
+    # ---- interviewer actions -----------------------------------------------------
+    def create(self, req: CreateSession, actor: str = "interviewer") -> tuple[Session, str]:
+        model = req.model or self.config.default_model
+        if model not in self.config.models:
+            raise IBError("invalid_request",
+                          f"Model '{model}' is not offered here; choose one of: "
+                          f"{', '.join(self.config.models)}.", param="model")
+        policy = req.assist_policy or self.config.default_assist_policy
+        if policy not in self.config.assist_policies:
+            raise IBError("invalid_request",
+                          f"Assist policy '{policy}' is unknown; choose one of: "
+                          f"{', '.join(self.config.assist_policies)}.", param="assist_policy")
+        challenge = self._challenge_for(req)
+        token = new_token()
+        now = self.now()
+        s = Session(
+            id=new_id("s"), candidate_name=req.candidate_name,
+            candidate_email=req.candidate_email, challenge=challenge, model=model,
+            assist_policy=policy, time_limit_seconds=float(req.time_limit_seconds),
+            ledger=Ledger(req.token_budget), token_hash=hash_token(token), created_at=now,
+            last_activity_at=now,
+        )
+        self.sessions[s.id] = s
+        self._by_token[s.token_hash] = s.id
+        self.emit(s, "session.created", actor, {
+            "time_limit_seconds": req.time_limit_seconds, "token_budget": req.token_budget,
+            "model": model, "assist_policy": policy, "challenge_id": challenge.get("id"),
+        })
+        self.save(s)
+        return s, token
+
+    def _challenge_for(self, req: CreateSession) -> dict[str, Any]:
+        if req.challenge_id and req.challenge_text:
+            raise IBError("invalid_request",
+                          "Give either challenge_id or challenge_text, not both.",
+                          param="challenge_id")
+        if req.challenge_id:
+            ch = self.challenges.get(req.challenge_id) if self.challenges else None
+            if ch is None:
+                raise IBError("invalid_request",
+                              f"There is no challenge with id '{req.challenge_id}'.",
+                              param="challenge_id")
+            public = ch.public()
+            return {k: public.get(k) for k in
+                    ("id", "title", "difficulty", "category", "statement", "starter_code")}
+        if not (req.challenge_text or "").strip():
+            raise IBError("invalid_request",
+                          "Give the challenge: challenge_id from the library or challenge_text.",
+                          param="challenge_text")
+        text = req.challenge_text.strip()
+        title = (req.challenge_title or "").strip() or "Custom challenge"
+        return {"id": None, "title": title, "difficulty": None, "category": "custom",
+                "statement": text, "starter_code": ""}
+
+    def act(self, session_id: str, action: str, actor: str = "interviewer") -> Session:
+        s = self.get(session_id)
+        if action in ("lock", "unlock"):
+            s.set_locked(action == "lock")
+            self.emit(s, f"session.{action}ed", actor)
+            if action == "lock":
+                self.cut_streams(s, "lock")
+            self.save(s)
+            return s
+        self._transition(s, action, actor)
+        return s
+
+    def _transition(self, s: Session, action: str, actor: str, payload: dict | None = None) -> None:
+        now = self.now()
+        s.apply(action, now)
+        past = {"start": "started", "pause": "paused", "resume": "resumed", "end": "ended",
+                "expire": "expired", "submit": "submitted"}[action]
+        self.emit(s, f"session.{past}", actor, payload)
+        if action in CUT_REASONS:
+            self.cut_streams(s, action)
+        self.save(s)
+
+    def extend_time(self, session_id: str, seconds: int, actor: str = "interviewer") -> Session:
+        s = self.get(session_id)
+        revived = s.extend_time(seconds, self.now())
+        self.emit(s, "time.extended", actor, {"seconds": seconds, "reopened": revived})
+        self.check_warnings(s)
+        self.save(s)
+        return s
+
+    def extend_tokens(self, session_id: str, tokens_: int, actor: str = "interviewer") -> Session:
+        s = self.get(session_id)
+        s.extend_tokens(tokens_)
+        self.emit(s, "tokens.extended", actor, {"tokens": tokens_})
+        self.check_warnings(s)
+        self.save(s)
+        return s
+
+    def rotate_token(self, session_id: str, actor: str = "interviewer") -> str:
+        s = self.get(session_id)
+        self._by_token.pop(s.token_hash, None)
+        token = new_token()
+        s.token_hash = hash_token(token)
+        self._by_token[s.token_hash] = s.id
+        self.emit(s, "session.token_rotated", actor, audience="interviewer")
+        self.save(s)
+        return token
+
+    # ---- candidate side ----------------------------------------------------------
+    def candidate_seen(self, s: Session, *, active: bool = True) -> None:
+        """The candidate's first request starts the clock; `active` counts as activity."""
+        if active:
+            s.last_activity_at = self.now()
+        if s.status == "created":
+            self._transition(s, "start", "candidate")
+
+    def record_activity(self, s: Session, type_: str, payload: dict[str, Any]) -> dict:
+        if s.ended:
+            raise IBError("session_ended", "This session has ended; activity is no longer recorded.")
+        s.last_activity_at = self.now()
+        if type_ == "activity.paste":
+            s.flags["large_paste"] += 1
+        event = self.emit(s, type_, "candidate", payload)
+        self.save(s)
+        return event
+
+    def submit(self, s: Session, notebook: dict[str, Any]) -> None:
+        self._transition(s, "submit", "candidate", {"notebook": notebook})
+
+    async def record(self, session_id: str) -> dict[str, Any]:
+        """Everything about one session, for analytics and exports (no token hash)."""
+        s = self.get(session_id)
+        messages = await self.store.run(self.store.messages, session_id)
+        events = await self.store.run(self.store.events, session_id, None)
+        submitted = [e for e in events if e["type"] == "session.submitted"]
+        snapshots = [e for e in events if e["type"] == "activity.snapshot"
+                     and isinstance(e["payload"].get("notebook"), dict)]
+        final = (submitted[-1]["payload"].get("notebook") if submitted
+                 else snapshots[-1]["payload"]["notebook"] if snapshots else None)
+        grades = [e for e in events if e["type"] == "grade.completed"]
+        challenge = s.challenge
+        if self.challenges is not None and challenge.get("id"):
+            ch = self.challenges.get(challenge["id"])
+            challenge = ch.public() if ch is not None else challenge
+        return {
+            "session": s.to_dict(self.now()),
+            "messages": [message_view(m) for m in messages],
+            "events": [event_view(e) for e in events],
+            "final_notebook": final,
+            "grade": grades[-1]["payload"] if grades else None,
+            "challenge": challenge,
+        }
+
+    def refuse(self, s: Session, err: IBError) -> IBError:
+        """Log a refusal as an event, then hand the error back for raising."""
+        s.flags["refusals"] += 1
+        self.emit(s, "refusal", "system", {"code": err.code, "message": err.message})
+        self.save(s)
+        return err
+
+    def check_warnings(self, s: Session) -> None:
+        now = self.now()
+        for kind, threshold in s.due_warnings(now, self.config.warning_thresholds):
+            left = (round(s.time_left(now)) if kind == "time" else s.ledger.settled_left)
+            s.warnings.append({"kind": kind, "threshold": threshold, "at": now})
+            s.flags["warnings"] += 1
+            self.emit(s, "warning", "system", {"kind": kind, "threshold": threshold, "left": left})
+
+    # ---- streams -----------------------------------------------------------------
+    def cut_streams(self, s: Session, action: str) -> None:
+        for ev in list(self.streams.get(s.id, ())):
+            ev.reason = CUT_REASONS[action]  # type: ignore[attr-defined]
+            ev.set()
+
+
+def message_view(m: dict[str, Any]) -> dict[str, Any]:
+    out = dict(m)
+    out["created_at"] = iso(m["created_at"])
+    out["finished_at"] = iso(m.get("finished_at"))
+    return out
+
+
+def event_view(e: dict[str, Any]) -> dict[str, Any]:
+    out = dict(e)
+    out["at"] = iso(e["at"])
+    return out
