@@ -8,7 +8,6 @@ candidate's server as another user, in a container, or on JupyterHub (see README
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
 import signal

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Item = dict[str, Any]
 Predicate = Callable[[Item], bool]

@@ -21,7 +21,7 @@ from tornado.iostream import StreamClosedError
 from . import __version__, gateway, roles, schemas
 from .errors import IBError, status_code_error
 from .roles import CANDIDATE, INTERVIEWER, PUBLIC
-from .service import Service, message_view, event_view
+from .service import Service, event_view, message_view
 from .sessions import TRANSITIONS
 
 log = logging.getLogger("ib_extension.handlers")
@@ -385,7 +385,7 @@ class SessionActionHandler(IBHandler):
 
     async def post(self, session_id: str) -> None:
         if self.request.body.strip() not in (b"", b"{}", b"null"):
-            raise IBError("invalid_request", f"'{self.action}' takes no request body.")
+            raise IBError("invalid_request", f"The {self.action} action takes no request body.")
         self.reply(self.session_view(self.service.act(session_id, self.action)))
 
 

@@ -67,6 +67,7 @@ class Service:
         # session id -> the cut-off events of its running streams
         self.streams: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._event_id = 0
+        self._message_seq = 0  # conversation order, even when two messages share a timestamp
 
     def now(self) -> float:
         return self.clock.now()
@@ -80,6 +81,7 @@ class Service:
             self.sessions[s.id] = s
             self._by_token[s.token_hash] = s.id
         self._event_id = self.store.submit(self.store.max_event_id).result()
+        self._message_seq = self.store.submit(self.store.max_message_seq).result()
         for msg in self.store.submit(self.store.streaming_messages).result():
             self._recover_interrupted(msg)
 
@@ -138,6 +140,9 @@ class Service:
         return row
 
     def save_message(self, msg: dict[str, Any], *, publish: bool = True):
+        if "seq" not in msg:
+            self._message_seq += 1
+            msg["seq"] = self._message_seq
         fut = self.store.submit(self.store.save_message, dict(msg))
         if publish:
             self.feed.publish(msg["session_id"], "message", message_view(msg))

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 
@@ -51,6 +52,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE messages (
         id VARCHAR PRIMARY KEY,
+        seq BIGINT NOT NULL,
         session_id VARCHAR NOT NULL,
         role VARCHAR NOT NULL,
         content VARCHAR NOT NULL,
@@ -62,7 +64,7 @@ MIGRATIONS: list[str] = [
         created_at DOUBLE NOT NULL,
         finished_at DOUBLE
     );
-    CREATE INDEX messages_by_session ON messages (session_id, created_at);
+    CREATE INDEX messages_by_session ON messages (session_id, seq);
     CREATE TABLE events (
         id BIGINT PRIMARY KEY,
         session_id VARCHAR NOT NULL,
@@ -89,7 +91,7 @@ SESSION_COLUMNS = [
     "flags",
 ]
 MESSAGE_COLUMNS = [
-    "id", "session_id", "role", "content", "model", "prompt_tokens", "completion_tokens",
+    "id", "seq", "session_id", "role", "content", "model", "prompt_tokens", "completion_tokens",
     "latency_ms", "status", "created_at", "finished_at",
 ]
 EVENT_COLUMNS = ["id", "session_id", "type", "actor", "payload", "at"]
@@ -101,7 +103,7 @@ def _cols(columns: list[str]) -> str:
 
 
 def _decode(columns: list[str], row: tuple) -> dict[str, Any]:
-    d = dict(zip(columns, row))
+    d = dict(zip(columns, row, strict=True))
     for c in JSON_COLUMNS.intersection(d):
         d[c] = json.loads(d[c]) if d[c] is not None else None
     return d
@@ -201,7 +203,7 @@ class Store:
     def messages(self, session_id: str) -> list[dict[str, Any]]:
         rows = self.con.execute(
             f"SELECT {_cols(MESSAGE_COLUMNS)} FROM messages WHERE session_id = ? "
-            "ORDER BY created_at, id",
+            "ORDER BY seq",
             [session_id],
         ).fetchall()
         return [_decode(MESSAGE_COLUMNS, r) for r in rows]
@@ -238,6 +240,9 @@ class Store:
 
     def max_event_id(self) -> int:
         return self.con.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+
+    def max_message_seq(self) -> int:
+        return self.con.execute("SELECT coalesce(max(seq), 0) FROM messages").fetchone()[0]
 
     # ---- interviewer-made challenges ---------------------------------------------
     def save_challenge(self, challenge_id: str, source: str, at: float) -> None:

@@ -1,7 +1,5 @@
 """The service in a real Jupyter server: health, OpenAPI, create, chat via the openai SDK."""
 
-import openai
-import pytest
 
 from conftest import candidate_client
 

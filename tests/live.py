@@ -1,0 +1,48 @@
+"""A live ib service as a real subprocess (`ib serve`), for notebook and browser tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from conftest import free_port, stop, wait_until_up
+
+from ib_extension.client import IBClient
+
+
+@dataclass
+class LiveService:
+    url: str
+    token: str
+    data_dir: Path
+    proc: subprocess.Popen
+    client: IBClient
+
+    def create_session(self, **overrides) -> dict:
+        body = {"candidate_name": "Grace Hopper", "time_limit_seconds": 1800,
+                "token_budget": 20000, "challenge_title": "FizzBuzz",
+                "challenge_text": "Write `fizzbuzz(n)`."}
+        body.update(overrides)
+        return self.client.create_session(**body)
+
+
+def start_service(fake_llm_url: str, data_dir: Path, token: str = "live-interviewer-token",
+                  extra_args: list[str] | None = None) -> LiveService:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "IB_LLM_API_KEY")}
+    env["IB_TOKEN"] = token
+    cmd = [sys.executable, "-m", "ib_extension.cli", "serve", "--port", str(port),
+           "--data-dir", str(data_dir), "--llm-base-url", fake_llm_url, *(extra_args or [])]
+    log = open(data_dir.parent / f"service-{port}.log", "w")  # noqa: SIM115 (kept for the process's life)
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url + "/ib/api/health", proc)
+    return LiveService(url, token, data_dir, proc, IBClient(url, token))
+
+
+def stop_service(live: LiveService) -> None:
+    live.client.close()
+    stop(live.proc)

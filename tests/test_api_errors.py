@@ -1,0 +1,143 @@
+"""Bad input gets a 4xx with a sentence in one JSON error shape, and changes nothing."""
+
+import json
+
+import httpx
+import pytest
+from conftest import session_body
+
+ERROR_KEYS = {"code", "message", "type", "param"}
+
+
+def assert_error_shape(r: httpx.Response, status: int, code: str) -> dict:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == ERROR_KEYS
+    err = body["error"]
+    assert err["code"] == code
+    # a sentence: starts with a capital, ends with a full stop, says something
+    assert err["message"][0].isupper() and err["message"].rstrip().endswith((".", ")")), err
+    assert "Traceback" not in r.text
+    return err
+
+
+BAD_CREATES = [
+    ("malformed JSON", b"{not json", "invalid_request"),
+    ("not an object", b"[1, 2]", "invalid_request"),
+    ("wrong type", session_body(token_budget="5000"), "invalid_request"),
+    ("unknown field", session_body(colour="blue"), "invalid_request"),
+    ("negative budget", session_body(token_budget=-5), "invalid_request"),
+    ("absurd budget", session_body(token_budget=10**12), "invalid_request"),
+    ("absurd time", session_body(time_limit_seconds=10**9), "invalid_request"),
+    ("zero time", session_body(time_limit_seconds=0), "invalid_request"),
+    ("blank name", session_body(candidate_name="   "), "invalid_request"),
+    ("bad email", session_body(candidate_email="not-an-email"), "invalid_request"),
+    ("unknown model", session_body(model="gpt-nonexistent"), "invalid_request"),
+    ("unknown policy", session_body(assist_policy="anything-goes"), "invalid_request"),
+    ("no challenge", {k: v for k, v in session_body().items() if k != "challenge_text"},
+     "invalid_request"),
+    ("unknown challenge", session_body(challenge_text=None, challenge_id="no-such-challenge"),
+     "invalid_request"),
+    ("missing field", {"candidate_name": "X"}, "invalid_request"),
+]
+
+
+@pytest.mark.parametrize("body,code", [c[1:] for c in BAD_CREATES], ids=[c[0] for c in BAD_CREATES])
+async def test_bad_create_is_refused_and_changes_nothing(aio_interviewer, service, body, code):
+    before = len(service.sessions)
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    r = await aio_interviewer.post("/ib/api/sessions", content=content)
+    assert_error_shape(r, 400, code)
+    assert len(service.sessions) == before
+
+
+async def test_oversize_body_is_413(aio_interviewer, service, ib_app):
+    big = session_body(challenge_text="x" * (ib_app.max_body_bytes + 10))
+    r = await aio_interviewer.post("/ib/api/sessions", json=big)
+    assert_error_shape(r, 413, "payload_too_large")
+    assert not service.sessions
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("GET", "/ib/api/sessions/s_nope", None),
+    ("POST", "/ib/api/sessions/s_nope/pause", None),
+    ("POST", "/ib/api/sessions/s_nope/extend-time", {"seconds": 60}),
+    ("GET", "/ib/api/sessions/s_nope/messages", None),
+    ("GET", "/ib/api/sessions/s_nope/events", None),
+    ("GET", "/ib/api/no/such/route", None),
+])
+async def test_unknown_ids_and_routes_are_404(aio_interviewer, method, path, body):
+    r = await aio_interviewer.request(method, path, json=body)
+    assert_error_shape(r, 404, "not_found")
+
+
+async def test_wrong_method_is_405(aio_interviewer):
+    r = await aio_interviewer.delete("/ib/api/sessions")
+    assert_error_shape(r, 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("path,body", [
+    ("extend-time", {"seconds": 0}),
+    ("extend-time", {"seconds": "60"}),
+    ("extend-time", {"minutes": 5}),
+    ("extend-tokens", {"tokens": -1}),
+    ("extend-tokens", {}),
+    ("pause", {"now": True}),
+])
+async def test_bad_control_bodies_change_nothing(aio_interviewer, make_session, service, path, body):
+    sid = (await make_session())["id"]
+    before = service.sessions[sid].to_dict(service.now())
+    r = await aio_interviewer.post(f"/ib/api/sessions/{sid}/{path}", json=body)
+    assert_error_shape(r, 400, "invalid_request")
+    assert service.sessions[sid].to_dict(service.now()) == before
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=abc", "offset=-1", "limit=100000"])
+async def test_bad_query_parameters(aio_interviewer, query):
+    r = await aio_interviewer.get(f"/ib/api/sessions?{query}")
+    assert_error_shape(r, 400, "invalid_request")
+
+
+async def test_invalid_transition_is_409_with_a_sentence(aio_interviewer, make_session):
+    sid = (await make_session())["id"]
+    r = await aio_interviewer.post(f"/ib/api/sessions/{sid}/resume")
+    err = assert_error_shape(r, 409, "conflict")
+    assert "not started" in err["message"]
+    assert r.headers["x-should-retry"] == "false"
+
+
+BAD_CHATS = [
+    ("no messages", {"model": "gpt-4o-mini", "messages": []}),
+    ("unknown field", {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
+                       "tools": []}),
+    ("bad role", {"messages": [{"role": "wizard", "content": "hi"}]}),
+    ("last not user", {"messages": [{"role": "assistant", "content": "hi"}]}),
+    ("wrong model", {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+    ("empty message", {"messages": [{"role": "user", "content": "   "}]}),
+    ("n > 1", {"messages": [{"role": "user", "content": "hi"}], "n": 3}),
+    ("bad temperature", {"messages": [{"role": "user", "content": "hi"}], "temperature": 9}),
+]
+
+
+@pytest.mark.parametrize("body", [c[1] for c in BAD_CHATS], ids=[c[0] for c in BAD_CHATS])
+async def test_bad_chat_requests_charge_nothing(base_url, make_session, service, body):
+    created = await make_session()
+    async with httpx.AsyncClient() as c:
+        r = await c.post(base_url + "/ib/v1/chat/completions", json=body,
+                         headers={"Authorization": f"Bearer {created['candidate_token']}"})
+    assert_error_shape(r, 400, "invalid_request")
+    assert r.headers["x-should-retry"] == "false"
+    s = service.sessions[created["id"]]
+    assert s.ledger.used == 0 and s.ledger.reserved == 0 and s.message_count == 0
+
+
+async def test_message_too_long(base_url, make_session, ib_app):
+    created = await make_session()
+    text = "a" * (ib_app.max_message_chars + 1)
+    async with httpx.AsyncClient() as c:
+        r = await c.post(base_url + "/ib/v1/chat/completions",
+                         json={"messages": [{"role": "user", "content": text}]},
+                         headers={"Authorization": f"Bearer {created['candidate_token']}"})
+    err = assert_error_shape(r, 400, "message_too_long")
+    assert str(ib_app.max_message_chars) in err["message"]
