@@ -14,7 +14,7 @@ from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Any as AnyTrait
-from traitlets import Dict, Enum, Float, Int, List, Unicode, default, validate
+from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, default, validate
 
 from . import __version__
 
@@ -94,6 +94,11 @@ class IBExtension(ExtensionApp):
                          help="How often the service checks clocks (expiry, time warnings).")
     challenge_dirs = List(Unicode(), config=True,
                           help="Folders of challenge files (default: the bundled library).")
+    grading = Bool(True, config=True,
+                   help="Grade the final notebook against the challenge's tests when a session "
+                        "ends (in a separate kernel; see README on isolating it).")
+    grading_timeout_seconds = Int(120, config=True, help="Wall-clock limit of one grading.")
+    grading_memory_mb = Int(1024, config=True, help="Memory limit of the grading kernel.")
     # candidate role
     service_url = Unicode("", config=True, help="Candidate role: URL of the ib service.")
     session_token = Unicode("", config=True,
@@ -150,7 +155,8 @@ class IBExtension(ExtensionApp):
                             completion_cap_param=self.completion_cap_param,
                             azure_api_version=self.azure_api_version)
         store = Store(Path(self.data_dir) / "ib.duckdb")
-        self.service = Service(self, store, self.clock, provider, self._load_challenges())
+        self.service = Service(self, store, self.clock, provider, self._load_challenges(),
+                               grader=self._grader())
         self.service.load()
         self.settings["ib_service"] = self.service
         self.log.info("ib service: data in %s, provider %s, models %s", store.path,
@@ -166,6 +172,18 @@ class IBExtension(ExtensionApp):
         for source, problem in library.errors:
             self.log.warning("challenge %s not loaded: %s", source, problem)
         return library
+
+    def _grader(self):
+        if not self.grading:
+            return None
+        from .grading import grade_async
+
+        async def grade(notebook, challenge):
+            return await grade_async(notebook, challenge,
+                                     timeout_seconds=self.grading_timeout_seconds,
+                                     memory_mb=self.grading_memory_mb)
+
+        return grade
 
     def gateway_settings(self):
         from .gateway import Settings

@@ -452,3 +452,63 @@ class FeedHandler(FeedBase):
         sid = self.query("session_id")
         await self.follow(lambda it: it["audience"] in ("all", INTERVIEWER)
                           and (sid is None or it["session_id"] == sid))
+
+
+# ---- challenge library ---------------------------------------------------------------
+def _library(handler: IBHandler):
+    lib = handler.service.challenges
+    if lib is None:
+        raise IBError("not_found", "This service has no challenge library.")
+    return lib
+
+
+class ChallengesHandler(IBHandler):
+    ops = {
+        "get": Op(INTERVIEWER, "List or search the challenge library", query=(
+            ("q", "string", "words that must all appear"), ("category", "string", ""),
+            ("difficulty", "string", "easy, medium or hard"), ("tag", "string", ""))),
+        "post": Op(INTERVIEWER, "Add an interviewer-made challenge (fields, or `source`: "
+                                "the text of a challenge file)", body=schemas.NewChallenge,
+                   success=201),
+    }
+
+    async def get(self) -> None:
+        lib = _library(self)
+        try:
+            found = lib.search(q=self.query("q"), category=self.query("category"),
+                               difficulty=self.query("difficulty"), tag=self.query("tag"))
+        except ValueError as e:
+            raise IBError("invalid_request", f"{str(e)[0].upper()}{str(e)[1:]}.") from e
+        self.reply({"challenges": [ch.public() | {"source": lib.sources.get(ch.id)}
+                                   for ch in found],
+                    "errors": [{"source": src, "problem": problem} for src, problem in lib.errors]})
+
+    async def post(self) -> None:
+        req = self.body(schemas.NewChallenge)
+        fields = None if req.source is not None else dict(req.model_extra or {})
+        ch = self.service.add_challenge(fields, req.source)
+        self.reply(ch.interviewer())
+
+
+class ChallengeHandler(IBHandler):
+    ops = {"get": Op(INTERVIEWER, "One challenge, hidden tests and notes included")}
+
+    async def get(self, challenge_id: str) -> None:
+        ch = _library(self).get(challenge_id)
+        if ch is None:
+            raise IBError("not_found", f"There is no challenge with id '{challenge_id}'.")
+        self.reply(ch.interviewer())
+
+
+class GradeHandler(IBHandler):
+    ops = {"post": Op(INTERVIEWER, "Grade (again) the session's final notebook")}
+
+    async def post(self, session_id: str) -> None:
+        s = self.service.get(session_id)
+        if not s.ended:
+            raise IBError("conflict", f"Session {session_id} has not ended; grade it after it ends.")
+        result = await self.service.grade(session_id)
+        if result is None:
+            raise IBError("conflict", "There is nothing to grade: no final notebook, or a "
+                          "challenge without tests.")
+        self.reply(self.session_view(s))

@@ -33,7 +33,10 @@ ROUTES: list[tuple[str, type[h.IBHandler], dict[str, Any]]] = [
     (f"/ib/api/sessions/{SID}/messages", h.SessionMessagesHandler, {}),
     (f"/ib/api/sessions/{SID}/events", h.SessionEventsHandler, {}),
     (f"/ib/api/sessions/{SID}/record", h.SessionRecordHandler, {}),
+    (f"/ib/api/sessions/{SID}/grade", h.GradeHandler, {}),
     ("/ib/api/feed", h.FeedHandler, {}),
+    ("/ib/api/challenges", h.ChallengesHandler, {}),
+    ("/ib/api/challenges/{challenge_id}", h.ChallengeHandler, {}),
 ]
 
 _PARAM = re.compile(r"\{(\w+)\}")

@@ -53,6 +53,13 @@ class Submit(Body):
     notebook: dict[str, Any]
 
 
+class NewChallenge(BaseModel):
+    """Either the text of a challenge file, or its fields (checked by the library)."""
+
+    model_config = ConfigDict(extra="allow")
+    source: str | None = Field(default=None, max_length=200_000)
+
+
 class TextPart(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["text"]

@@ -53,12 +53,14 @@ class Clock(Protocol):
 
 class Service:
     def __init__(self, config: Config, store: Store, clock: Clock, provider: Any,
-                 challenges: Any = None):
+                 challenges: Any = None, grader: Any = None):
         self.config = config
         self.store = store
         self.clock = clock
         self.provider = provider
         self.challenges = challenges
+        self.grader = grader  # async (notebook, challenge) -> result, or None: no grading
+        self._background: set[asyncio.Task] = set()
         self.sessions: dict[str, Session] = {}
         self._by_token: dict[str, str] = {}
         self.feed = Feed()
@@ -84,6 +86,9 @@ class Service:
         self._message_seq = self.store.submit(self.store.max_message_seq).result()
         for msg in self.store.submit(self.store.streaming_messages).result():
             self._recover_interrupted(msg)
+        if self.challenges is not None:
+            for challenge_id, source in self.store.submit(self.store.challenges).result():
+                self._add_challenge_source(source, f"custom:{challenge_id}")
 
     def _recover_interrupted(self, msg: dict[str, Any]) -> None:
         """A reply that was streaming when the process died: charge what was sent."""
@@ -255,6 +260,40 @@ class Service:
         if action in CUT_REASONS:
             self.cut_streams(s, action)
         self.save(s)
+        if s.ended:
+            self.schedule_grading(s)
+
+    # ---- grading -----------------------------------------------------------------
+    def schedule_grading(self, s: Session) -> None:
+        """Grade the final notebook in the background once the session has ended."""
+        if self.grader is None:
+            return
+        task = asyncio.ensure_future(self.grade(s.id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def grade(self, session_id: str) -> dict[str, Any] | None:
+        s = self.get(session_id)
+        record = await self.record(session_id)
+        challenge = self.challenges.get(s.challenge.get("id") or "") if self.challenges else None
+        reason = None
+        if challenge is None:
+            reason = "the challenge has no tests (custom text)"
+        elif record["final_notebook"] is None:
+            reason = "no notebook was submitted or saved"
+        if reason:
+            self.emit(s, "grade.skipped", "system", {"reason": reason}, audience="interviewer")
+            return None
+        try:
+            result = await self.grader(record["final_notebook"], challenge)
+        except Exception as e:  # a grader failure must not take the service down
+            log.exception("grading %s failed", session_id)
+            result = {"score": 0.0, "passed": 0, "total": 0, "tests": [],
+                      "error": f"The grader failed: {type(e).__name__}."}
+        s.grade = result
+        self.emit(s, "grade.completed", "system", result, audience="interviewer")
+        self.save(s)
+        return result
 
     def extend_time(self, session_id: str, seconds: int, actor: str = "interviewer") -> Session:
         s = self.get(session_id)
@@ -281,6 +320,35 @@ class Service:
         self.emit(s, "session.token_rotated", actor, audience="interviewer")
         self.save(s)
         return token
+
+    # ---- challenge library -------------------------------------------------------
+    def add_challenge(self, fields: dict[str, Any] | None, source: str | None) -> Any:
+        """Add an interviewer-made challenge (fields, or the text of a challenge file)."""
+        from .challenges import ChallengeError, Challenge, dump_challenge, parse_challenge
+        from pydantic import ValidationError
+
+        if self.challenges is None:
+            raise IBError("invalid_request", "This service has no challenge library.")
+        try:
+            ch = parse_challenge(source, "the submitted challenge") if source is not None \
+                else Challenge.model_validate(fields)
+            self.challenges.add(ch, f"custom:{ch.id}")
+        except ChallengeError as e:
+            raise IBError("invalid_request", f"The challenge cannot be used: {e.problem}.") from e
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "body"
+            raise IBError("invalid_request", f"Field '{where}': {err['msg']}.", param=where) from e
+        self.store.submit(self.store.save_challenge, ch.id, dump_challenge(ch), self.now())
+        return ch
+
+    def _add_challenge_source(self, source: str, name: str) -> None:
+        from .challenges import ChallengeError, parse_challenge
+
+        try:
+            self.challenges.add(parse_challenge(source, name), name, replace=True)
+        except ChallengeError as e:
+            log.warning("stored challenge %s not loaded: %s", name, e.problem)
 
     # ---- candidate side ----------------------------------------------------------
     def candidate_seen(self, s: Session, *, active: bool = True) -> None:
@@ -313,7 +381,6 @@ class Service:
                      and isinstance(e["payload"].get("notebook"), dict)]
         final = (submitted[-1]["payload"].get("notebook") if submitted
                  else snapshots[-1]["payload"]["notebook"] if snapshots else None)
-        grades = [e for e in events if e["type"] == "grade.completed"]
         challenge = s.challenge
         if self.challenges is not None and challenge.get("id"):
             ch = self.challenges.get(challenge["id"])
@@ -323,7 +390,7 @@ class Service:
             "messages": [message_view(m) for m in messages],
             "events": [event_view(e) for e in events],
             "final_notebook": final,
-            "grade": grades[-1]["payload"] if grades else None,
+            "grade": s.grade,
             "challenge": challenge,
         }
 

@@ -36,6 +36,14 @@ _STATUS_WORDS = {
 }
 
 
+def candidate_grade(result: dict[str, Any]) -> dict[str, Any]:
+    """A grade as the candidate may see it: hidden tests only as a count."""
+    tests = result.get("tests") or []
+    hidden = [t for t in tests if not t.get("visible")]
+    return {**result, "tests": [t for t in tests if t.get("visible")],
+            "hidden": {"passed": sum(bool(t.get("passed")) for t in hidden), "total": len(hidden)}}
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
 
@@ -72,6 +80,7 @@ class Session:
     submitted_at: float | None = None
     warnings: list[dict[str, Any]] = field(default_factory=list)  # history, for display
     warned: set[tuple[str, int]] = field(default_factory=set)  # thresholds currently crossed
+    grade: dict[str, Any] | None = None  # the grader's result, once the session has ended
     flags: dict[str, int] = field(
         default_factory=lambda: {"refusals": 0, "injection": 0, "large_paste": 0, "warnings": 0}
     )
@@ -221,9 +230,12 @@ class Session:
                 for w in self.warnings
             ],
             "flags": dict(self.flags),
+            "score": self.grade.get("score") if self.grade else None,
+            "grade": self.grade,
         }
         if view == "candidate":
             del d["candidate_email"], d["flags"]
+            d["grade"] = candidate_grade(self.grade) if self.grade else None
         return d
 
     # ---- persistence -------------------------------------------------------------
@@ -231,7 +243,7 @@ class Session:
         "id", "candidate_name", "candidate_email", "challenge", "model", "assist_policy",
         "time_limit_seconds", "token_hash", "status", "locked", "created_at", "started_at",
         "ended_at", "paused_at", "paused_seconds", "message_count", "last_activity_at",
-        "end_reason", "submitted_at", "warnings", "flags",
+        "end_reason", "submitted_at", "warnings", "flags", "grade",
     )
 
     def to_row(self) -> dict[str, Any]:

@@ -48,7 +48,8 @@ MIGRATIONS: list[str] = [
         submitted_at DOUBLE,
         warnings JSON NOT NULL,
         warned JSON NOT NULL,
-        flags JSON NOT NULL
+        flags JSON NOT NULL,
+        grade JSON
     );
     CREATE TABLE messages (
         id VARCHAR PRIMARY KEY,
@@ -88,14 +89,14 @@ SESSION_COLUMNS = [
     "time_limit_seconds", "token_budget", "tokens_prompt", "tokens_completion", "token_hash",
     "status", "locked", "created_at", "started_at", "ended_at", "paused_at", "paused_seconds",
     "message_count", "last_activity_at", "end_reason", "submitted_at", "warnings", "warned",
-    "flags",
+    "flags", "grade",
 ]
 MESSAGE_COLUMNS = [
     "id", "seq", "session_id", "role", "content", "model", "prompt_tokens", "completion_tokens",
     "latency_ms", "status", "created_at", "finished_at",
 ]
 EVENT_COLUMNS = ["id", "session_id", "type", "actor", "payload", "at"]
-JSON_COLUMNS = {"challenge", "warnings", "warned", "flags", "payload"}
+JSON_COLUMNS = {"challenge", "warnings", "warned", "flags", "payload", "grade"}
 
 
 def _cols(columns: list[str]) -> str:
