@@ -212,5 +212,5 @@ class IBExtension(ExtensionApp):
             ticker.cancel()
         if self.service is not None:
             await self.service.provider.close()
-            self.service.close()
+            await self.service.close()
             self.service = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timedelta, timezone
 import logging
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -21,8 +22,8 @@ from tornado.iostream import StreamClosedError
 from . import __version__, gateway, roles, schemas
 from .errors import IBError, status_code_error
 from .roles import CANDIDATE, INTERVIEWER, PUBLIC
-from .service import Service, event_view, message_view
-from .sessions import TRANSITIONS
+from .service import Service, SessionFilter, event_view, message_view
+from .sessions import STATUSES, TRANSITIONS
 
 log = logging.getLogger("ib_extension.handlers")
 
@@ -125,6 +126,32 @@ class IBHandler(APIHandler):
             raise IBError("invalid_request", f"Query parameter '{name}' must be between {lo} and {hi}.",
                           param=name)
         return value
+
+    def float_query(self, name: str) -> float | None:
+        raw = self.get_query_argument(name, None)
+        if raw is None:
+            return None
+        try:
+            return float(raw)
+        except ValueError:
+            raise IBError("invalid_request", f"Query parameter '{name}' must be a number.",
+                          param=name) from None
+
+    def date_query(self, name: str, *, end: bool = False) -> float | None:
+        """A date or ISO 8601 time as epoch seconds; a bare `to` date includes that day."""
+        raw = self.get_query_argument(name, None)
+        if raw is None:
+            return None
+        try:
+            when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise IBError("invalid_request", f"Query parameter '{name}' must be a date like "
+                          "2026-11-25 or an ISO 8601 time.", param=name) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        if end and len(raw) == 10:
+            when += timedelta(days=1)
+        return when.timestamp()
 
     def reply(self, data: Any, status: int | None = None) -> None:
         self.set_status(status or self.op.success)
@@ -344,6 +371,11 @@ class SessionsHandler(IBHandler):
             ("status", "string", "comma-separated statuses"),
             ("q", "string", "text in the candidate, challenge or conversation"),
             ("challenge_id", "string", "sessions of one challenge"),
+            ("candidate", "string", "part of the candidate's name"),
+            ("from", "string", "created on or after this date (YYYY-MM-DD or ISO 8601)"),
+            ("to", "string", "created on or before this date (YYYY-MM-DD: the whole day)"),
+            ("min_score", "number", "graded at least this (0-1)"),
+            ("max_score", "number", "graded at most this (0-1)"),
             ("limit", "integer", "page size, 1-500 (default 50)"),
             ("offset", "integer", "rows to skip"))),
         "post": Op(INTERVIEWER, "Create a session", body=schemas.CreateSession, success=201),
@@ -351,11 +383,18 @@ class SessionsHandler(IBHandler):
 
     async def get(self) -> None:
         svc = self.service
-        status = [s for s in (self.query("status") or "").split(",") if s]
-        q = self.query("q")
-        matches = await svc.store.run(svc.store.search_messages, q) if q else None
-        found = svc.list(status=status, q=q, challenge_id=self.query("challenge_id"),
-                         conversation_matches=matches)
+        f = SessionFilter(
+            status=[s for s in (self.query("status") or "").split(",") if s],
+            q=(self.query("q") or "").strip(), challenge_id=self.query("challenge_id"),
+            candidate=self.query("candidate"),
+            created_from=self.date_query("from"), created_to=self.date_query("to", end=True),
+            min_score=self.float_query("min_score"), max_score=self.float_query("max_score"))
+        unknown = set(f.status) - STATUSES
+        if unknown:
+            raise IBError("invalid_request", f"Unknown status '{sorted(unknown)[0]}'; use "
+                          f"{', '.join(sorted(STATUSES))}.", param="status")
+        matches = await svc.store.run(svc.store.search_messages, f.q) if f.q else None
+        found = svc.list(f, matches)
         limit = self.int_query("limit", 50, 1, 500)
         offset = self.int_query("offset", 0, 0, 10**9)
         self.reply({"sessions": [self.session_view(s) for s in found[offset:offset + limit]],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import tokens
@@ -33,6 +34,37 @@ CUT_REASONS = {
     "submit": ("session_ended", "You submitted your work; the reply was cut off here."),
     "expire": ("time_up", "Time is up; the reply was cut off here."),
 }
+
+
+@dataclass
+class SessionFilter:
+    status: list[str] = field(default_factory=list)
+    q: str = ""  # in the id, candidate, challenge title or (via the store) the conversation
+    challenge_id: str | None = None
+    candidate: str | None = None
+    created_from: float | None = None
+    created_to: float | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+
+    def admits(self, s: Session, conversation_matches: set[str] | None) -> bool:
+        score = s.grade.get("score") if s.grade else None
+        checks = [
+            not self.status or s.status in self.status,
+            not self.challenge_id or s.challenge.get("id") == self.challenge_id,
+            not self.candidate or self.candidate.lower() in s.candidate_name.lower(),
+            self.created_from is None or s.created_at >= self.created_from,
+            self.created_to is None or s.created_at < self.created_to,
+            self.min_score is None or (score is not None and score >= self.min_score),
+            self.max_score is None or (score is not None and score <= self.max_score),
+        ]
+        if not all(checks):
+            return False
+        if self.q:
+            hay = " ".join([s.id, s.candidate_name, s.candidate_email or "",
+                            s.challenge.get("title") or ""]).lower()
+            return self.q.lower() in hay or s.id in (conversation_matches or set())
+        return True
 
 
 class Config(Protocol):
@@ -104,7 +136,11 @@ class Service:
             self.save(s)
         log.warning("reply %s was interrupted by a restart; charged what was sent", msg["id"])
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Stop background work and running streams, then close the file."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         for events in self.streams.values():
             for ev in events:
                 ev.set()
@@ -164,24 +200,9 @@ class Service:
         sid = self._by_token.get(hash_token(token))
         return self.sessions.get(sid) if sid else None
 
-    def list(self, *, status: list[str] | None = None, q: str | None = None,
-             challenge_id: str | None = None, candidate: str | None = None,
-             conversation_matches: set[str] | None = None) -> list[Session]:
-        found = []
-        needle = (q or "").lower()
-        for s in self.sessions.values():
-            if status and s.status not in status:
-                continue
-            if challenge_id and s.challenge.get("id") != challenge_id:
-                continue
-            if candidate and candidate.lower() not in s.candidate_name.lower():
-                continue
-            if needle:
-                hay = " ".join([s.id, s.candidate_name, s.candidate_email or "",
-                                s.challenge.get("title") or ""]).lower()
-                if needle not in hay and s.id not in (conversation_matches or set()):
-                    continue
-            found.append(s)
+    def list(self, f: SessionFilter, conversation_matches: set[str] | None = None) -> list[Session]:
+        """Sessions matching every filter, newest first (in memory: fast for thousands)."""
+        found = [s for s in self.sessions.values() if f.admits(s, conversation_matches)]
         found.sort(key=lambda s: s.created_at, reverse=True)
         return found
 

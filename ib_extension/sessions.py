@@ -14,6 +14,7 @@ from .budget import Ledger
 from .clock import iso
 from .errors import IBError
 
+STATUSES = {"created", "active", "paused", "completed", "expired"}
 ENDED = {"completed", "expired"}
 
 # action -> (statuses it may start from, status it leads to)

@@ -141,3 +141,9 @@ async def test_message_too_long(base_url, make_session, ib_app):
                          headers={"Authorization": f"Bearer {created['candidate_token']}"})
     err = assert_error_shape(r, 400, "message_too_long")
     assert str(ib_app.max_message_chars) in err["message"]
+
+
+@pytest.mark.parametrize("query", ["status=sleeping", "from=yesterday", "min_score=high"])
+async def test_bad_list_filters(aio_interviewer, query):
+    r = await aio_interviewer.get(f"/ib/api/sessions?{query}")
+    assert_error_shape(r, 400, "invalid_request")
