@@ -85,7 +85,7 @@ def cmd_demo(args) -> int:
         client = IBClient(url, token)
         created = client.create_session(**demo_session(client))
         lab_url = None
-        if not args.no_lab:
+        if not args.no_lab and _has_lab():
             lab_url, lab = start_lab(ib, url, created["candidate_token"], args, data, env)
             procs.append(lab)
 
@@ -98,6 +98,12 @@ def cmd_demo(args) -> int:
         return 0
     finally:
         stop_all()
+
+
+def _has_lab() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ib_extension.lab") is not None
 
 
 def demo_session(client: IBClient) -> dict:

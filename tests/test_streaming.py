@@ -175,3 +175,4 @@ async def test_feed_long_poll_wakes_on_news_and_resets_on_a_new_epoch(
     assert page["cursor"] > first["cursor"]
     stale = (await aio_interviewer.get("/ib/api/feed?cursor=1&epoch=older&timeout=0")).json()
     assert stale["reset"] is True
+
