@@ -11,6 +11,8 @@ import os
 import secrets
 import sys
 
+import httpx
+
 from .client import IBClient, IBClientError
 
 DEFAULT_MODELS = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"]
@@ -31,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args) or 0
     except IBClientError as e:
         print(f"error: {e.message} ({e.code})", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as e:
+        where = getattr(getattr(e, "request", None), "url", None)
+        print(f"error: cannot reach the service{f' at {where}' if where else ''}: "
+              f"{type(e).__name__}. Is `ib serve` running, and are --url/IB_URL right?",
+              file=sys.stderr)
         return 1
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -140,8 +148,9 @@ def serve_argv(args) -> list[str]:
         "--IBExtension.role=service",
         f"--IBExtension.data_dir={os.path.abspath(args.data_dir)}",
         f"--IBExtension.llm_base_url={base_url}",
-        "--IBExtension.models=" + json.dumps(models),
     ]
+    # A List trait on the command line takes one value per flag.
+    argv += [f"--IBExtension.models={m}" for m in models]
     if args.config:
         argv.append(f"--config={args.config}")
     if hasattr(os, "geteuid") and os.geteuid() == 0:

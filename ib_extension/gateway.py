@@ -127,6 +127,7 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
                      {"pattern": flagged[0], "excerpt": flagged[1], "message_id": user_msg["id"]},
                      audience="interviewer")
     await asyncio.wrap_future(service.save_message(user_msg))
+    service.save(s)  # the count and last activity, durable before the provider is called
 
     reply = Reply(id=reply_id, model=s.model, created=int(now))
     cut = asyncio.Event()

@@ -131,6 +131,7 @@ class Service:
         self.store.submit(self.store.save_message, msg)
         if s is not None:
             s.ledger.settle(msg["id"], msg.get("prompt_tokens") or 0, msg["completion_tokens"])
+            s.message_count += 1
             self.emit(s, "chat.cut", "system",
                       {"message_id": msg["id"], "reason": "service_restarted"})
             self.save(s)

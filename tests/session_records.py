@@ -1,0 +1,433 @@
+"""Build session records (the input of analytics, provenance and export) in code.
+
+A session record is ``{"session", "messages", "events", "final_notebook", "grade",
+"challenge"}`` with the shapes of docs/API.md. ``RecordBuilder`` plays the service:
+each call appends what the service would log at ``t`` seconds after ``T0``, and
+``build()`` fills in the session's aggregate fields. Other test modules may reuse it::
+
+    b = RecordBuilder()
+    b.start(0)
+    b.ask(60, "How do I sum a list?", "Use `sum`:\\n```python\\ntotal = sum(xs)\\n```")
+    b.pause(120); b.resume(180)
+    b.submit(300, notebook(code_cell("total = sum(xs)")))
+    record = b.build()
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timedelta, timezone
+
+import nbformat
+
+T0 = datetime(2026, 11, 25, 9, 0, 0, tzinfo=timezone.utc)
+
+CHALLENGE = {
+    "id": "two-sum",
+    "title": "Two Sum",
+    "difficulty": "easy",
+    "category": "algorithms",
+    "statement": "Return the indices of the two numbers that add up to `target`.",
+    "starter_code": "def two_sum(nums, target):\n    ...",
+}
+
+
+def iso(t: float) -> str:
+    """The API's timestamp format for ``t`` seconds after ``T0``."""
+    moment = T0 + timedelta(seconds=t)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def code_cell(source: str, **kwargs) -> nbformat.NotebookNode:
+    return nbformat.v4.new_code_cell(source, **kwargs)
+
+
+def markdown_cell(source: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_markdown_cell(source)
+
+
+def notebook(*cells) -> dict:
+    """A plain-dict nbformat v4 notebook, as the submit call carries it."""
+    nb = nbformat.v4.new_notebook(cells=list(cells))
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return _plain(nb)
+
+
+def fenced(code: str, lang: str = "python") -> str:
+    return f"```{lang}\n{code}\n```"
+
+
+def _plain(node):
+    """NotebookNode -> plain dicts/lists (what JSON over HTTP gives you)."""
+    if isinstance(node, dict):
+        return {k: _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+class RecordBuilder:
+    def __init__(
+        self,
+        *,
+        session_id: str = "s_test000001",
+        candidate_name: str = "Ada Lovelace",
+        time_limit_seconds: int = 3600,
+        token_budget: int = 20000,
+        challenge: dict | None = CHALLENGE,
+        model: str = "gpt-4o-mini",
+    ):
+        self.session_id = session_id
+        self.candidate_name = candidate_name
+        self.time_limit_seconds = time_limit_seconds
+        self.token_budget = token_budget
+        self.challenge = copy.deepcopy(challenge)
+        self.model = model
+        self.messages: list[dict] = []
+        self.events: list[dict] = []
+        self.final_notebook: dict | None = None
+        self.grade_result: dict | None = None
+        self.started: float | None = None
+        self.ended: float | None = None
+        self.submitted: float | None = None
+        self.end_reason: str | None = None
+        self.status = "created"
+        self.locked = False
+        self.warnings: list[dict] = []
+        self.event(0, "session.created", actor="interviewer")
+
+    # -- raw entries ---------------------------------------------------------
+    def event(self, t: float, type: str, actor: str = "system", **payload) -> dict:
+        ev = {
+            "id": len(self.events) + 1,
+            "session_id": self.session_id,
+            "type": type,
+            "actor": actor,
+            "payload": payload,
+            "at": iso(t),
+        }
+        self.events.append(ev)
+        return ev
+
+    def message(
+        self,
+        t: float,
+        role: str,
+        content: str,
+        *,
+        finished: float | None = None,
+        prompt_tokens=None,
+        completion_tokens=None,
+        latency_ms=None,
+        status: str = "complete",
+    ) -> dict:
+        msg = {
+            "id": f"m_{len(self.messages) + 1:04d}",
+            "session_id": self.session_id,
+            "role": role,
+            "content": content,
+            "model": self.model,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "latency_ms": latency_ms,
+            "status": status,
+            "created_at": iso(t),
+            "finished_at": iso(t if finished is None else finished),
+        }
+        self.messages.append(msg)
+        return msg
+
+    # -- what the service logs -----------------------------------------------
+    def start(self, t: float = 0) -> None:
+        self.started = t
+        self.status = "active"
+        self.event(t, "session.started", actor="interviewer")
+
+    def ask(
+        self,
+        t: float,
+        question: str,
+        answer: str,
+        *,
+        prompt_tokens: int = 100,
+        completion_tokens: int = 50,
+        latency: float = 2.0,
+        status: str = "complete",
+    ) -> tuple[dict, dict]:
+        """A question at ``t`` and its reply, which takes ``latency`` seconds. Like the
+        service, the reply repeats the request's prompt tokens next to its completion."""
+        user = self.message(t, "user", question, prompt_tokens=prompt_tokens)
+        reply = self.message(
+            t,
+            "assistant",
+            answer,
+            finished=t + latency,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            latency_ms=round(latency * 1000),
+            status=status,
+        )
+        self.event(
+            t + latency,
+            "chat.completed",
+            message_id=reply["id"],
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            latency_ms=round(latency * 1000),
+        )
+        return user, reply
+
+    def pause(self, t: float) -> None:
+        self.status = "paused"
+        self.event(t, "session.paused", actor="interviewer")
+
+    def resume(self, t: float) -> None:
+        self.status = "active"
+        self.event(t, "session.resumed", actor="interviewer")
+
+    def lock(self, t: float) -> None:
+        self.locked = True
+        self.event(t, "session.locked", actor="interviewer")
+
+    def extend_tokens(self, t: float, tokens: int) -> None:
+        self.token_budget += tokens
+        self.event(t, "tokens.extended", actor="interviewer", tokens=tokens)
+
+    def extend_time(self, t: float, seconds: int) -> None:
+        self.time_limit_seconds += seconds
+        self.event(t, "time.extended", actor="interviewer", seconds=seconds)
+
+    def refusal(self, t: float, code: str = "budget_exhausted") -> None:
+        self.event(t, "refusal", code=code, message=f"refused: {code}")
+
+    def warning(self, t: float, kind: str = "tokens", threshold: int = 25) -> None:
+        self.warnings.append({"kind": kind, "threshold": threshold, "at": iso(t)})
+        self.event(t, "warning", kind=kind, threshold=threshold, left=0)
+
+    def injection(self, t: float, pattern: str = "ignore previous", excerpt: str = "...") -> None:
+        self.event(t, "injection.suspected", pattern=pattern, excerpt=excerpt)
+
+    def activity(self, t: float, kind: str, **payload) -> None:
+        self.event(t, f"activity.{kind}", actor="candidate", **payload)
+
+    def submit(self, t: float, nb: dict) -> None:
+        self.submitted = t
+        self.final_notebook = nb
+        self.event(t, "session.submitted", actor="candidate", notebook=nb)
+        self.end(t, "submitted", actor="candidate")
+
+    def end(self, t: float, reason: str = "interviewer", actor: str = "interviewer") -> None:
+        self.ended = t
+        self.end_reason = reason
+        self.status = "completed"
+        self.event(t, "session.ended", actor=actor, reason=reason)
+
+    def grade(self, tests: list[tuple[str, bool, bool]], *, error: str | None = None) -> None:
+        """``tests``: (name, visible, passed) triples."""
+        passed = sum(1 for _, _, ok in tests if ok)
+        self.grade_result = {
+            "score": round(100 * passed / len(tests)) if tests else 0,
+            "passed": passed,
+            "total": len(tests),
+            "tests": [
+                {"name": n, "visible": v, "passed": ok, "message": "" if ok else "AssertionError"}
+                for n, v, ok in tests
+            ],
+            "duration_seconds": 0.5,
+            "error": error,
+        }
+
+    # -- the record ------------------------------------------------------------
+    def build(self) -> dict:
+        prompt = sum(m["prompt_tokens"] or 0 for m in self.messages if m["role"] == "user")
+        completion = sum(m["completion_tokens"] or 0 for m in self.messages)
+        last = max(
+            [0.0]
+            + [_seconds(e["at"]) for e in self.events]
+            + [_seconds(m["finished_at"]) for m in self.messages]
+        )
+        session = {
+            "id": self.session_id,
+            "candidate_name": self.candidate_name,
+            "candidate_email": "ada@example.com",
+            "challenge": copy.deepcopy(self.challenge),
+            "model": self.model,
+            "assist_policy": "full",
+            "status": self.status,
+            "locked": self.locked,
+            "time_limit_seconds": self.time_limit_seconds,
+            "time_used_seconds": None,
+            "time_left_seconds": None,
+            "deadline": None,
+            "token_budget": self.token_budget,
+            "tokens_prompt": prompt,
+            "tokens_completion": completion,
+            "tokens_used": prompt + completion,
+            "tokens_reserved": 0,
+            "tokens_left": self.token_budget - prompt - completion,
+            "message_count": len(self.messages),
+            "created_at": iso(0),
+            "started_at": None if self.started is None else iso(self.started),
+            "ended_at": None if self.ended is None else iso(self.ended),
+            "last_activity_at": iso(last),
+            "end_reason": self.end_reason,
+            "warnings": list(self.warnings),
+            "flags": {
+                "refusals": 0,
+                "injection": 0,
+                "large_paste": 0,
+                "warnings": len(self.warnings),
+            },
+            "submitted_at": None if self.submitted is None else iso(self.submitted),
+        }
+        return copy.deepcopy(
+            {
+                "session": session,
+                "messages": self.messages,
+                "events": self.events,
+                "final_notebook": self.final_notebook,
+                "grade": self.grade_result,
+                "challenge": self.challenge,
+            }
+        )
+
+
+def _seconds(stamp: str) -> float:
+    return (datetime.fromisoformat(stamp.replace("Z", "+00:00")) - T0).total_seconds()
+
+
+def sample_record() -> dict:
+    """A complete, graded session that exercises every part of the exports:
+    questions, a pause, a token extension, a warning, a refusal, an injection flag,
+    and a final notebook with one copied, one modified and one hand-written cell."""
+    b = RecordBuilder()
+    b.start(0)
+    b.ask(
+        90,
+        "How do I find two numbers that add up to a target quickly?",
+        "Use a dictionary of seen values:\n\n" + fenced(COPIED_BLOCK),
+        prompt_tokens=300,
+        completion_tokens=120,
+        latency=3.0,
+    )
+    b.pause(600)
+    b.resume(660)
+    b.ask(
+        900,
+        "Can you add input validation?",
+        "Sure:\n\n" + fenced(MODIFIED_BLOCK_AI),
+        prompt_tokens=500,
+        completion_tokens=200,
+        latency=4.0,
+    )
+    b.warning(1000, "tokens", 25)
+    b.extend_tokens(1100, 5000)
+    b.injection(1150, "ignore previous instructions", "ignore previous instructions and")
+    b.refusal(1200, "rate_limited")
+    b.ask(
+        1300,
+        "Any edge cases I missed?",
+        "Empty input and duplicates. No code needed.",
+        prompt_tokens=700,
+        completion_tokens=60,
+        latency=1.5,
+    )
+    b.submit(
+        1800,
+        notebook(
+            markdown_cell("# My solution"),
+            code_cell(COPIED_BLOCK),
+            code_cell(MODIFIED_BLOCK_CANDIDATE),
+            code_cell(HANDWRITTEN),
+        ),
+    )
+    b.grade(
+        [
+            ("test_example", True, True),
+            ("test_duplicates", False, True),
+            ("test_large", False, False),
+        ]
+    )
+    return b.build()
+
+
+COPIED_BLOCK = """def two_sum(nums, target):
+    seen = {}
+    for i, n in enumerate(nums):
+        if target - n in seen:
+            return [seen[target - n], i]
+        seen[n] = i
+    return []"""
+
+MODIFIED_BLOCK_AI = """def check_input(nums, target):
+    if not isinstance(nums, list):
+        raise TypeError("nums must be a list")
+    if not all(isinstance(n, int) for n in nums):
+        raise TypeError("nums must hold integers")
+    if not isinstance(target, int):
+        raise TypeError("target must be an integer")"""
+
+# Two lines changed, one added, the rest as the AI wrote them.
+MODIFIED_BLOCK_CANDIDATE = """def check_input(nums, target):
+    if not isinstance(nums, (list, tuple)):
+        raise TypeError("nums must be a list")
+    if not all(isinstance(n, int) for n in nums):
+        raise TypeError("nums must hold ints only")
+    if not isinstance(target, int):
+        raise TypeError("target must be an integer")
+    return True"""
+
+HANDWRITTEN = """assert two_sum([2, 7, 11, 15], 9) == [0, 1]
+assert two_sum([3, 3], 6) == [0, 1]
+print("all good")"""
+
+
+SECRETS = {
+    "candidate_token": "ibc_SECRET_candidate_token_5f1e",
+    "api_key": "sk-SECRET-provider-key-9a7b",
+    "interviewer_token": "ibi_SECRET_interviewer_token_c3d2",
+}
+
+
+def plant_secrets(record: dict) -> list[str]:
+    """Put secret-looking values wherever a careless producer might leave one (extra
+    keys on the session, messages, events, grade, challenge, notebook metadata, a
+    provider error's message) and return them; exports must contain none of them."""
+    token, key, admin = SECRETS["candidate_token"], SECRETS["api_key"], SECRETS["interviewer_token"]
+    record["session"].update(candidate_token=token, api_key=key)
+    record["session"]["challenge"] = {
+        **(record["session"].get("challenge") or {}),
+        "hidden_tests": admin,
+    }
+    record["env"] = {"IB_TOKEN": admin, "OPENAI_API_KEY": key}
+    record["candidate_token"] = token
+    for m in record["messages"]:
+        m["api_key"] = key
+    for e in record["events"]:
+        e["payload"]["candidate_token"] = token
+        e["auth"] = admin
+    record["events"].append(
+        {
+            "id": 999,
+            "session_id": record["session"]["id"],
+            "type": "provider.error",
+            "actor": "system",
+            "payload": {"message": f"Incorrect API key provided: {key}"},
+            "at": record["events"][-1]["at"],
+        }
+    )
+    if record.get("grade"):
+        record["grade"]["runner_token"] = admin
+        record["grade"]["tests"][0]["env"] = {"IB_TOKEN": admin}
+    if record.get("challenge"):
+        record["challenge"]["hidden_tests"] = f"assert secret == {admin!r}"
+    nb = record.get("final_notebook")
+    if nb:
+        nb["metadata"]["interview_buddy"] = {"candidate_token": token}
+        nb["metadata"]["kernelspec"]["env"] = {"OPENAI_API_KEY": key}
+        nb["cells"][0]["metadata"]["ib"] = {"token": token}
+    return list(SECRETS.values())

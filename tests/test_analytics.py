@@ -1,0 +1,230 @@
+"""analytics: numbers, timelines and charts derived from constructed session records."""
+
+import csv
+import io
+import json
+import random
+from datetime import timedelta
+
+import plotly.graph_objects as go
+import pytest
+from session_records import T0, RecordBuilder, sample_record
+
+from ib_extension import analytics
+
+
+def test_pause_span_splits_wall_time_into_active_and_paused():
+    b = RecordBuilder()
+    b.start(100)
+    b.pause(400)
+    b.resume(520)
+    b.end(1100)
+    s = analytics.summary(b.build())
+    assert s["wall_seconds"] == 1100 - 100
+    assert s["paused_seconds"] == 520 - 400
+    assert s["active_seconds"] == (1100 - 100) - (520 - 400)
+    assert s["pauses"] == 1
+
+
+def test_pause_without_resume_lasts_until_the_end():
+    b = RecordBuilder()
+    b.start(0)
+    b.pause(500)
+    b.end(800)
+    s = analytics.summary(b.build())
+    assert (s["active_seconds"], s["paused_seconds"]) == (500, 300)
+
+
+def test_live_session_is_measured_up_to_now():
+    b = RecordBuilder()
+    b.start(0)
+    b.pause(100)
+    b.resume(160)
+    record = b.build()
+    s = analytics.summary(record, now=T0 + timedelta(seconds=400))
+    assert (s["wall_seconds"], s["paused_seconds"], s["active_seconds"]) == (400, 60, 340)
+    # Without `now`, the last thing that happened stands in for it.
+    assert analytics.summary(record)["wall_seconds"] == 160
+
+
+def test_conversation_numbers():
+    b = RecordBuilder(token_budget=10_000)
+    b.start(0)
+    asks = [(45, 300, 100, 2.0), (200, 700, 250, 5.5), (600, 1200, 80, 1.5)]
+    for t, prompt, completion, latency in asks:
+        b.ask(
+            t,
+            "question",
+            "answer",
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            latency=latency,
+        )
+    b.pause(700)
+    b.resume(760)
+    b.end(1000)
+    s = analytics.summary(b.build())
+    prompt = sum(a[1] for a in asks)
+    completion = sum(a[2] for a in asks)
+    assert (s["messages_user"], s["messages_assistant"]) == (3, 3)
+    assert (s["tokens_prompt"], s["tokens_completion"]) == (prompt, completion)
+    assert s["tokens_total"] == prompt + completion
+    assert s["tokens_per_question"] == round((prompt + completion) / 3, 1)
+    assert s["budget_used_share"] == round((prompt + completion) / 10_000, 4)
+    assert s["first_question_after_seconds"] == asks[0][0]
+    assert s["ai_wait_seconds"] == sum(a[3] for a in asks)
+    assert s["ai_time_share"] == round(sum(a[3] for a in asks) / (1000 - 60), 4)
+
+
+def test_flags_extensions_and_score():
+    b = RecordBuilder(token_budget=1000, time_limit_seconds=600)
+    b.start(0)
+    b.refusal(10)
+    b.refusal(20, "time_up")
+    b.warning(30)
+    b.injection(40)
+    b.extend_tokens(50, 500)
+    b.extend_time(60, 300)
+    b.grade([("a", True, True), ("b", False, False)])
+    b.end(100)
+    s = analytics.summary(b.build())
+    assert (s["refusals"], s["warnings"], s["injection_flags"]) == (2, 1, 1)
+    assert (s["token_budget"], s["tokens_extended"]) == (1500, 500)
+    assert (s["time_limit_seconds"], s["time_extended_seconds"]) == (900, 300)
+    assert (s["score"], s["tests_passed"], s["tests_total"]) == (50, 1, 2)
+
+
+def test_session_that_never_started_has_no_time_and_no_questions():
+    s = analytics.summary(RecordBuilder().build())
+    assert (s["wall_seconds"], s["active_seconds"], s["first_question_after_seconds"]) == (
+        0,
+        0,
+        None,
+    )
+    assert s["ai_time_share"] is None and s["score"] is None
+
+
+def test_token_timeline_is_cumulative_and_steps_the_budget_at_the_extension():
+    b = RecordBuilder(token_budget=2000)
+    b.start(0)
+    b.ask(60, "q1", "a1", prompt_tokens=400, completion_tokens=100, latency=2)
+    b.extend_tokens(300, 1000)
+    b.ask(400, "q2", "a2", prompt_tokens=900, completion_tokens=300, latency=3)
+    record = b.build()
+    rows = analytics.token_timeline(record)
+    assert [r["t"] for r in rows] == sorted(r["t"] for r in rows)
+    assert [r["tokens"] for r in rows] == sorted(r["tokens"] for r in rows)
+    assert rows[-1]["tokens"] == 400 + 100 + 900 + 300
+    assert {r["budget"] for r in rows if r["t"] < 300} == {2000}
+    assert {r["budget"] for r in rows if r["t"] >= 300} == {3000}
+    actions = [(r["t"], r["label"]) for r in rows if r["kind"] == "action"]
+    assert actions == [(0, "started"), (300, "tokens extended")]
+
+
+def test_message_timeline_sorts_by_time_whatever_the_input_order():
+    record = sample_record()
+    expected = [m["id"] for m in record["messages"]]
+    random.Random(7).shuffle(record["messages"])
+    rows = analytics.message_timeline(record)
+    assert [r["id"] for r in rows] == expected
+    reply = next(r for r in rows if r["role"] == "assistant")
+    assert reply["latency_seconds"] == 3.0 and reply["completion_tokens"] == 120
+
+
+def test_time_utilisation_covers_the_session_and_what_was_left():
+    b = RecordBuilder(time_limit_seconds=3000)
+    b.start(0)
+    b.ask(100, "q", "a", latency=4)
+    b.pause(500)
+    b.resume(800)
+    b.end(2000)
+    rows = analytics.time_utilisation(b.build())
+    lane = [r for r in rows if r["lane"] == "session"]
+    assert [r["state"] for r in lane] == ["active", "paused", "active", "unused"]
+    assert all(a["end"] == b["start"] for a, b in zip(lane, lane[1:], strict=False))
+    active = sum(r["seconds"] for r in lane if r["state"] == "active")
+    assert active == 2000 - 300
+    assert lane[-1]["seconds"] == 3000 - active
+    assert [(r["start"], r["end"]) for r in rows if r["lane"] == "ai"] == [(100, 104)]
+
+
+def test_figures_share_one_look_and_show_the_data():
+    record = sample_record()
+    figs = [
+        analytics.fig_token_usage(record),
+        analytics.fig_time_utilisation(record),
+        analytics.fig_message_timeline(record),
+        analytics.fig_compare([record, record]),
+    ]
+    assert all(isinstance(f, go.Figure) for f in figs)
+    looks = {
+        (f.layout.font.family, f.layout.template.layout.paper_bgcolor, f.layout.title.x)
+        for f in figs
+    }
+    assert len(looks) == 1
+    usage = {t.name: t for t in figs[0].data}
+    timeline = analytics.token_timeline(record)
+    assert list(usage["tokens used"].y) == [r["tokens"] for r in timeline]
+    assert list(usage["budget"].y) == [r["budget"] for r in timeline]
+    assert "tokens extended" in usage["interviewer action"].text
+
+
+def test_compare_puts_candidates_side_by_side_and_refuses_mixed_challenges():
+    a, b = sample_record(), sample_record()
+    b["session"]["candidate_name"] = "Grace Hopper"
+    b["messages"] = b["messages"][:2]
+    fig = analytics.fig_compare([a, b])
+    tokens = fig.data[0]
+    assert list(tokens.x) == ["Ada Lovelace", "Grace Hopper"]
+    assert list(tokens.y) == [analytics.summary(r)["tokens_total"] for r in (a, b)]
+    b["challenge"] = {**b["challenge"], "id": "fizzbuzz"}
+    with pytest.raises(ValueError, match="one challenge"):
+        analytics.fig_compare([a, b])
+    with pytest.raises(ValueError, match="at least one"):
+        analytics.fig_compare([])
+
+
+def test_csv_and_json_hold_one_summary_per_record():
+    records = [sample_record(), RecordBuilder(session_id="s_other").build()]
+    summaries = [analytics.summary(r) for r in records]
+    rows = list(csv.DictReader(io.StringIO(analytics.to_csv(records))))
+    assert [r["session_id"] for r in rows] == ["s_test000001", "s_other"]
+    assert rows[0]["tokens_total"] == str(summaries[0]["tokens_total"])
+    assert list(rows[0]) == list(summaries[0])
+    assert json.loads(analytics.to_json(records)) == summaries
+    assert next(csv.reader(io.StringIO(analytics.to_csv([])))) == list(summaries[0])
+
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ([], "must be a dict"),
+        ({"messages": []}, "needs 'session'"),
+        ({"session": {"id": "s_1"}, "messages": "nope"}, "'messages' must be a list"),
+    ],
+)
+def test_bad_records_are_named(record, message):
+    with pytest.raises(ValueError, match=message):
+        analytics.summary(record)
+
+
+def test_bad_timestamp_is_named():
+    record = sample_record()
+    record["messages"][0]["created_at"] = "yesterday"
+    with pytest.raises(ValueError, match="'yesterday'"):
+        analytics.summary(record)
+
+
+def test_message_without_a_time_is_named():
+    record = sample_record()
+    del record["messages"][2]["created_at"]
+    with pytest.raises(ValueError, match="an item of 'messages' lacks created_at"):
+        analytics.summary(record)
+
+
+def test_a_question_sorts_before_its_reply_whatever_the_ids():
+    b = RecordBuilder()
+    b.start(0)
+    question, reply = b.ask(10, "q", "a")
+    question["id"], reply["id"] = "m_zzz", "m_aaa"
+    assert [m["role"] for m in analytics.messages(b.build())] == ["user", "assistant"]

@@ -1,0 +1,374 @@
+"""export: the reviewer's files, their validity, order, and what they must never hold."""
+
+import csv
+import io
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import jsonschema
+import nbformat
+import pytest
+from conftest import candidate_client, free_port, stop, wait_until_up
+from session_records import (
+    RecordBuilder,
+    code_cell,
+    markdown_cell,
+    notebook,
+    plant_secrets,
+    sample_record,
+)
+
+from ib_extension import analytics, export
+from ib_extension.provenance import code_blocks, normalise, provenance
+
+KINDS = {
+    "review",
+    "summary",
+    "analytics",
+    "grade",
+    "section",
+    "message",
+    "candidate_cell",
+    "provenance",
+}
+
+
+@pytest.fixture(scope="module")
+def record():
+    return sample_record()
+
+
+@pytest.fixture(scope="module")
+def review(record):
+    return export.to_ipynb(record)
+
+
+def ib(cell_or_nb) -> dict:
+    return cell_or_nb.metadata.get(export.NAMESPACE) or {}
+
+
+def test_ipynb_is_valid_and_round_trips(review):
+    nbformat.validate(review)
+    assert nbformat.reads(nbformat.writes(review), as_version=4) == review
+
+
+def test_everything_added_is_namespaced_and_versioned(review):
+    assert ib(review) == {
+        "schema_version": 1,
+        "kind": "review",
+        "session_id": "s_test000001",
+        "exported_by": export.__version__,
+    }
+    for cell in review.cells:
+        assert ib(cell)["schema_version"] == 1
+        assert ib(cell)["kind"] in KINDS
+    assert [ib(c)["kind"] for c in review.cells[:4]] == ["summary", "analytics", "grade", "section"]
+
+
+def test_every_message_appears_once_in_time_order(record):
+    shuffled = json.loads(json.dumps(record))
+    random.Random(3).shuffle(shuffled["messages"])
+    cells = export.to_ipynb(shuffled).cells
+    shown = [ib(c)["message_id"] for c in cells if ib(c)["kind"] == "message"]
+    assert shown == [m["id"] for m in analytics.messages(record)]
+    for m in record["messages"]:
+        cell = next(c for c in cells if ib(c).get("message_id") == m["id"])
+        assert ib(cell)["role"] == m["role"]
+        assert m["content"].splitlines()[0] in cell.source
+
+
+def test_candidate_cells_keep_their_order_and_carry_provenance(record, review):
+    submitted = record["final_notebook"]["cells"]
+    candidate = [c for c in review.cells if ib(c)["kind"] == "candidate_cell"]
+    assert [c.source for c in candidate] == [c["source"] for c in submitted]
+    for cell in candidate:
+        if cell.cell_type == "code":
+            following = review.cells[review.cells.index(cell) + 1]
+            assert ib(following)["kind"] == "provenance"
+            assert ib(cell)["provenance"]["lines"] == len(cell.source.splitlines())
+
+
+def test_a_reply_comes_before_the_cell_that_uses_it(review):
+    kinds = [
+        (
+            ib(c)["kind"],
+            ib(c).get("message_id") or (ib(c).get("provenance") or {}).get("best_message_id"),
+        )
+        for c in review.cells
+    ]
+    for i, (kind, source) in enumerate(kinds):
+        if kind == "candidate_cell" and source:
+            assert ("message", source) in kinds[:i]
+
+
+def test_a_question_comes_before_the_cell_run_after_it():
+    b = RecordBuilder()
+    b.start(0)
+    nb = notebook(code_cell("a = 1"), code_cell("b = 2"))
+    first, second = (c["id"] for c in nb["cells"])
+    b.activity(50, "cell_executed", cell_id=first)
+    b.ask(100, "What is b?", "Just a name.")
+    b.activity(150, "cell_executed", cell_id=second)
+    b.submit(200, nb)
+    order = [ib(c).get("message_id") or c.source for c in export.to_ipynb(b.build()).cells[4:]]
+    order = [o for o in order if not o.startswith("🔎")]
+    assert order == ["a = 1", "m_0001", "m_0002", "b = 2"]
+
+
+def test_charts_render_offline_in_lab_and_html(review):
+    charts = next(c for c in review.cells if ib(c)["kind"] == "analytics")
+    assert export.HIDE_INPUT_TAG in charts.metadata["tags"]
+    assert len(charts.outputs) == 3
+    for out in charts.outputs:
+        assert out.data["application/vnd.plotly.v1+json"]["data"]
+        assert 'class="plotly-graph-div"' in out.data["text/html"]
+    # plotly.js travels once, in the first chart; the others reuse it.
+    assert [o.data["text/html"].count("* plotly.js v") for o in charts.outputs] == [1, 0, 0]
+
+
+def test_grade_table_lists_every_test(record, review):
+    grade = next(c for c in review.cells if ib(c)["kind"] == "grade").source
+    for t in record["grade"]["tests"]:
+        assert t["name"] in grade
+    assert "hidden" in grade
+
+
+def test_json_validates_against_the_schema_and_is_complete(record):
+    document = json.loads(export.to_json(record))
+    jsonschema.validate(document, export.schema())
+    assert [m["id"] for m in document["messages"]] == [m["id"] for m in record["messages"]]
+    assert document["summary"] == analytics.summary(record)
+    assert len(document["events"]) == len(record["events"])
+    nbformat.validate(nbformat.from_dict(document["final_notebook"]))
+
+
+def test_schema_documents_exactly_the_allowlist():
+    s = export.schema()
+    jsonschema.Draft202012Validator.check_schema(s)
+    assert set(s["$defs"]["session"]["properties"]) == set(export.SESSION_FIELDS)
+    assert set(s["$defs"]["message"]["properties"]) == set(export.MESSAGE_FIELDS)
+    payload_keys = {k for fields in export.PAYLOAD_FIELDS.values() for k in fields}
+    payload_keys |= set(export.ACTIVITY_FIELDS)
+    assert (
+        set(s["$defs"]["event"]["properties"]["payload"]["propertyNames"]["enum"]) == payload_keys
+    )
+    assert set(s["properties"]) == set(s["required"])
+    document = json.loads(export.to_json(sample_record()))
+    document["session"]["candidate_token"] = "x"
+    with pytest.raises(jsonschema.ValidationError, match="candidate_token"):
+        jsonschema.validate(document, s)
+
+
+def test_markdown_holds_the_review(record):
+    md = export.to_markdown(record)
+    for m in record["messages"]:
+        assert m["content"].splitlines()[0] in md
+    assert md.index("Candidate asked") < md.index("def two_sum")
+    assert "Provenance:" in md and "## Grading" in md
+
+
+def test_html_is_a_page_with_the_charts(record):
+    page = export.to_html(record)
+    assert page.lstrip().lower().startswith("<!doctype html>")
+    for i in range(3):
+        assert f'id="ib-chart-{i}"' in page
+    assert page.count("* plotly.js v") == 1
+
+
+def test_csv_is_the_summary_row(record):
+    rows = list(csv.DictReader(io.StringIO(export.to_csv(record))))
+    assert len(rows) == 1 and rows[0]["session_id"] == record["session"]["id"]
+
+
+@pytest.mark.parametrize("fmt", export.FORMATS)
+def test_no_secret_reaches_any_format(fmt, tmp_path):
+    record = sample_record()
+    secrets = plant_secrets(record)
+    assert all(s in json.dumps(record) for s in secrets)
+    text = export.write(record, fmt, tmp_path / f"review.{fmt}").read_text(encoding="utf-8")
+    for secret in secrets:
+        assert secret not in text
+    assert record["messages"][0]["content"].splitlines()[0] in text or fmt == "csv"
+
+
+ATTACKS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(2)>",
+    "[plain](javascript:alert(3))",
+    "[entity](jav&#x61;script:alert(4))",
+    "[escaped](javascript\\:alert(5))",
+    "[ref]\n\n[ref]: JavaScript:alert(6)",
+    "<javascript:alert(7)>",
+    "\\`<script>alert(8)</script>`",
+    "``<script>alert(9)</script>`",
+    "``` `not a fence`\n<script>alert(10)</script>\n```",
+    "- item\n  ```\n<script>alert(11)</script>\n```",
+    "> ```\n> <script>alert(12)</script>",
+    "&lt;script&gt;alert(13)&lt;/script&gt;",
+]
+
+
+def test_candidate_and_ai_html_is_made_inert():
+    b = RecordBuilder()
+    b.start(0)
+    for i, attack in enumerate(ATTACKS):
+        b.ask(10 + i, attack, attack)
+    outputs = [
+        nbformat.from_dict({"output_type": "display_data", "metadata": {}, "data": d})
+        for d in (
+            {"text/html": "<script>alert(14)</script>", "text/plain": "shown"},
+            {"image/png": 'AAAA" onerror="alert(15)', "text/plain": "picture"},
+        )
+    ]
+    cells = [markdown_cell(a) for a in ATTACKS] + [code_cell("x = 1", outputs=outputs)]
+    b.submit(100, notebook(*cells))
+    record = b.build()
+    page = export.to_html(record)
+    # What the browser would run: script elements, event handlers, javascript: URLs.
+    body = page.split(">Grading", 1)[1]  # after the charts, whose plotly.js is ours
+    assert (
+        re.findall(r"<script>\s*alert|<\w+[^>]*\son\w+=|(?:href|src)=\W*javascript", body, re.I)
+        == []
+    )
+    assert re.findall(r'<a href="(?!#)', body) == []  # no link at all from their text
+    assert "shown" in page and "picture" in page
+
+
+def test_code_keeps_its_text():
+    text = "Is `a < b` true?\n\n```python\nif a < b and xs[0]:\n    pass\n```\nSee [docs]."
+    inert = export.inert_markdown(text)
+    assert "`a < b`" in inert and "if a < b and xs[0]:" in inert
+    assert "&#93;" in inert and "&lt;" not in inert.split("```")[1]
+
+
+def test_unknown_format_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="choose one of ipynb, md, json, html, csv"):
+        export.write(sample_record(), "pdf", tmp_path / "x.pdf")
+
+
+def test_review_without_notebook_or_grade():
+    b = RecordBuilder()
+    b.start(0)
+    b.ask(5, "hello?", "hi")
+    b.end(60)
+    record = b.build()
+    review = export.to_ipynb(record)
+    assert [ib(c)["kind"] for c in review.cells][-2:] == ["message", "message"]
+    assert "Not graded." in export.to_markdown(record)
+    jsonschema.validate(json.loads(export.to_json(record)), export.schema())
+
+
+# -- in a real browser, with every request off this machine refused ------------------
+
+CHROMIUM = os.environ.get("IB_CHROMIUM", "/usr/bin/chromium")
+CHARTS_DRAWN = "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3"
+
+
+@pytest.fixture
+def offline_page():
+    """A Chromium page that can reach files and loopback only, and records script errors."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make browser` or set IB_CHROMIUM.")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(30_000)
+        page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), lambda route: route.abort())
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        yield page
+        browser.close()
+
+
+@pytest.mark.browser
+def test_html_export_draws_its_charts_offline(record, tmp_path, offline_page):
+    path = export.write(record, "html", tmp_path / "review.html")
+    offline_page.goto(path.as_uri())
+    offline_page.wait_for_function(CHARTS_DRAWN)
+    assert offline_page.errors == []
+
+
+@pytest.mark.browser
+def test_jupyterlab_draws_the_charts_of_the_untrusted_notebook_offline(
+    record, tmp_path, offline_page
+):
+    export.write(record, "ipynb", tmp_path / "review.ipynb")
+    (tmp_path / "config.json").write_text(
+        json.dumps({"ServerApp": {"jpserver_extensions": {"ib_extension": False}}})
+    )
+    port, token = free_port(), "review-test-token"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+         f"--config={tmp_path / 'config.json'}", "--ServerApp.ip=127.0.0.1",
+         f"--port={port}", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={tmp_path}", f"--LabApp.workspaces_dir={tmp_path / 'ws'}",
+         f"--LabApp.user_settings_dir={tmp_path / 'settings'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{url}/api/status?token={token}", proc)
+        offline_page.goto(f"{url}/lab/tree/review.ipynb?token={token}")
+        offline_page.wait_for_function(CHARTS_DRAWN)
+    finally:
+        stop(proc)
+
+
+# -- a record from the real service ----------------------------------------------------
+
+
+async def test_exports_of_a_record_the_service_kept(
+    make_session, aio_interviewer, base_url, clock, tmp_path
+):
+    created = await make_session(time_limit_seconds=1800, token_budget=20000)
+    sid, token = created["id"], created["candidate_token"]
+    llm = candidate_client(base_url, token)
+    clock.advance(30)
+    reply = await llm.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "How do I check a palindrome?"}]
+    )
+    code = code_blocks(reply.choices[0].message.content)[0]
+    assert (await aio_interviewer.post(f"/ib/api/sessions/{sid}/pause")).status_code == 200
+    clock.advance(120)
+    assert (await aio_interviewer.post(f"/ib/api/sessions/{sid}/resume")).status_code == 200
+    clock.advance(60)
+    nb = notebook(code_cell(code), code_cell("print('mine')"))
+    async with httpx.AsyncClient(
+        base_url=base_url, headers={"Authorization": f"Bearer {token}"}
+    ) as candidate:
+        submitted = await candidate.post("/ib/api/me/submit", json={"notebook": nb})
+    assert submitted.status_code < 300, submitted.text
+    r = await aio_interviewer.get(f"/ib/api/sessions/{sid}/record")
+    assert r.status_code == 200, r.text
+    record = r.json()
+
+    summary = analytics.summary(record)
+    assert (summary["paused_seconds"], summary["messages_user"]) == (120, 1)
+    assert summary["tokens_prompt"] == record["session"]["tokens_prompt"] > 0
+    assert summary["tokens_completion"] == record["session"]["tokens_completion"] > 0
+    assert provenance(record)["cells"][0]["ai_unchanged"] == len(normalise(code))
+    for fmt in export.FORMATS:
+        text = export.write(record, fmt, tmp_path / f"review.{fmt}").read_text(encoding="utf-8")
+        assert token not in text
+    document = json.loads((tmp_path / "review.json").read_text(encoding="utf-8"))
+    jsonschema.validate(document, export.schema())
+    review = nbformat.read(tmp_path / "review.ipynb", as_version=4)
+    assert [ib(c)["kind"] for c in review.cells if ib(c)["kind"] == "message"] == ["message"] * 2
+
+
+def test_only_a_fence_at_the_start_of_a_line_is_trusted_as_code():
+    # Inside a list, CommonMark ends the code at the first unindented line; renderers
+    # disagree on where, so such a fence does not protect its content from escaping.
+    inert = export.inert_markdown("- item\n  ```\n<script>alert(1)</script>\n```")
+    assert "<script>" not in inert
+    assert "<script>" in export.inert_markdown("```\n<script>alert(1)</script>\n```")
