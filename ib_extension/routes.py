@@ -7,6 +7,8 @@ from typing import Any
 
 from . import __version__
 from . import handlers as h
+from . import handlers_candidate as hc
+from . import handlers_interviewer as hi
 from .roles import CANDIDATE, INTERVIEWER, PUBLIC
 
 SID = "{session_id}"
@@ -15,28 +17,28 @@ SID = "{session_id}"
 ROUTES: list[tuple[str, type[h.IBHandler], dict[str, Any]]] = [
     ("/ib/api/health", h.HealthHandler, {}),
     ("/ib/api/openapi.json", h.OpenAPIHandler, {}),
-    ("/ib/v1/models", h.ModelsV1Handler, {}),
-    ("/ib/v1/chat/completions", h.ChatCompletionsHandler, {}),
-    ("/ib/api/me", h.MeHandler, {}),
-    ("/ib/api/me/messages", h.MeMessagesHandler, {}),
-    ("/ib/api/me/feed", h.MeFeedHandler, {}),
-    ("/ib/api/me/events", h.MeEventsHandler, {}),
-    ("/ib/api/me/submit", h.MeSubmitHandler, {}),
-    ("/ib/api/models", h.ModelsHandler, {}),
-    ("/ib/api/sessions", h.SessionsHandler, {}),
-    (f"/ib/api/sessions/{SID}", h.SessionHandler, {}),
-    *[(f"/ib/api/sessions/{SID}/{a}", h.SessionActionHandler, {"action": a})
-      for a in h.SessionActionHandler.ACTIONS],
-    (f"/ib/api/sessions/{SID}/extend-time", h.ExtendTimeHandler, {}),
-    (f"/ib/api/sessions/{SID}/extend-tokens", h.ExtendTokensHandler, {}),
-    (f"/ib/api/sessions/{SID}/token", h.TokenHandler, {}),
-    (f"/ib/api/sessions/{SID}/messages", h.SessionMessagesHandler, {}),
-    (f"/ib/api/sessions/{SID}/events", h.SessionEventsHandler, {}),
-    (f"/ib/api/sessions/{SID}/record", h.SessionRecordHandler, {}),
-    (f"/ib/api/sessions/{SID}/grade", h.GradeHandler, {}),
-    ("/ib/api/feed", h.FeedHandler, {}),
-    ("/ib/api/challenges", h.ChallengesHandler, {}),
-    ("/ib/api/challenges/{challenge_id}", h.ChallengeHandler, {}),
+    ("/ib/v1/models", hc.ModelsV1Handler, {}),
+    ("/ib/v1/chat/completions", hc.ChatCompletionsHandler, {}),
+    ("/ib/api/me", hc.MeHandler, {}),
+    ("/ib/api/me/messages", hc.MeMessagesHandler, {}),
+    ("/ib/api/me/feed", hc.MeFeedHandler, {}),
+    ("/ib/api/me/events", hc.MeEventsHandler, {}),
+    ("/ib/api/me/submit", hc.MeSubmitHandler, {}),
+    ("/ib/api/models", hi.ModelsHandler, {}),
+    ("/ib/api/sessions", hi.SessionsHandler, {}),
+    (f"/ib/api/sessions/{SID}", hi.SessionHandler, {}),
+    *[(f"/ib/api/sessions/{SID}/{a}", hi.SessionActionHandler, {"action": a})
+      for a in hi.SessionActionHandler.ACTIONS],
+    (f"/ib/api/sessions/{SID}/extend-time", hi.ExtendTimeHandler, {}),
+    (f"/ib/api/sessions/{SID}/extend-tokens", hi.ExtendTokensHandler, {}),
+    (f"/ib/api/sessions/{SID}/token", hi.TokenHandler, {}),
+    (f"/ib/api/sessions/{SID}/messages", hi.SessionMessagesHandler, {}),
+    (f"/ib/api/sessions/{SID}/events", hi.SessionEventsHandler, {}),
+    (f"/ib/api/sessions/{SID}/record", hi.SessionRecordHandler, {}),
+    (f"/ib/api/sessions/{SID}/grade", hi.GradeHandler, {}),
+    ("/ib/api/feed", hi.FeedHandler, {}),
+    ("/ib/api/challenges", hi.ChallengesHandler, {}),
+    ("/ib/api/challenges/{challenge_id}", hi.ChallengeHandler, {}),
 ]
 
 _PARAM = re.compile(r"\{(\w+)\}")
