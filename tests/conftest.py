@@ -4,53 +4,25 @@ real Jupyter server (pytest-jupyter) with an injectable clock."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
+from helpers import (  # noqa: F401  (re-exported for the tests)
+    INTERVIEWER_TOKEN,
+    PROVIDER_KEY,
+    REPO,
+    candidate_client,
+    free_port,
+    session_body,
+    stop,
+    wait_until_up,
+)
 
 from ib_extension.clock import ManualClock
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
-REPO = Path(__file__).resolve().parent.parent
-INTERVIEWER_TOKEN = "interviewer-secret-token"
-PROVIDER_KEY = "sk-test-provider-key-never-leaks"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until_up(url: str, proc: subprocess.Popen, headers: dict | None = None,
-                  within: float = 60.0) -> None:
-    """Poll `url` until it answers (a condition, not a sleep for time)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} came up")
-        try:
-            if httpx.get(url, headers=headers, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up within {within} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -130,14 +102,6 @@ def aio_interviewer(base_url, ib_app):
                              headers={"Authorization": f"token {INTERVIEWER_TOKEN}"}, timeout=30)
 
 
-def session_body(**overrides):
-    body = {"candidate_name": "Ada Lovelace", "candidate_email": "ada@example.com",
-            "time_limit_seconds": 3600, "token_budget": 5000,
-            "challenge_title": "FizzBuzz", "challenge_text": "Write fizzbuzz(n)."}
-    body.update(overrides)
-    return body
-
-
 @pytest.fixture
 def make_session(aio_interviewer):
     async def make(**overrides):
@@ -145,12 +109,6 @@ def make_session(aio_interviewer):
         assert r.status_code == 201, r.text
         return r.json()
     return make
-
-
-def candidate_client(base_url: str, token: str, **kw):
-    import openai
-
-    return openai.AsyncOpenAI(base_url=base_url + "/ib/v1", api_key=token, max_retries=0, **kw)
 
 
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")

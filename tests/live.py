@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import free_port, stop, wait_until_up
+from helpers import free_port, stop, wait_until_up
 
 from ib_extension.client import IBClient
 

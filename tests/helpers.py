@@ -1,0 +1,62 @@
+"""Plain helpers shared by tests (a module with a unique name: `conftest` is ambiguous
+once a sub-folder has its own conftest.py)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+INTERVIEWER_TOKEN = "interviewer-secret-token"
+PROVIDER_KEY = "sk-test-provider-key-never-leaks"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, headers: dict | None = None,
+                  within: float = 60.0) -> None:
+    """Poll `url` until it answers (a condition, not a sleep for time)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} came up")
+        try:
+            if httpx.get(url, headers=headers, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up within {within} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+
+def session_body(**overrides):
+    body = {"candidate_name": "Ada Lovelace", "candidate_email": "ada@example.com",
+            "time_limit_seconds": 3600, "token_budget": 5000,
+            "challenge_title": "FizzBuzz", "challenge_text": "Write fizzbuzz(n)."}
+    body.update(overrides)
+    return body
+
+
+
+def candidate_client(base_url: str, token: str, **kw):
+    import openai
+
+    return openai.AsyncOpenAI(base_url=base_url + "/ib/v1", api_key=token, max_retries=0, **kw)
