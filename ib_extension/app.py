@@ -99,6 +99,10 @@ class IBExtension(ExtensionApp):
                         "ends (in a separate kernel; see README on isolating it).")
     grading_timeout_seconds = Int(120, config=True, help="Wall-clock limit of one grading.")
     grading_memory_mb = Int(1024, config=True, help="Memory limit of the grading kernel.")
+    grading_command_prefix = List(Unicode(), config=True,
+                                  help="A command the grader runs under, to isolate it in "
+                                       "production, e.g. ['sudo', '-n', '-u', 'ib-grader'] or a "
+                                       "`docker run --rm --network none ...` prefix.")
     # candidate role
     service_url = Unicode("", config=True, help="Candidate role: URL of the ib service.")
     session_token = Unicode("", config=True,
@@ -176,12 +180,14 @@ class IBExtension(ExtensionApp):
     def _grader(self):
         if not self.grading:
             return None
-        from .grading import grade_async
+        from .grading import grade_in_subprocess
 
+        # A separate process holding only an allowlisted environment: a kernel can read
+        # its parent's /proc/<pid>/environ, so it must not be a child of the service.
         async def grade(notebook, challenge):
-            return await grade_async(notebook, challenge,
-                                     timeout_seconds=self.grading_timeout_seconds,
-                                     memory_mb=self.grading_memory_mb)
+            return await grade_in_subprocess(
+                notebook, challenge, timeout_seconds=self.grading_timeout_seconds,
+                memory_mb=self.grading_memory_mb, command_prefix=self.grading_command_prefix)
 
         return grade
 

@@ -70,18 +70,14 @@ class ChallengeError(ValueError):
         self.problem = problem
 
 
-def test_names(code: str) -> list[str]:
+def find_test_names(code: str) -> list[str]:
     """Names of the top-level `test_*` functions in a block of test code."""
     tree = ast.parse(code)
     return [
         node.name
         for node in tree.body
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        and node.name.startswith("test_")
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
     ]
-
-
-test_names.__test__ = False  # a helper, not a pytest test
 
 
 def _scan_markdown(text: str) -> tuple[list[tuple[str, bool]], int | None]:
@@ -112,7 +108,7 @@ class Challenge(BaseModel):
     tags: list[str] = Field(default_factory=list, max_length=20)
     suggested_minutes: int = Field(ge=5, le=480)
     suggested_tokens: int = Field(ge=1000, le=2_000_000)
-    statement: str = Field(min_length=1)
+    statement: str
     starter_code: str = ""
     visible_tests: str
     hidden_tests: str = ""
@@ -151,6 +147,13 @@ class Challenge(BaseModel):
             raise ValueError("a ``` code fence is opened but never closed")
         return text
 
+    @field_validator("statement")
+    @classmethod
+    def _has_statement(cls, text: str) -> str:
+        if not text:
+            raise ValueError("the statement is empty")
+        return text
+
     @field_validator(*CODE_FIELDS)
     @classmethod
     def _check_code(cls, code: str) -> str:
@@ -166,7 +169,7 @@ class Challenge(BaseModel):
     @field_validator("visible_tests")
     @classmethod
     def _has_tests(cls, code: str) -> str:
-        if not test_names(code):
+        if not find_test_names(code):
             raise ValueError("define at least one top-level function named test_...")
         return code
 
@@ -183,11 +186,11 @@ class Challenge(BaseModel):
 
     @property
     def visible_test_names(self) -> list[str]:
-        return test_names(self.visible_tests)
+        return find_test_names(self.visible_tests)
 
     @property
     def hidden_test_names(self) -> list[str]:
-        return test_names(self.hidden_tests)
+        return find_test_names(self.hidden_tests)
 
     def public(self) -> dict:
         """What a candidate may see: no hidden tests, reference solution or notes."""
@@ -218,7 +221,7 @@ def _sentence_from_validation_error(error: ValidationError) -> str:
 
 def _split_front_matter(text: str, source: str) -> tuple[dict, str, int]:
     """The metadata, the body after it, and the body's first line number."""
-    lines = text.lstrip("\ufeff").split("\n")
+    lines = text.lstrip("\ufeff").replace("\r\n", "\n").split("\n")
     if not lines or lines[0].strip() != "---":
         raise ChallengeError(
             source, "the file must start with a '---' line opening the YAML front matter"
@@ -295,6 +298,14 @@ def _code_from_section(text: str, heading: str, source: str) -> str:
     return match.group("code")
 
 
+def challenge_from_fields(fields: dict, source: str = "<challenge>") -> Challenge:
+    """A challenge from a dict of fields (an API body, say), with errors as ChallengeError."""
+    try:
+        return Challenge.model_validate(fields)
+    except ValidationError as e:
+        raise ChallengeError(source, _sentence_from_validation_error(e)) from None
+
+
 def parse_challenge(text: str, source: str = "<challenge>") -> Challenge:
     """Parse one challenge file's text; `source` names it in error messages."""
     meta, body, first_line = _split_front_matter(text, source)
@@ -303,10 +314,7 @@ def parse_challenge(text: str, source: str = "<challenge>") -> Challenge:
     for name in CODE_FIELDS:
         if name in fields:
             fields[name] = _code_from_section(fields[name], headings[name], source)
-    try:
-        return Challenge(**meta, **fields)
-    except ValidationError as e:
-        raise ChallengeError(source, _sentence_from_validation_error(e)) from None
+    return challenge_from_fields(meta | fields, source)
 
 
 def _fenced(code: str) -> str:

@@ -1,8 +1,9 @@
 """Grade a submitted notebook against a challenge's visible and hidden tests.
 
 `grade()` starts a new IPython kernel for every submission (through nbclient),
-runs the candidate's code cells in order, then the challenge's tests, and
-returns a JSON-serialisable result:
+runs the candidate's code cells in order (not the template's panel or setup
+cells: see SKIP_TAGS and SKIP_ROLES), then the challenge's tests, and returns a
+JSON-serialisable result:
 
     {"score": 0.75, "passed": 6, "total": 8, "duration_seconds": 3.2,
      "tests": [{"name": "test_empty", "visible": true, "passed": false,
@@ -26,18 +27,18 @@ What this module guards against, on one machine:
 
 What it does not guard against: the kernel runs as the grader's OS user with
 network access, so it can read any file that user can read (the DuckDB file,
-configuration), read the grader's own environment through
-/proc/<parent pid>/environ, and reach local ports. In production, grade in an isolated
-account or container, for example:
+configuration), read its parent's environment through /proc/<pid>/environ,
+and reach local ports. So:
 
-- run the command-line grader, which reads the notebook on stdin and prints the
-  result as JSON, as a dedicated unprivileged user that owns nothing of the
-  service, started with an empty environment:
-  `env -i sudo -n -u ib-grader /opt/ib/bin/python -m ib_extension.grading - CHALLENGE.md < submission.ipynb`
-  (the service's data directory mode 0700, so that user cannot read it);
-- or run that same command in a throw-away container without network:
-  `docker run --rm -i --network none --memory 1g --pids-limit 128 --cpus 1
-  --read-only --tmpfs /tmp IMAGE python -m ib_extension.grading - /challenges/ID.md`.
+- from the service, use `grade_in_subprocess()`: it runs the command-line
+  grader (`python -m ib_extension.grading --request`) with the allowlisted
+  environment, so the kernel's parent holds no secrets either (`grade_async()`
+  in the server process works, but its kernel could read the server's environment);
+- in production, give it a `command_prefix` that runs the grader as a dedicated
+  unprivileged user owning nothing of the service (`["sudo", "-n", "-u",
+  "ib-grader"]`, with the service's data directory mode 0700), or in a
+  throw-away container without network (`["docker", "run", "--rm", "-i",
+  "--network", "none", "--memory", "1g", "--pids-limit", "128", "IMAGE"]`).
 
 Grading is also not proof against a determined cheat: the tests run in the
 candidate's own kernel after their code, which can patch anything. The score
@@ -54,9 +55,13 @@ import logging
 import math
 import os
 import secrets
+import signal
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -66,19 +71,22 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 from . import grading_kernel
-from .challenges import Challenge, parse_challenge
-from .grading_kernel import RESULT_MIME, TRUNCATION_NOTICE
+from .challenges import Challenge, dump_challenge, parse_challenge
+from .grading_kernel import MESSAGE_LIMIT, RESULT_MIME, TRUNCATION_NOTICE
 
 logger = logging.getLogger(__name__)
 
-# Cells the candidate template marks as not part of the solution.
-SKIP_TAGS = frozenset({"ib-setup", "ib-tests", "ib-no-grade"})
+# Cells of the candidate template that are not part of the solution: by tag, or by
+# the template's own `metadata.ib.role` (notebooks/candidate.ipynb).
+SKIP_TAGS = frozenset({"ib-panel", "ib-setup", "ib-tests", "ib-no-grade"})
+SKIP_ROLES = frozenset({"panel", "setup", "tests"})
 # The only variables the kernel inherits from the grader's environment.
 ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 KERNEL_NAME = "ib-grading"
 OUTPUT_LIMIT_CHARS = 1_000_000
 TRUNCATED = TRUNCATION_NOTICE.format(OUTPUT_LIMIT_CHARS)
 CPU_SLACK_SECONDS = 10  # RLIMIT_CPU is a backstop behind the wall-clock limits
+LIMITS = ("timeout_seconds", "cell_timeout_seconds", "memory_mb")  # grade()'s keyword arguments
 TIMEOUT_ENAME = "IBCellTimeout"  # marks nbclient's stand-in reply for a cell that timed out
 
 
@@ -91,10 +99,12 @@ def candidate_cells(notebook: dict) -> list[tuple[int, str]]:
     for number, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        tags = (cell.get("metadata") or {}).get("tags") or []
+        metadata = cell.get("metadata") or {}
+        tags = metadata.get("tags") or []
+        role = (metadata.get("ib") or {}).get("role")
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else str(source)
-        if source.strip() and not SKIP_TAGS.intersection(tags):
+        if source.strip() and not SKIP_TAGS.intersection(tags) and role not in SKIP_ROLES:
             picked.append((number, source))
     return picked
 
@@ -251,28 +261,28 @@ class _Grading:
         *candidate, harness = notebook.cells
         for index, ((number, _), cell) in enumerate(zip(cells, candidate, strict=True)):
             if self.left() <= 0:
-                return self.stop_for_time()
+                self.stop_for_time()
+                return
             cell.metadata["ib_role"] = "candidate"
             self._error_reply = None
             try:
                 await client.async_execute_cell(cell, index)
             except DeadKernelError:
-                return self.stop(
+                self.stop(
                     f"The kernel stopped while running cell {number} "
                     "(out of memory or CPU time, or the code exited)."
                 )
+                return
             if self._error_reply is not None:
                 self._record_cell_error(number, self._error_reply)
         if self.left() <= 0:
-            return self.stop_for_time()
+            self.stop_for_time()
+            return
         try:
             await client.async_execute_cell(harness, len(candidate))
         except DeadKernelError:
             self.stop("The kernel stopped while running the tests.")
-        for output in harness.outputs:
-            result = dict(output.get("data", {}).get(RESULT_MIME, {}))
-            if result.pop("nonce", None) == self.nonce:
-                self.results.setdefault(result["name"], result)
+        self._collect_results(harness.outputs)
         if len(self.results) < len(
             self.challenge.visible_test_names + self.challenge.hidden_test_names
         ):
@@ -280,12 +290,31 @@ class _Grading:
                 self.stop_for_time()
             self.stop("The tests stopped before reporting every result.")
 
+    def _collect_results(self, outputs) -> None:
+        # Trust only results carrying this run's nonce, and only their expected fields.
+        visible = set(self.challenge.visible_test_names)
+        expected = visible | set(self.challenge.hidden_test_names)
+        for output in outputs:
+            result = output.get("data", {}).get(RESULT_MIME)
+            if not isinstance(result, dict) or result.get("nonce") != self.nonce:
+                continue
+            name = result.get("name")
+            if name in expected and name not in self.results:
+                self.results[name] = {
+                    "name": name,
+                    "visible": name in visible,
+                    "passed": result.get("passed") is True,
+                    "message": str(result.get("message", ""))[:MESSAGE_LIMIT],
+                }
+
     def _record_cell_error(self, number: int, reply: dict) -> None:
         if reply.get("ename") == TIMEOUT_ENAME:
             message = f"timed out after {_seconds(self._cell_limit)} and was interrupted"
         else:
             message = f"{reply.get('ename', 'Error')}: {reply.get('evalue', '')}".rstrip(": ")
-            message = message if len(message) <= 500 else message[:499] + "…"
+            message = (
+                message if len(message) <= MESSAGE_LIMIT else message[: MESSAGE_LIMIT - 1] + "…"
+            )
         self.cell_errors.append({"cell": number, "message": message})
 
     def error(self) -> str | None:
@@ -314,6 +343,20 @@ class _Grading:
                 tests.append(self.results.get(name, default))
         return tests
 
+    def result(self, duration_seconds: float) -> dict:
+        tests = self.tests()
+        passed = sum(test["passed"] for test in tests)
+        return {
+            "score": passed / len(tests) if tests else 0.0,
+            "passed": passed,
+            "total": len(tests),
+            "tests": tests,
+            "cell_errors": self.cell_errors,
+            "output_truncated": self.output_truncated,
+            "duration_seconds": round(duration_seconds, 3),
+            "error": self.error(),
+        }
+
 
 async def grade_async(
     notebook: dict,
@@ -330,25 +373,30 @@ async def grade_async(
     cells = candidate_cells(notebook)
     started = time.monotonic()
     grading = _Grading(challenge, timeout_seconds, cell_timeout_seconds or timeout_seconds / 3)
-    with tempfile.TemporaryDirectory(prefix="ib-grade-") as workdir:
-        try:
+    with tempfile.TemporaryDirectory(prefix="ib-grade-") as workdir, _signal_handlers_kept():
+        try:  # a backstop: nbclient's per-cell limits should end the run well before
             await asyncio.wait_for(
                 grading.run(cells, Path(workdir), memory_mb), timeout=timeout_seconds + 15
             )
         except asyncio.TimeoutError:
             grading.stop_for_time()
-    tests = grading.tests()
-    passed = sum(test["passed"] for test in tests)
-    return {
-        "score": passed / len(tests) if tests else 0.0,
-        "passed": passed,
-        "total": len(tests),
-        "tests": tests,
-        "cell_errors": grading.cell_errors,
-        "output_truncated": grading.output_truncated,
-        "duration_seconds": round(time.monotonic() - started, 3),
-        "error": grading.error(),
-    }
+    return grading.result(time.monotonic() - started)
+
+
+@contextmanager
+def _signal_handlers_kept():
+    """nbclient installs its own SIGINT/SIGTERM handlers and, when done, resets them
+    to the defaults rather than to what was there (a Jupyter server's, say)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # nbclient leaves signals alone outside the main thread
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 def grade(notebook: dict, challenge: Challenge, **limits) -> dict:
@@ -356,13 +404,64 @@ def grade(notebook: dict, challenge: Challenge, **limits) -> dict:
     return asyncio.run(grade_async(notebook, challenge, **limits))
 
 
-def candidate_view(result: dict) -> dict:
-    """The result without the hidden tests' names and messages: their count only."""
-    hidden = [test for test in result["tests"] if not test["visible"]]
-    return result | {
-        "tests": [test for test in result["tests"] if test["visible"]],
-        "hidden": {"passed": sum(test["passed"] for test in hidden), "total": len(hidden)},
+async def grade_in_subprocess(
+    notebook: dict,
+    challenge: Challenge,
+    *,
+    timeout_seconds: float = 60,
+    memory_mb: int = 1024,
+    cell_timeout_seconds: float | None = None,
+    command_prefix: Sequence[str] = (),
+) -> dict:
+    """Grade in a separate process: `python -m ib_extension.grading --request`,
+    started with the kernel's allowlisted environment and, if given, under
+    `command_prefix` (such as `["sudo", "-n", "-u", "ib-grader"]`).
+
+    This is the way to grade from the service: the grader process holds none of
+    the service's secrets (a kernel can read its parent's /proc/<pid>/environ).
+    Returns a result in every case; cancelling it kills the grader."""
+    candidate_cells(notebook)  # refuse a malformed notebook here, with its sentence
+    request = {
+        "notebook": notebook,
+        "challenge": dump_challenge(challenge),
+        "timeout_seconds": timeout_seconds,
+        "memory_mb": memory_mb,
+        "cell_timeout_seconds": cell_timeout_seconds,
     }
+    started = time.monotonic()
+    failed = _Grading(challenge, timeout_seconds, cell_timeout_seconds or timeout_seconds / 3)
+    with tempfile.TemporaryDirectory(prefix="ib-grader-") as home:
+        # The grader's kernel exits by itself once the grader is gone (ipykernel
+        # watches its parent), so killing the grader is enough to stop both.
+        process = await asyncio.create_subprocess_exec(
+            *command_prefix,
+            sys.executable,
+            "-m",
+            "ib_extension.grading",
+            "--request",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=kernel_environment(Path(home)),
+            cwd=home,
+        )
+        try:
+            out, err = await asyncio.wait_for(
+                process.communicate(json.dumps(request).encode()), timeout=timeout_seconds + 30
+            )
+        except asyncio.TimeoutError:
+            failed.stop_for_time()
+            return failed.result(time.monotonic() - started)
+        finally:  # also when the caller cancels the grading
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    if process.returncode != 0:
+        tail = err.decode(errors="replace").strip()[-300:]
+        logger.warning("grader process failed (exit %s): %s", process.returncode, tail)
+        failed.stop(f"The grader process failed with exit status {process.returncode}: {tail}")
+        return failed.result(time.monotonic() - started)
+    return json.loads(out)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -371,27 +470,36 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m ib_extension.grading",
         description="Grade a notebook against a challenge; print the result as JSON.",
     )
-    parser.add_argument("notebook", help="the submitted .ipynb file, or - to read it from stdin")
-    parser.add_argument("challenge", help="the challenge file (.md)")
+    parser.add_argument("notebook", nargs="?", help="the submitted .ipynb file, or - for stdin")
+    parser.add_argument("challenge", nargs="?", help="the challenge file (.md)")
+    parser.add_argument(
+        "--request",
+        action="store_true",
+        help='read {"notebook", "challenge" (file text), limits...} as JSON from stdin',
+    )
     parser.add_argument("--timeout-seconds", type=float, default=60)
     parser.add_argument("--cell-timeout-seconds", type=float, default=None)
     parser.add_argument("--memory-mb", type=int, default=1024)
     args = parser.parse_args(argv)
+    if args.request == bool(args.notebook and args.challenge):
+        parser.error("give either NOTEBOOK and CHALLENGE, or --request")
     try:
-        text = sys.stdin.read() if args.notebook == "-" else Path(args.notebook).read_text("utf-8")
-        notebook = json.loads(text)
+        if args.request:
+            request = json.loads(sys.stdin.read())
+            notebook, challenge_text, source = request["notebook"], request["challenge"], "request"
+            limits = {key: request[key] for key in LIMITS if request.get(key) is not None}
+        else:
+            text = (
+                sys.stdin.read() if args.notebook == "-" else Path(args.notebook).read_text("utf-8")
+            )
+            notebook, source = json.loads(text), args.challenge
+            challenge_text = Path(args.challenge).read_text("utf-8")
+            limits = {key: getattr(args, key) for key in LIMITS if getattr(args, key) is not None}
         candidate_cells(notebook)  # refuses a notebook without cells
-        challenge = parse_challenge(Path(args.challenge).read_text("utf-8"), args.challenge)
-    except (OSError, ValueError) as e:  # ChallengeError and JSONDecodeError are ValueErrors
+        challenge = parse_challenge(challenge_text, source)
+    except (OSError, ValueError, KeyError, TypeError) as e:  # ValueError covers bad JSON
         parser.exit(2, f"error: {e}\n")
-    result = grade(
-        notebook,
-        challenge,
-        timeout_seconds=args.timeout_seconds,
-        cell_timeout_seconds=args.cell_timeout_seconds,
-        memory_mb=args.memory_mb,
-    )
-    print(json.dumps(result))
+    print(json.dumps(grade(notebook, challenge, **limits)))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,11 @@
-"""The kernel side of grading: a launcher that starts ipykernel under resource
-limits, and `run_tests`, which the grader calls inside that kernel.
+"""The kernel side of grading.
+
+- `main`: the launcher that starts ipykernel under resource limits, with
+  output capped (`apply_limits`, `limit_output`);
+- `report_tests`: what the grader runs in that kernel after the candidate's
+  cells; it runs the tests with `run_tests` and publishes each result;
+- `run_tests`: runs `test_*` functions with a time limit each and readable
+  failure messages; tests/test_challenges.py uses it in-process too.
 
 The grader (grading.py) starts the kernel with
 
@@ -17,6 +23,7 @@ import operator
 import resource
 import signal
 import threading
+import time
 from collections.abc import Iterator
 
 MESSAGE_LIMIT = 500  # characters of one test's failure message
@@ -145,7 +152,8 @@ def _frames(error: BaseException):
 
 
 class _Alarm:
-    """Raise TestTimeout in the main thread after `seconds` (no-op elsewhere)."""
+    """Raise TestTimeout in the main thread after `seconds` (no-op elsewhere).
+    An alarm already pending (pytest-timeout's, say) is re-armed afterwards."""
 
     def __init__(self, seconds: float):
         self.seconds = seconds
@@ -156,14 +164,18 @@ class _Alarm:
 
     def __enter__(self):
         if self.armed:
-            self.previous = signal.signal(signal.SIGALRM, self._fire)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            self.previous_handler = signal.signal(signal.SIGALRM, self._fire)
+            self.previous_delay, _ = signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            self.started = time.monotonic()
         return self
 
     def __exit__(self, *exc):
         if self.armed:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self.previous)
+            signal.signal(signal.SIGALRM, self.previous_handler)
+            if self.previous_delay:
+                left = self.previous_delay - (time.monotonic() - self.started)
+                signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
         return False
 
 
@@ -187,13 +199,13 @@ def run_tests(
             for node in tree.body
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
         ]
-        code = compile(
-            ast.fix_missing_locations(_ExplainComparisons().visit(ast.parse(source))), label, "exec"
-        )
+        # Parsed again because the rewrite changes the tree; messages quote `tree`.
+        rewritten = ast.fix_missing_locations(_ExplainComparisons().visit(ast.parse(source)))
+        code = compile(rewritten, label, "exec")
         try:
             with _Alarm(timeout_seconds):
                 exec(code, scope)
-        except (Exception, TestTimeout) as error:
+        except (Exception, SystemExit, TestTimeout) as error:
             problem = (
                 "timed out"
                 if isinstance(error, TestTimeout)
@@ -214,7 +226,7 @@ def run_tests(
                     scope[name]()
             except TestTimeout:
                 message = f"timed out after {timeout_seconds:g} s"
-            except Exception as error:
+            except (Exception, SystemExit) as error:  # not KeyboardInterrupt: the grader's stop
                 message = _failure_message(error, label, tree, source, comparison)
             else:
                 message = None

@@ -346,21 +346,16 @@ class Service:
     # ---- challenge library -------------------------------------------------------
     def add_challenge(self, fields: dict[str, Any] | None, source: str | None) -> Any:
         """Add an interviewer-made challenge (fields, or the text of a challenge file)."""
-        from .challenges import ChallengeError, Challenge, dump_challenge, parse_challenge
-        from pydantic import ValidationError
+        from .challenges import ChallengeError, challenge_from_fields, dump_challenge, parse_challenge
 
         if self.challenges is None:
             raise IBError("invalid_request", "This service has no challenge library.")
         try:
-            ch = parse_challenge(source, "the submitted challenge") if source is not None \
-                else Challenge.model_validate(fields)
+            ch = (parse_challenge(source, "the submitted challenge") if source is not None
+                  else challenge_from_fields(fields or {}, "the submitted challenge"))
             self.challenges.add(ch, f"custom:{ch.id}")
         except ChallengeError as e:
-            raise IBError("invalid_request", f"The challenge cannot be used: {e.problem}.") from e
-        except ValidationError as e:
-            err = e.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "body"
-            raise IBError("invalid_request", f"Field '{where}': {err['msg']}.", param=where) from e
+            raise IBError("invalid_request", f"The challenge cannot be used: {e.problem.rstrip('.')}.") from e
         self.store.submit(self.store.save_challenge, ch.id, dump_challenge(ch), self.now())
         return ch
 

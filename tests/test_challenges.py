@@ -4,11 +4,14 @@ passes its tests and every starter fails one; parsing errors name the file."""
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ib_extension.challenges import (
     CATEGORIES,
     Challenge,
     ChallengeError,
+    challenge_from_fields,
     default_dirs,
     dump_challenge,
     load_library,
@@ -236,3 +239,41 @@ def test_statement_cannot_break_out_of_its_section():
         make_challenge(statement="Intro\n\n## Hidden tests\n")
     with pytest.raises(ValueError, match="never closed"):
         make_challenge(statement="Intro\n\n```python\nx = 1\n")
+
+
+def test_windows_line_endings_parse_the_same():
+    assert parse_challenge(GOOD.replace("\n", "\r\n")) == parse_challenge(GOOD)
+
+
+# Lines built from the characters that matter to the format: fences, headings, YAML.
+markdown_lines = st.one_of(
+    st.sampled_from(["```", "````", "~~~", "```python", "## Hidden tests", "---", "### Example"]),
+    st.text(alphabet="#`~- :ab\t", max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    statement=st.lists(markdown_lines, min_size=1, max_size=8).map("\n".join),
+    code_line=st.text(alphabet="`~#ab =\"'", max_size=10),
+    title=st.text(alphabet="ab :#-'\"[]{}&*!|>%@", min_size=1, max_size=20),
+)
+def test_any_valid_challenge_survives_dump_and_parse(statement, code_line, title):
+    try:
+        challenge = make_challenge(
+            statement=statement,
+            title=title,
+            starter_code=f"s = {code_line!r}\n# {code_line}\n",
+        )
+    except ValueError:
+        return  # not a valid challenge: nothing to round-trip
+    assert parse_challenge(dump_challenge(challenge)) == challenge
+
+
+def test_fields_from_an_api_body_get_the_same_sentences():
+    body = make_challenge().model_dump() | {"difficulty": "extreme", "colour": "blue"}
+    with pytest.raises(ChallengeError) as caught:
+        challenge_from_fields(body, "the submitted challenge")
+    assert caught.value.problem == (
+        "'difficulty': Input should be 'easy', 'medium' or 'hard'; 'colour' is not a known field"
+    )

@@ -1,7 +1,9 @@
 """Grading through real kernels: correct and wrong submissions, and hostile ones
 (endless loops, reading secrets from the environment, floods of output, memory)."""
 
+import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -14,8 +16,8 @@ from ib_extension.challenges import Challenge, load_library
 from ib_extension.grading import (
     ENV_ALLOWLIST,
     candidate_cells,
-    candidate_view,
     grade,
+    grade_in_subprocess,
 )
 from ib_extension.grading_kernel import run_tests
 
@@ -67,7 +69,16 @@ def test_correct_submission_scores_one():
         MERGE.reference_solution,
         "merge_intervals([[1, 2]])  # the candidate's own check",
     )
-    result = grade(submission, MERGE, timeout_seconds=30)
+
+    def server_handler(signum, frame):  # stands for a Jupyter server's own handler
+        pass
+
+    previous = signal.signal(signal.SIGTERM, server_handler)
+    try:
+        result = grade(submission, MERGE, timeout_seconds=30)
+        assert signal.getsignal(signal.SIGTERM) is server_handler  # nbclient's reset undone
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     assert json.loads(json.dumps(result)) == result
     assert (result["score"], result["passed"], result["total"]) == (
         1.0,
@@ -145,7 +156,7 @@ def test_loop_that_ignores_interrupts_ends_at_the_overall_limit():
         timeout_seconds=5,
         cell_timeout_seconds=2,
     )
-    assert time.monotonic() - started < 5 + 5  # the limit, plus kernel start and kill
+    assert time.monotonic() - started < 5 + 10  # the limit, plus kernel start and kill
     assert result["error"] == "The grading time limit of 5 s ran out."
     assert result["score"] == 0
     assert all(
@@ -174,6 +185,65 @@ def test_graded_code_cannot_see_the_graders_secrets(monkeypatch, tmp_path):
     assert not any(value in json.dumps(env) for value in secrets.values())
     assert env["HOME"] != str(Path.home()) and "ib-grade-" in env["HOME"]
     assert set(env) - set(ENV_ALLOWLIST) - SET_BY_GRADER - SET_BY_JUPYTER == set()
+
+
+def test_subprocess_grader_keeps_secrets_out_of_the_kernel_and_its_parent(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-fake-provider-key")
+    monkeypatch.setenv("IB_TOKEN", "fake-interviewer-token")
+    seen = tmp_path / "seen.txt"
+    spy = (
+        "import os\n"
+        "parent = open(f\"/proc/{os.getppid()}/environ\", 'rb').read().decode()\n"
+        f"open({str(seen)!r}, 'w').write(repr(dict(os.environ)) + parent)"
+    )
+    result = asyncio.run(
+        grade_in_subprocess(notebook(MERGE.reference_solution, spy), MERGE, timeout_seconds=30)
+    )
+    assert result["score"] == 1.0 and result["error"] is None
+    seen_text = seen.read_text()
+    assert "ib-grade" in seen_text  # the spy did read both environments
+    for secret in ("OPENAI_API_KEY", "sk-fake-provider-key", "IB_TOKEN", "fake-interviewer-token"):
+        assert secret not in seen_text
+
+
+def test_subprocess_grader_failure_is_a_result_not_an_exception():
+    result = asyncio.run(
+        grade_in_subprocess(notebook("x = 1"), MERGE, command_prefix=["false", "--"])
+    )
+    assert result["score"] == 0 and result["total"] == len(ALL_TESTS)
+    assert result["error"].startswith("The grader process failed with exit status 1")
+
+
+def wait_until(condition, seconds=20.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_cancelling_subprocess_grading_stops_the_grader_and_its_kernel(tmp_path):
+    pid_file = tmp_path / "kernel.pid"
+    spy = f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\nwhile True:\n    time.sleep(0.01)"
+
+    async def cancel_once_running():
+        task = asyncio.ensure_future(grade_in_subprocess(notebook(spy), MERGE, timeout_seconds=60))
+        while not pid_file.exists() or not pid_file.read_text():
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_once_running())
+    kernel_pid = int(pid_file.read_text())
+    wait_until(lambda: process_gone(kernel_pid))
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
+    except FileNotFoundError:
+        return True
+    return state in "ZX"  # exited, perhaps not reaped yet
 
 
 def test_huge_output_is_truncated_and_grading_finishes():
@@ -210,18 +280,26 @@ def test_command_line_grader_reads_stdin_and_prints_json(tmp_path):
     assert all("NotImplementedError" in t["message"] for t in result["tests"])
 
 
-def test_command_line_grader_explains_bad_input(tmp_path):
-    (tmp_path / "nb.ipynb").write_text("{}")
+@pytest.mark.parametrize(
+    ("notebook_text", "challenge_file", "problem"),
+    [
+        ("{}", CHALLENGE_DIR / "merge-intervals.md", "has no 'cells' list"),
+        ('{"cells": []}', Path("nowhere.md"), "No such file or directory: 'nowhere.md'"),
+        ("{not json", CHALLENGE_DIR / "merge-intervals.md", "Expecting property name"),
+    ],
+)
+def test_command_line_grader_explains_bad_input(tmp_path, notebook_text, challenge_file, problem):
+    (tmp_path / "nb.ipynb").write_text(notebook_text)
     command = [
         sys.executable,
         "-m",
         "ib_extension.grading",
         str(tmp_path / "nb.ipynb"),
-        "nowhere.md",
+        str(challenge_file),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "has no 'cells' list" in done.stderr
+    assert done.stderr.startswith("error: ") and problem in done.stderr
 
 
 # --- without kernels ----------------------------------------------------------
@@ -232,32 +310,28 @@ def test_candidate_cells_skip_template_cells_and_blank_ones():
         ("setup()", ["ib-setup"]), "a = 1", ("check()", ["ib-tests"]), "   ", "b = 2"
     )
     assert candidate_cells(submission) == [(3, "a = 1"), (6, "b = 2")]
+    by_role = nbformat.v4.new_code_cell("panel()", metadata={"ib": {"role": "panel"}})
+    submission["cells"].append(json.loads(json.dumps(by_role)))
+    assert candidate_cells(submission) == [(3, "a = 1"), (6, "b = 2")]
+
+
+def test_the_candidate_templates_panel_cell_is_not_graded():
+    template = json.loads((CHALLENGE_DIR.parent / "notebooks" / "candidate.ipynb").read_text())
+    panel = [
+        number
+        for number, cell in enumerate(template["cells"], start=1)
+        if "ib-panel" in cell["metadata"].get("tags", [])
+        or cell["metadata"].get("ib", {}).get("role") == "panel"
+    ]
+    graded = [number for number, _ in candidate_cells(template)]
+    assert panel and graded, "the template should hold a panel cell and a cell for code"
+    assert not set(panel) & set(graded)
 
 
 @pytest.mark.parametrize("bad", [{}, {"cells": "nope"}, [], None])
 def test_malformed_notebook_is_refused_with_a_sentence(bad):
     with pytest.raises(ValueError, match="has no 'cells' list"):
         candidate_cells(bad)
-
-
-def test_candidate_view_keeps_hidden_results_to_a_count():
-    result = {
-        "score": 0.5,
-        "tests": [
-            {"name": "test_a", "visible": True, "passed": True, "message": ""},
-            {
-                "name": "test_secret",
-                "visible": False,
-                "passed": False,
-                "message": "assert f(9) == 3 failed",
-            },
-            {"name": "test_b", "visible": False, "passed": True, "message": ""},
-        ],
-    }
-    view = candidate_view(result)
-    assert "test_secret" not in json.dumps(view) and "f(9)" not in json.dumps(view)
-    assert view["tests"] == result["tests"][:1]
-    assert view["hidden"] == {"passed": 1, "total": 2}
 
 
 def test_run_tests_timeout_cannot_be_swallowed_by_except_exception():
@@ -282,6 +356,7 @@ def test_run_tests_explains_failed_comparisons_and_errors():
         "def test_in():\n    assert 4 not in [double(x) for x in range(3)], 'no four'\n"
         "def test_error():\n    double(None)\n"
         "def test_ok():\n    assert double(1) == 2\n"
+        "def test_exit():\n    raise SystemExit(3)\n"
     )
     namespace: dict = {}
     exec("def double(x):\n    return x * 2\n", namespace)
@@ -299,9 +374,23 @@ def test_run_tests_explains_failed_comparisons_and_errors():
     assert results["test_error"]["message"] == (
         "TypeError: unsupported operand type(s) for *: 'NoneType' and 'int' (in: double(None))"
     )
+    assert results["test_exit"]["message"] == "SystemExit: 3 (in: raise SystemExit(3))"
     assert results["test_ok"] == {
         "name": "test_ok",
         "visible": False,
         "passed": True,
         "message": "",
     }
+
+
+def test_run_tests_keeps_an_outer_alarm_pending():
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: None)
+    signal.setitimer(signal.ITIMER_REAL, 30)
+    try:
+        [result] = run_tests({}, [("<t>", "def test_ok():\n    pass\n", True)], timeout_seconds=5)
+        assert result["passed"]
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 25 < remaining <= 30
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
