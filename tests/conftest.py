@@ -9,7 +9,7 @@ import sys
 
 import httpx
 import pytest
-from helpers import (  # noqa: F401  (re-exported for the tests)
+from helpers import (  # noqa: F401  (tests import these from helpers, never from conftest)
     INTERVIEWER_TOKEN,
     PROVIDER_KEY,
     REPO,

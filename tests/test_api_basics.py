@@ -1,7 +1,7 @@
 """The service in a real Jupyter server: health, OpenAPI, create, chat via the openai SDK."""
 
 
-from conftest import candidate_client
+from helpers import candidate_client
 
 
 async def test_health_is_public_and_says_nothing_secret(jp_fetch):

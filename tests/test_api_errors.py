@@ -4,7 +4,7 @@ import json
 
 import httpx
 import pytest
-from conftest import session_body
+from helpers import session_body
 
 ERROR_KEYS = {"code", "message", "type", "param"}
 

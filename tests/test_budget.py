@@ -4,7 +4,7 @@ import asyncio
 
 import openai
 import pytest
-from conftest import candidate_client
+from helpers import candidate_client
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

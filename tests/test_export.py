@@ -14,7 +14,7 @@ import httpx
 import jsonschema
 import nbformat
 import pytest
-from conftest import candidate_client, free_port, stop, wait_until_up
+from helpers import candidate_client, free_port, stop, wait_until_up
 from session_records import (
     RecordBuilder,
     code_cell,

@@ -2,7 +2,7 @@
 
 from datetime import datetime, timezone
 
-from conftest import candidate_client
+from helpers import candidate_client
 
 
 async def test_filters_search_and_pagination(make_session, aio_interviewer, base_url, service, clock):

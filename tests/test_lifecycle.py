@@ -2,7 +2,7 @@
 
 import openai
 import pytest
-from conftest import candidate_client
+from helpers import candidate_client
 
 from ib_extension.clock import ManualClock
 from ib_extension.errors import IBError

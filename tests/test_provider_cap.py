@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from conftest import candidate_client
+from helpers import candidate_client
 
 
 @pytest.fixture

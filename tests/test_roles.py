@@ -4,7 +4,7 @@ import re
 
 import httpx
 import pytest
-from conftest import INTERVIEWER_TOKEN
+from helpers import INTERVIEWER_TOKEN
 
 from ib_extension.routes import ROUTES
 

@@ -5,7 +5,7 @@ import asyncio
 import httpx
 import openai
 import pytest
-from conftest import candidate_client
+from helpers import candidate_client
 
 from ib_extension import tokens
 
