@@ -67,6 +67,8 @@ def cmd_demo(args) -> int:
             except subprocess.TimeoutExpired:
                 p.kill()
 
+    # A SIGTERM at any point (process managers, `timeout`) must still stop the children.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         serve = ib + ["serve", "--port", str(args.port), "--data-dir", str(data / "service")]
         if real_key:
@@ -90,7 +92,6 @@ def cmd_demo(args) -> int:
             procs.append(lab)
 
         print_banner(url, token, created, lab_url)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while all(p.poll() is None for p in procs):
             time.sleep(1)
         return 1
@@ -143,6 +144,7 @@ def print_banner(url: str, token: str, created: dict, lab_url: str | None) -> No
     print(f"  create a session:    {url}/voila/render/create.ipynb?token={token}")
     print(f"  analytics:           {url}/voila/render/analytics.ipynb?token={token}")
     print(f"  API (OpenAPI):       {url}/ib/api/openapi.json   (IB_TOKEN={token})")
+    print(f"  health:              {url}/ib/api/health")
     if lab_url:
         print(f"\nCandidate workspace:   {lab_url}")
     print(f"\nDemo session {created['id']} — candidate token: {created['candidate_token']}")
