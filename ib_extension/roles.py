@@ -32,13 +32,15 @@ class Principal:
 
 
 def resolve(current_user: object, authorization: str, service: Service | None) -> Principal:
-    if current_user is not None:
-        return Principal(INTERVIEWER)
+    # The explicit credential wins: a candidate token in the header makes a candidate
+    # even if the same client also carries the interviewer's login cookie.
     m = _BEARER.match(authorization or "")
     if m and service is not None:
         session = service.session_for_token(m.group(1))
         if session is not None:
             return Principal(CANDIDATE, session)
+    if current_user is not None:
+        return Principal(INTERVIEWER)
     return Principal(ANONYMOUS)
 
 

@@ -105,3 +105,15 @@ async def test_health_says_nothing_secret(base_url, make_session, ib_app):
     assert set(r.json()) == {"status", "version", "role", "sessions_active"}
     for secret in (INTERVIEWER_TOKEN, ib_app.llm_base_url, ib_app.data_dir):
         assert secret not in r.text
+
+
+async def test_a_candidate_token_wins_over_an_interviewer_cookie(base_url, make_session):
+    created = await make_session()
+    async with httpx.AsyncClient(base_url=base_url) as c:
+        login = await c.get("/ib/api/sessions", headers={"Authorization": f"token {INTERVIEWER_TOKEN}"})
+        assert login.status_code == 200 and c.cookies  # Jupyter set its login cookie
+        me = await c.get("/ib/api/me", headers={"Authorization": f"Bearer {created['candidate_token']}"})
+        assert me.status_code == 200 and me.json()["id"] == created["id"]
+        listing = await c.get("/ib/api/sessions",
+                              headers={"Authorization": f"Bearer {created['candidate_token']}"})
+        assert listing.status_code == 403
