@@ -112,22 +112,22 @@ class _Api:
         return self._call("POST", "/ib/api/me/submit", json={"notebook": notebook})
 
 
-def _headers(token: str, scheme: str) -> dict[str, str]:
+def _http_settings(url: str | None, token: str | None, scheme: str) -> tuple[str, dict]:
+    """The base URL and auth header, defaulting to IB_URL/IB_TOKEN."""
+    url = url or os.environ.get("IB_URL", "")
+    token = token or os.environ.get("IB_TOKEN", "")
+    if not url:
+        raise ValueError("No service URL: pass --url or set IB_URL.")
     if scheme not in ("token", "bearer"):
         raise ValueError("scheme is 'token' (interviewer) or 'bearer' (candidate)")
-    return {"Authorization": f"{scheme.capitalize() if scheme == 'bearer' else 'token'} {token}"}
+    return url.rstrip("/"), {"Authorization": f"{'Bearer' if scheme == 'bearer' else 'token'} {token}"}
 
 
 class IBClient(_Api):
     def __init__(self, url: str | None = None, token: str | None = None, *,
                  scheme: str = "token", timeout: float = 30.0):
-        url = url or os.environ.get("IB_URL", "")
-        token = token or os.environ.get("IB_TOKEN", "")
-        if not url:
-            raise ValueError("No service URL: pass --url or set IB_URL.")
-        self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, headers=_headers(token, scheme),
-                                  timeout=timeout)
+        self.url, headers = _http_settings(url, token, scheme)
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
         return _result(self._http.request(method, path, **kw))
@@ -139,13 +139,8 @@ class IBClient(_Api):
 class AsyncIBClient(_Api):
     def __init__(self, url: str | None = None, token: str | None = None, *,
                  scheme: str = "token", timeout: float = 30.0):
-        url = url or os.environ.get("IB_URL", "")
-        token = token or os.environ.get("IB_TOKEN", "")
-        if not url:
-            raise ValueError("No service URL: pass url or set IB_URL.")
-        self.url = url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.url, headers=_headers(token, scheme),
-                                       timeout=timeout)
+        self.url, headers = _http_settings(url, token, scheme)
+        self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout)
 
     async def _call(self, method: str, path: str, **kw: Any) -> Any:
         return _result(await self._http.request(method, path, **kw))

@@ -178,13 +178,13 @@ class Store:
         return self.con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
 
     # ---- sessions ----------------------------------------------------------------
+    def _upsert(self, table: str, columns: list[str], row: dict[str, Any]) -> None:
+        marks = ", ".join("?" for _ in columns)
+        self.con.execute(f"INSERT OR REPLACE INTO {table} ({_cols(columns)}) VALUES ({marks})",
+                         _encode(columns, row))
+
     def save_session(self, row: dict[str, Any]) -> None:
-        cols = _cols(SESSION_COLUMNS)
-        marks = ", ".join("?" for _ in SESSION_COLUMNS)
-        self.con.execute(
-            f"INSERT OR REPLACE INTO sessions ({cols}) VALUES ({marks})",
-            _encode(SESSION_COLUMNS, row),
-        )
+        self._upsert("sessions", SESSION_COLUMNS, row)
 
     def load_sessions(self) -> list[dict[str, Any]]:
         rows = self.con.execute(
@@ -194,12 +194,7 @@ class Store:
 
     # ---- messages ----------------------------------------------------------------
     def save_message(self, row: dict[str, Any]) -> None:
-        cols = _cols(MESSAGE_COLUMNS)
-        marks = ", ".join("?" for _ in MESSAGE_COLUMNS)
-        self.con.execute(
-            f"INSERT OR REPLACE INTO messages ({cols}) VALUES ({marks})",
-            _encode(MESSAGE_COLUMNS, row),
-        )
+        self._upsert("messages", MESSAGE_COLUMNS, row)
 
     def messages(self, session_id: str) -> list[dict[str, Any]]:
         rows = self.con.execute(
