@@ -26,8 +26,10 @@ import os
 from typing import Any
 
 import httpx
+import nbformat
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from tornado import web
+from tornado.iostream import StreamClosedError
 
 from .app import SECRET_ENV
 
@@ -95,7 +97,9 @@ class ForwardHandler(JupyterHandler):
             self.request.method, "/" + path,
             params=[(k, v.decode()) for k, vs in self.request.query_arguments.items() for v in vs],
             content=self.request.body or None,
-            headers={"Content-Type": self.request.headers.get("Content-Type", "application/json")})
+            # identity: chunks are relayed as they come, so they must not be compressed
+            headers={"Content-Type": self.request.headers.get("Content-Type", "application/json"),
+                     "Accept-Encoding": "identity"})
         try:
             upstream = await self.upstream.http.send(req, stream=True)
         except httpx.HTTPError as e:
@@ -110,6 +114,8 @@ class ForwardHandler(JupyterHandler):
             async for chunk in upstream.aiter_raw():
                 self.write(chunk)
                 await self.flush()  # unbuffered: each SSE line reaches the browser at once
+        except StreamClosedError:
+            return  # the browser left mid-answer; closing upstream (below) tells the service
         except httpx.HTTPError as e:
             log.warning("ib service dropped a %s %s: %s", self.request.method, path, e)
         finally:
@@ -147,7 +153,9 @@ class SubmitHandler(APIHandler):
         if not await _maybe_await(cm.file_exists(path)):
             raise web.HTTPError(404, f"There is no notebook at {path} to submit.")
         model = await _maybe_await(cm.get(path, content=True, type="notebook"))
-        r = await self.upstream.post_json("/ib/api/me/submit", {"notebook": model["content"]})
+        # As written on disk: without the transient "trusted" marks the model carries.
+        notebook = json.loads(nbformat.writes(nbformat.from_dict(model["content"])))
+        r = await self.upstream.post_json("/ib/api/me/submit", {"notebook": notebook})
         self.set_status(r.status_code)
         self.finish(r.content)
 

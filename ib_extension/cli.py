@@ -130,6 +130,7 @@ def _client(args) -> IBClient:
 
 # ---- serve ---------------------------------------------------------------------------
 def serve_argv(args) -> list[str]:
+    from .dashboards import voila_settings
     from .paths import shared_dir
 
     base_url = args.llm_base_url
@@ -151,6 +152,7 @@ def serve_argv(args) -> list[str]:
     ]
     # A List trait on the command line takes one value per flag.
     argv += [f"--IBExtension.models={m}" for m in models]
+    argv += voila_settings.argv()  # the dashboards' template and Voilà settings
     if args.config:
         argv.append(f"--config={args.config}")
     if hasattr(os, "geteuid") and os.geteuid() == 0:

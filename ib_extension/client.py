@@ -54,10 +54,14 @@ class _Api:
         return self._call("POST", "/ib/api/sessions", json=_clean(body))
 
     def list_sessions(self, *, status: str | None = None, q: str | None = None,
-                      challenge_id: str | None = None, limit: int = 50, offset: int = 0):
+                      challenge_id: str | None = None, candidate: str | None = None,
+                      date_from: str | None = None, date_to: str | None = None,
+                      min_score: float | None = None, max_score: float | None = None,
+                      limit: int = 50, offset: int = 0):
         return self._call("GET", "/ib/api/sessions", params=_clean(
-            {"status": status, "q": q, "challenge_id": challenge_id, "limit": limit,
-             "offset": offset}))
+            {"status": status, "q": q, "challenge_id": challenge_id, "candidate": candidate,
+             "from": date_from, "to": date_to, "min_score": min_score, "max_score": max_score,
+             "limit": limit, "offset": offset}))
 
     def session(self, session_id: str):
         return self._call("GET", f"/ib/api/sessions/{session_id}")
@@ -83,6 +87,21 @@ class _Api:
     def events(self, session_id: str, types: str | None = None):
         return self._call("GET", f"/ib/api/sessions/{session_id}/events",
                           params=_clean({"type": types}))
+
+    def grade(self, session_id: str):
+        return self._call("POST", f"/ib/api/sessions/{session_id}/grade")
+
+    def challenges(self, *, q: str | None = None, category: str | None = None,
+                   difficulty: str | None = None, tag: str | None = None):
+        return self._call("GET", "/ib/api/challenges", params=_clean(
+            {"q": q, "category": category, "difficulty": difficulty, "tag": tag}))
+
+    def challenge(self, challenge_id: str):
+        return self._call("GET", f"/ib/api/challenges/{challenge_id}")
+
+    def add_challenge(self, *, source: str | None = None, **fields: Any):
+        return self._call("POST", "/ib/api/challenges",
+                          json={"source": source} if source is not None else fields)
 
     def record(self, session_id: str):
         return self._call("GET", f"/ib/api/sessions/{session_id}/record")

@@ -569,17 +569,22 @@ def schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
-def write(record, fmt: str, path) -> Path:
-    """Write ``record`` as ``fmt`` (one of ``FORMATS``) to ``path``; returns the path."""
-    render = {
+def render(record, fmt: str) -> str:
+    """``record`` as the text of one export format (one of ``FORMATS``)."""
+    renderers = {
         "ipynb": lambda r: nbformat.writes(to_ipynb(r)),
         "md": to_markdown,
         "json": to_json,
         "html": to_html,
         "csv": to_csv,
-    }.get(fmt)
-    if render is None:
+    }
+    if fmt not in renderers:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return renderers[fmt](record)
+
+
+def write(record, fmt: str, path) -> Path:
+    """Write ``record`` as ``fmt`` to ``path``; returns the path."""
     path = Path(path)
-    path.write_text(render(record), encoding="utf-8")
+    path.write_text(render(record, fmt), encoding="utf-8")
     return path

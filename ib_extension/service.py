@@ -346,7 +346,12 @@ class Service:
     # ---- challenge library -------------------------------------------------------
     def add_challenge(self, fields: dict[str, Any] | None, source: str | None) -> Any:
         """Add an interviewer-made challenge (fields, or the text of a challenge file)."""
-        from .challenges import ChallengeError, challenge_from_fields, dump_challenge, parse_challenge
+        from .challenges import (
+            ChallengeError,
+            challenge_from_fields,
+            dump_challenge,
+            parse_challenge,
+        )
 
         if self.challenges is None:
             raise IBError("invalid_request", "This service has no challenge library.")

@@ -112,3 +112,15 @@ def make_session(aio_interviewer):
 
 
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+
+
+@pytest.fixture(scope="module")
+def live(fake_llm_url, tmp_path_factory):
+    """`ib serve` as a real process on a free port, with the offline demo model (one per
+    module; tests make their own sessions)."""
+    from live import start_service, stop_service
+
+    service = start_service(fake_llm_url, tmp_path_factory.mktemp("live") / "data")
+    yield service
+    stop_service(service)
+

@@ -3,6 +3,7 @@ once a sub-folder has its own conftest.py)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -11,6 +12,11 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
+# Debian's Chromium, never a downloaded browser; flags that keep it off the network.
+CHROMIUM = os.environ.get("IB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
 INTERVIEWER_TOKEN = "interviewer-secret-token"
 PROVIDER_KEY = "sk-test-provider-key-never-leaks"
 

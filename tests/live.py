@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from helpers import free_port, stop, wait_until_up
 
 from ib_extension.client import IBClient
@@ -46,3 +47,38 @@ def start_service(fake_llm_url: str, data_dir: Path, token: str = "live-intervie
 def stop_service(live: LiveService) -> None:
     live.client.close()
     stop(live.proc)
+
+
+# ---- a candidate's workspace (`ib lab`) ---------------------------------------------------
+SECRETS = {"OPENAI_API_KEY": "sk-launching-shell-key", "IB_LLM_API_KEY": "sk-other-provider",
+           "IB_TOKEN": "interviewer-token-in-shell"}
+STARTER = "def fizzbuzz(n):\n    raise NotImplementedError\n"
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+    workdir: Path
+    proc: subprocess.Popen
+    session_id: str
+
+    def client(self, **kw) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"token {self.token}"},
+                            timeout=30, **kw)
+
+
+def start_lab(live, tmp: Path, **session) -> Lab:
+    created = live.create_session(**session)
+    port, token = free_port(), "lab-token-for-tests"
+    env = {**os.environ, **SECRETS}  # the launching shell has every secret
+    workdir = tmp / f"ws-{created['id']}"
+    log = open(tmp / f"lab-{port}.log", "w")  # noqa: SIM115 (kept for the process's life)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ib_extension.cli", "lab", "--service-url", live.url,
+         "--session-token", created["candidate_token"], "--port", str(port),
+         "--workdir", str(workdir), "--lab-token", token],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(f"{url}/api/status", proc, headers={"Authorization": f"token {token}"})
+    return Lab(url, token, workdir, proc, created["id"])

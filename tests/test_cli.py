@@ -19,7 +19,6 @@ import openai
 import psutil
 import pytest
 from helpers import free_port
-from live import start_service, stop_service
 
 from ib_extension import cli
 from ib_extension.cli import DEFAULT_MODELS
@@ -53,13 +52,6 @@ def wait_for(predicate, what: str, within: float = 60.0) -> None:
 def listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-@pytest.fixture(scope="module")
-def live(fake_llm_url, tmp_path_factory):
-    service = start_service(fake_llm_url, tmp_path_factory.mktemp("cli") / "data")
-    yield service
-    stop_service(service)
 
 
 @pytest.fixture

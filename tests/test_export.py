@@ -3,7 +3,6 @@
 import csv
 import io
 import json
-import os
 import random
 import re
 import subprocess
@@ -14,7 +13,7 @@ import httpx
 import jsonschema
 import nbformat
 import pytest
-from helpers import candidate_client, free_port, stop, wait_until_up
+from helpers import CHROMIUM, CHROMIUM_ARGS, candidate_client, free_port, stop, wait_until_up
 from session_records import (
     RecordBuilder,
     code_cell,
@@ -266,7 +265,6 @@ def test_review_without_notebook_or_grade():
 
 # -- in a real browser, with every request off this machine refused ------------------
 
-CHROMIUM = os.environ.get("IB_CHROMIUM", "/usr/bin/chromium")
 CHARTS_DRAWN = "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3"
 
 
@@ -279,7 +277,7 @@ def offline_page():
         pytest.fail(f"Chromium not found at {CHROMIUM}: run `make browser` or set IB_CHROMIUM.")
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.set_default_timeout(30_000)

@@ -3,7 +3,6 @@
 import asyncio
 
 import pytest
-
 from helpers import candidate_client
 
 

@@ -5,17 +5,12 @@ Screenshots go to test-artifacts/ so a person can look at what the tests saw.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from live import start_service, stop_service
+from helpers import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = os.environ.get("IB_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage"]
 
 
 def pytest_collection_modifyitems(items):
@@ -24,8 +19,22 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+# pytest-jupyter's autouse fixtures install an asyncio loop for every test; Playwright's
+# sync API refuses to run inside one. Browser tests start their servers as processes.
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop():
+    yield None
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup():
+    yield
+
+
+@pytest.fixture(scope="module")
 def playwright_instance():
+    # Per module: a live sync Playwright keeps an event loop running in this thread, and
+    # the pytest-jupyter tests collected after the browser folder need it gone.
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -38,7 +47,7 @@ def playwright_instance():
 @pytest.fixture
 def browser_context(playwright_instance, tmp_path):
     ctx = playwright_instance.chromium.launch_persistent_context(
-        str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=ARGS,
+        str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
         viewport={"width": 1400, "height": 900},
     )
     yield ctx
@@ -66,8 +75,5 @@ def screenshot(page, request):
 
 
 @pytest.fixture(scope="module")
-def live_service(fake_llm_url, tmp_path_factory):
-    """`ib serve` as a real process on a free port, with the offline demo model."""
-    live = start_service(fake_llm_url, tmp_path_factory.mktemp("live") / "data")
-    yield live
-    stop_service(live)
+def live_service(live):
+    return live

@@ -1,0 +1,144 @@
+"""Pure helpers that turn service data into small HTML fragments for the dashboards.
+
+Everything a person typed (names, messages, challenge titles, event payloads) goes
+through `esc` before it reaches an HTML widget: the widgets set innerHTML, so an
+unescaped `<img onerror=...>` in a message would run in the interviewer's browser.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime, timezone
+from typing import Any
+
+STATUSES = ("created", "active", "paused", "completed", "expired")
+ENDED = ("completed", "expired")
+
+
+def esc(value: Any) -> str:
+    """Text as inert HTML (quotes too, so it is safe inside attributes)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def parse_time(stamp: str | None) -> datetime | None:
+    if not stamp:
+        return None
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def clock(seconds: float | None) -> str:
+    """3725 -> '1:02:05', 65 -> '1:05'; None -> '–'."""
+    if seconds is None:
+        return "–"
+    s = max(0, int(round(seconds)))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def minutes(seconds: float | None) -> str:
+    """600 -> '10 min', 90 -> '1:30' (whole minutes read better as minutes)."""
+    if seconds is None:
+        return "–"
+    return f"{int(seconds) // 60} min" if int(seconds) % 60 == 0 else clock(seconds)
+
+
+def ago(stamp: str | None, now: datetime | None = None) -> str:
+    """'just now', '12 s ago', '5 min ago', '2 h ago'."""
+    at = parse_time(stamp)
+    if at is None:
+        return "–"
+    secs = ((now or datetime.now(timezone.utc)) - at).total_seconds()
+    if secs < 5:
+        return "just now"
+    if secs < 60:
+        return f"{int(secs)} s ago"
+    if secs < 3600:
+        return f"{int(secs // 60)} min ago"
+    return f"{int(secs // 3600)} h ago"
+
+
+def time_left(session: dict, now: datetime | None = None) -> float:
+    """Seconds left now: an active session counts down to its deadline, others stand still."""
+    deadline = parse_time(session.get("deadline"))
+    if session.get("status") == "active" and deadline is not None:
+        now = now or datetime.now(timezone.utc)
+        return max(0.0, (deadline - now).total_seconds())
+    return float(session.get("time_left_seconds") or 0.0)
+
+
+def level(share_left: float) -> str:
+    """Colour class of a meter by what is left: ok, low (<= 25 %), critical (<= 10 %)."""
+    if share_left <= 0.10:
+        return "critical"
+    if share_left <= 0.25:
+        return "low"
+    return "ok"
+
+
+def bar(used: float, total: float, label: str, *, title: str = "") -> str:
+    """A horizontal meter: filled to the share used, coloured by the share left."""
+    share = min(1.0, max(0.0, used / total)) if total else 1.0
+    return (f'<div class="ib-bar ib-bar-{level(1 - share)}" title="{esc(title)}">'
+            f'<div class="ib-bar-fill" style="width:{share * 100:.1f}%"></div>'
+            f'<span class="ib-bar-label">{esc(label)}</span></div>')
+
+
+def time_bar(session: dict, now: datetime | None = None) -> str:
+    limit = float(session.get("time_limit_seconds") or 0)
+    left = time_left(session, now)
+    used = limit - left
+    title = f"{clock(used)} used of {clock(limit)}"
+    if session.get("status") in ENDED:  # what is left no longer matters; what was used does
+        label = "time up" if session.get("status") == "expired" else f"ended, {clock(used)} used"
+        return bar(used, limit, label, title=title).replace("ib-bar ", "ib-bar ib-bar-over ", 1)
+    if session.get("status") == "created":
+        return bar(0, limit, f"{clock(limit)} · not started", title=title)
+    return bar(used, limit, f"{clock(left)} left", title=title)
+
+
+def token_bar(session: dict) -> str:
+    budget = int(session.get("token_budget") or 0)
+    used = int(session.get("tokens_used") or 0)
+    left = int(session.get("tokens_left") or 0)
+    return bar(used, budget, f"{used:,} / {budget:,}",
+               title=f"{left:,} tokens left ({session.get('tokens_reserved') or 0} reserved)")
+
+
+def status_badge(session: dict) -> str:
+    status = session.get("status", "?")
+    badge = f'<span class="ib-badge ib-status-{esc(status)}">{esc(status)}</span>'
+    if session.get("locked"):
+        badge += ' <span class="ib-badge ib-status-locked">locked</span>'
+    return badge
+
+
+FLAG_LABELS = (
+    ("warnings", "warn", "warnings (time or tokens running low)"),
+    ("refusals", "refused", "requests the service refused"),
+    ("injection", "injection?", "suspected prompt-injection attempts"),
+    ("large_paste", "paste", "large pastes into the notebook"),
+)
+
+
+def flags(session: dict) -> str:
+    found = session.get("flags") or {}
+    out = [f'<span class="ib-flag ib-flag-{key}" title="{esc(help_)}">{label} {int(found[key])}</span>'
+           for key, label, help_ in FLAG_LABELS if found.get(key)]
+    return " ".join(out) or '<span class="ib-muted">–</span>'
+
+
+def challenge_title(session: dict) -> str:
+    ch = session.get("challenge") or {}
+    return ch.get("title") or ch.get("id") or "custom"
+
+
+def kv_table(rows: list[tuple[str, str]]) -> str:
+    """Label/value rows; values are HTML the caller already escaped."""
+    body = "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f'<table class="ib-kv">{body}</table>'
+
+
+def notice(kind: str, text: str) -> str:
+    """A one-line result: kind is ok, error, info or warn."""
+    return f'<div class="ib-notice ib-notice-{kind}">{esc(text)}</div>'

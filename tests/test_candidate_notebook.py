@@ -1,0 +1,55 @@
+"""`pytest --nbval-lax` runs the candidate template (and the panel's Python API notebook)
+in a real kernel against a live service and the offline demo model; the kernel's telemetry
+reports every cell it ran."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from live import start_service, stop_service
+
+from ib_extension.paths import shared_dir
+
+HERE = Path(__file__).parent
+NOTEBOOKS = [shared_dir("notebooks") / "candidate.ipynb", HERE / "nb" / "panel_api.ipynb"]
+
+
+def run_nbval(notebook: Path, session: dict, url: str, tmp: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "IB_"))}
+    env.update(IB_SERVICE_URL=url, IB_SESSION_TOKEN=session["candidate_token"])
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
+         "--rootdir", str(tmp), "-c", os.devnull, str(notebook)],
+        env=env, cwd=tmp, capture_output=True, text=True, timeout=180)
+
+
+def code_cells(notebook: Path) -> list[str]:
+    nb = nbformat.read(notebook, as_version=4)
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def test_notebooks_run_against_a_live_service(fake_llm_url, tmp_path):
+    live = start_service(fake_llm_url, tmp_path / "data")
+    try:
+        for notebook in NOTEBOOKS:
+            created = live.create_session()
+            r = run_nbval(notebook, created, live.url, tmp_path)
+            assert r.returncode == 0, f"{notebook.name}:\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}"
+
+            # Telemetry from the real kernel: one event per code cell that ran, in order.
+            expected = code_cells(notebook)
+            deadline = time.monotonic() + 20
+            while True:
+                events = live.client.events(created["id"], "activity.cell_executed")["events"]
+                if len(events) >= len(expected) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert [e["payload"]["source"] for e in events] == expected
+            assert not any(e["payload"]["error"] for e in events)
+    finally:
+        stop_service(live)

@@ -1,0 +1,260 @@
+"""The dashboards' logic without a browser: formatting, validation, timelines, cards, the
+conversation's Python side. Everything shown to the interviewer from untrusted text must
+come out escaped."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from session_records import RecordBuilder, code_cell, notebook, sample_record
+
+from ib_extension import analytics
+from ib_extension.dashboards import analytics_page, controls, create, fmt, timeline
+from ib_extension.dashboards.monitor import row_cells
+from ib_extension.dashboards.widgets import Conversation
+
+XSS = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def session(**over) -> dict:
+    s = {"id": "s_1", "candidate_name": "Ada", "candidate_email": None, "status": "active",
+         "locked": False, "challenge": {"id": None, "title": "FizzBuzz"},
+         "time_limit_seconds": 1800.0, "time_left_seconds": 1200.0,
+         "deadline": (NOW + timedelta(seconds=600)).isoformat().replace("+00:00", "Z"),
+         "token_budget": 1000, "tokens_used": 800, "tokens_left": 200, "tokens_reserved": 0,
+         "message_count": 4, "last_activity_at": None,
+         "flags": {"refusals": 0, "injection": 0, "large_paste": 0, "warnings": 0}}
+    s.update(over)
+    return s
+
+
+def assert_inert(html: str) -> None:
+    assert "<img" not in html and "<script" not in html
+    assert "&lt;img" in html
+
+
+# -- formatting --------------------------------------------------------------------------
+
+def test_a_row_escapes_names_challenges_and_counts():
+    html = row_cells(session(candidate_name=XSS, challenge={"title": XSS}))
+    assert_inert(html)
+
+
+def test_time_left_counts_down_to_the_deadline_only_while_active():
+    s = session()
+    assert fmt.time_left(s, NOW) == 600
+    assert fmt.time_left(s, NOW + timedelta(seconds=100)) == 500
+    paused = session(status="paused")
+    assert fmt.time_left(paused, NOW + timedelta(seconds=100)) == paused["time_left_seconds"]
+
+
+@pytest.mark.parametrize(("left", "level"), [(0.5, "ok"), (0.25, "low"), (0.10, "critical"),
+                                             (0.0, "critical")])
+def test_meters_turn_colour_as_what_is_left_shrinks(left, level):
+    assert fmt.level(left) == level
+    html = fmt.bar(1000 * (1 - left), 1000, "x")
+    assert f"ib-bar-{level}" in html
+    assert f"width:{(1 - left) * 100:.1f}%" in html
+
+
+def test_token_bar_shows_used_of_budget():
+    assert "800 / 1,000" in fmt.token_bar(session())
+
+
+def test_flags_name_what_happened():
+    s = session(flags={"refusals": 2, "injection": 1, "large_paste": 0, "warnings": 0})
+    html = fmt.flags(s)
+    assert "refused 2" in html and "injection? 1" in html and "paste" not in html
+    assert "–" in fmt.flags(session())
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(5, "0:05"), (65, "1:05"), (3725, "1:02:05"),
+                                               (None, "–")])
+def test_clock(seconds, text):
+    assert fmt.clock(seconds) == text
+
+
+# -- controls ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("status", ["created", "active", "paused", "completed", "expired"])
+def test_lifecycle_buttons_follow_the_status(status):
+    s = session(status=status)
+    assert controls.allowed("start", s) == (status == "created")
+    assert controls.allowed("pause", s) == (status == "active")
+    assert controls.allowed("resume", s) == (status == "paused")
+    assert controls.allowed("end", s) == (status not in fmt.ENDED)
+    assert controls.allowed("extend_time", s) == (status != "completed")
+
+
+def test_lock_and_unlock_exclude_each_other():
+    assert controls.allowed("lock", session()) and not controls.allowed("unlock", session())
+    locked = session(locked=True)
+    assert controls.allowed("unlock", locked) and not controls.allowed("lock", locked)
+
+
+def test_destructive_actions_ask_first():
+    asking = {a.name for a in controls.ACTIONS if a.confirm}
+    assert asking == {"pause", "lock", "end"}
+
+
+# -- timeline and snapshot -----------------------------------------------------------------
+
+def event(type_: str, **payload) -> dict:
+    return {"id": 1, "type": type_, "actor": "system", "payload": payload,
+            "at": "2026-11-25T12:00:00.000Z"}
+
+
+def test_event_rows_escape_payloads():
+    html = timeline.event_row(event("injection.suspected", pattern="ignore", excerpt=XSS))
+    assert_inert(html)
+    assert "ib-ev-flag" in html
+
+
+@pytest.mark.parametrize(("type_", "payload", "text"), [
+    ("tokens.extended", {"tokens": 5000}, "+5,000 tokens"),
+    ("time.extended", {"seconds": 600}, "+10 min"),
+    ("warning", {"kind": "time", "threshold": 10}, "time: 10 % left"),
+    ("refusal", {"code": "session_paused", "message": "Paused."}, "session_paused: Paused."),
+])
+def test_events_read_as_sentences(type_, payload, text):
+    assert timeline.describe(event(type_, **payload)) == text
+
+
+def test_categories_split_events_by_type():
+    assert timeline.in_category("session.paused", "Lifecycle")
+    assert timeline.in_category("refusal", "Flags")
+    assert not timeline.in_category("chat.completed", "Lifecycle")
+    assert all(timeline.in_category(t, "All events") for t in ("x", "session.created"))
+
+
+def test_latest_snapshot_is_the_newest_notebook_and_is_shown_inert():
+    t = timeline.Timeline()
+    nb_old = notebook(code_cell("old = 1"))
+    nb_new = notebook(code_cell(f"s = '{XSS}'"))
+    t.show([{**event("activity.snapshot", notebook=nb_old, path="a.ipynb"), "id": 1},
+            {**event("chat.completed"), "id": 2},
+            {**event("activity.snapshot", notebook=nb_new, path="a.ipynb"), "id": 3}])
+    found, nb = t.latest_notebook()
+    assert found["id"] == 3
+    assert_inert(timeline.notebook_html(found, nb))
+    t.filter.value = "Lifecycle"
+    assert "No events of this kind" in t.list.value
+
+
+# -- create ----------------------------------------------------------------------------------
+
+def test_an_empty_draft_names_every_missing_field():
+    errors = create.Draft(name=" ", minutes=0, tokens=10).errors()
+    assert set(errors) == {"name", "title", "statement", "minutes", "tokens"}
+
+
+def test_email_is_optional_but_checked():
+    ok = create.Draft(name="Ada", title="T", statement="S")
+    assert ok.errors() == {}
+    assert "email" in create.Draft(name="Ada", title="T", statement="S", email="ada@").errors()
+
+
+def test_library_draft_sends_the_challenge_id_and_no_text():
+    d = create.Draft(name=" Ada ", source=create.LIBRARY, challenge_id="two-sum", minutes=30,
+                     tokens=5000, model="gpt-4o-mini", policy="hints")
+    assert d.errors() == {}
+    assert d.body() == {"candidate_name": "Ada", "challenge_id": "two-sum",
+                        "time_limit_seconds": 1800, "token_budget": 5000,
+                        "model": "gpt-4o-mini", "assist_policy": "hints"}
+    assert "challenge" in create.Draft(name="Ada", source=create.LIBRARY).errors()
+
+
+def test_the_handout_carries_the_token_and_the_service():
+    command, client = create.handout("http://host:8890", "ibc_tok")
+    assert command == "ib lab --service-url http://host:8890 --session-token ibc_tok"
+    assert "base_url = http://host:8890/ib/v1" in client and "ibc_tok" in client
+
+
+# -- analytics page --------------------------------------------------------------------------
+
+def test_cards_show_the_summary_numbers():
+    record = sample_record()
+    summary = analytics.summary(record)
+    cards = dict((label, (value, detail)) for label, value, detail in
+                 analytics_page.cards(summary))
+    assert cards["Tokens"][0] == f"{summary['tokens_total']:,}"
+    assert cards["Messages"][0] == f"{summary['messages_user']} ↔ {summary['messages_assistant']}"
+    assert cards["Refusals"][0] == str(summary["refusals"])
+
+
+def test_cards_escape_and_the_export_link_carries_the_file():
+    b = RecordBuilder()
+    b.start(0)
+    record = b.build()
+    record["session"]["candidate_name"] = XSS
+    html = analytics_page.download_link(analytics.to_csv([record]), "x.csv", "text/csv", "CSV")
+    data = re.search(r'base64,([^"]+)"', html).group(1)
+    assert base64.b64decode(data).decode() == analytics.to_csv([record])
+    assert "<img" not in analytics_page.cards_html(analytics.summary(record))
+
+
+def test_the_page_reads_the_session_from_the_query_string():
+    assert analytics_page.requested_session("token=t&session=s_9") == "s_9"
+    assert analytics_page.requested_session("token=t") is None
+
+
+def test_sessions_compare_by_library_id_else_by_custom_title():
+    a = session(challenge={"id": "two-sum", "title": "Two Sum"})
+    b = session(challenge={"id": "two-sum", "title": "Renamed"})
+    c = session(challenge={"id": None, "title": "Two Sum"})
+    key = analytics_page.challenge_key
+    assert key(a) == key(b) != key(c)
+
+
+# -- the conversation's Python side ------------------------------------------------------------
+
+def message(mid: str, at: str, role: str = "user", content: str = "hi", status="complete"):
+    return {"id": mid, "role": role, "content": content, "status": status, "created_at": at}
+
+
+def test_conversation_orders_messages_and_keeps_streamed_text():
+    c = Conversation()
+    c.show("s_1", [message("m2", "2026-01-01T00:00:02Z"), message("m1", "2026-01-01T00:00:01Z")])
+    assert [m["id"] for m in c.messages] == ["m1", "m2"]
+    c.delta("m3", "Hel")  # a reply whose message item has not arrived yet
+    c.delta("m3", "lo")
+    assert c.text_of("m3") == "Hello"
+    # A re-read that still has the reply as streaming does not undo what arrived.
+    c.merge([message("m3", "2026-01-01T00:00:03Z", "assistant", "", "streaming")])
+    assert c.text_of("m3") == "Hello"
+    c.upsert(message("m3", "2026-01-01T00:00:03Z", "assistant", "Hello!", "complete"))
+    assert c.text_of("m3") == "Hello!"
+    c.merge([message("m3", "2026-01-01T00:00:03Z", "assistant", "Hello", "streaming")])
+    assert c.text_of("m3") == "Hello!"  # a finished message is not replaced by an older read
+
+
+# -- the monitor's overview ----------------------------------------------------------------------
+
+def test_overview_filters_by_status_and_text_and_puts_running_sessions_first():
+    from ib_extension.dashboards.monitor import Overview
+
+    chosen = []
+    o = Overview(chosen.append)
+    o.load([session(id="s_done", candidate_name="Zed", status="completed"),
+            session(id="s_new", candidate_name="Amy", status="created"),
+            session(id="s_run", candidate_name="Bob", status="active",
+                    challenge={"title": "LRU cache"})])
+    assert [s["id"] for s in o.visible()] == ["s_run", "s_new", "s_done"]
+    assert len(o.body.children) == 3
+    o.status.value = "completed"
+    assert [r for r in o.body.children] == [o.rows["s_done"][0]]
+    o.status.value = ""
+    o.search.value = "lru"
+    assert [s["id"] for s in o.visible()] == ["s_run"]
+    o.search.value = "nobody"
+    assert o.body.children == () and "No session matches" in o.empty.value
+    o.rows["s_new"][1].click()
+    assert chosen == ["s_new"]
+    # A change arrives: the row is updated in place, not rebuilt.
+    row = o.rows["s_run"][0]
+    o.update(session(id="s_run", candidate_name="Bob", status="paused"))
+    assert o.rows["s_run"][0] is row and "ib-status-paused" in o.rows["s_run"][2].value
