@@ -34,13 +34,14 @@ def add_demo_parser(sub) -> None:
     d.set_defaults(func=cmd_demo)
 
 
-def _wait_up(url: str, proc: subprocess.Popen, what: str, within: float = 120.0) -> None:
+def _wait_up(url: str, proc: subprocess.Popen, what: str, within: float = 120.0,
+             headers: dict | None = None) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"{what} exited (code {proc.returncode}); see the messages above.")
         try:
-            httpx.get(url, timeout=2)
+            httpx.get(url, timeout=2, headers=headers)
             return
         except httpx.HTTPError:
             time.sleep(0.2)
@@ -77,7 +78,8 @@ def cmd_demo(args) -> int:
             llm = subprocess.Popen(ib + ["fake-llm", "--port", str(args.llm_port)], env=env)
             procs.append(llm)
             base = f"http://127.0.0.1:{args.llm_port}/v1"
-            _wait_up(base + "/models", llm, "the demo model")
+            _wait_up(base + "/models", llm, "the demo model",
+                     headers={"Authorization": "Bearer demo"})
             serve += ["--llm-base-url", base]
         service = subprocess.Popen(serve, env=env)
         procs.append(service)
