@@ -135,7 +135,6 @@ class IBExtension(ExtensionApp):
             self._init_service()
 
     def _init_service(self) -> None:
-        from .gateway import Settings  # noqa: F401  (imported for gateway_settings)
         from .llm import Provider
         from .service import Service
         from .store import Store

@@ -130,12 +130,13 @@ def _client(args) -> IBClient:
 
 # ---- serve ---------------------------------------------------------------------------
 def serve_argv(args) -> list[str]:
+    from .app import SECRET_ENV
     from .dashboards import voila_settings
     from .paths import shared_dir
 
     base_url = args.llm_base_url
     if not base_url:
-        if not (os.environ.get("OPENAI_API_KEY") or os.environ.get("IB_LLM_API_KEY")):
+        if not any(os.environ.get(name) for name in SECRET_ENV):
             raise ValueError("No LLM provider: set OPENAI_API_KEY, or pass --llm-base-url "
                              "(for the offline demo model run `ib demo`, or `ib fake-llm --port 8892` "
                              "and --llm-base-url http://127.0.0.1:8892/v1).")

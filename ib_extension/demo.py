@@ -18,9 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from .app import SECRET_ENV
 from .client import IBClient
-
-KEY_ENV = ("OPENAI_API_KEY", "IB_LLM_API_KEY")
 
 
 def add_demo_parser(sub) -> None:
@@ -56,7 +55,7 @@ def cmd_demo(args) -> int:
     env = dict(os.environ)
     token = env.get("IB_TOKEN") or secrets.token_hex(24)
     env["IB_TOKEN"] = token
-    real_key = any(env.get(k) for k in KEY_ENV)
+    real_key = any(env.get(k) for k in SECRET_ENV)
 
     def stop_all(*_: object) -> None:
         for p in reversed(procs):
@@ -128,12 +127,11 @@ def demo_session(client: IBClient) -> dict:
 
 
 def start_lab(ib: list[str], url: str, candidate_token: str, args, data: Path, env: dict):
-    # The candidate's server must not inherit any secret: only its own session token.
-    lab_env = {k: v for k, v in env.items() if k not in KEY_ENV + ("IB_TOKEN", "IB_URL")}
+    # `ib lab` strips every secret before JupyterLab starts (lab.lab_env: the one place).
     lab_token = secrets.token_hex(16)
     lab = subprocess.Popen(ib + ["lab", "--service-url", url, "--session-token", candidate_token,
                                  "--port", str(args.lab_port), "--workdir",
-                                 str(data / "candidate"), "--lab-token", lab_token], env=lab_env)
+                                 str(data / "candidate"), "--lab-token", lab_token], env=env)
     lab_url = f"http://127.0.0.1:{args.lab_port}/lab?token={lab_token}"
     _wait_up(f"http://127.0.0.1:{args.lab_port}/api", lab, "the candidate workspace")
     return lab_url, lab

@@ -47,8 +47,14 @@ class Feed:
         reset = cursor > self._seq or cursor < oldest - 1
         if reset:
             return [], True
-        start = cursor - oldest + 1
-        items = [_public(it) for i, it in enumerate(self._items) if i >= start and keep(it)]
+        # Walk back from the newest: a poll costs what is new, not the whole window.
+        items = []
+        for it in reversed(self._items):
+            if it["seq"] <= cursor:
+                break
+            if keep(it):
+                items.append(_public(it))
+        items.reverse()
         return items, False
 
     async def wait(self, cursor: int, timeout: float, keep: Predicate) -> tuple[list[Item], bool]:

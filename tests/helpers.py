@@ -27,20 +27,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(condition, what: str, within: float = 30.0, every: float = 0.05):
+    """Poll `condition` until it returns something truthy, and return that.
+
+    Waiting on a condition another process will reach, never a sleep for time to pass."""
+    deadline = time.monotonic() + within
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {within} s waiting for {what}")
+        time.sleep(every)
+
+
 def wait_until_up(url: str, proc: subprocess.Popen, headers: dict | None = None,
                   within: float = 60.0) -> None:
-    """Poll `url` until it answers (a condition, not a sleep for time)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
+    """Poll `url` until it answers; fail at once if `proc` exits first."""
+
+    def answers() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before {url} came up")
         try:
-            if httpx.get(url, headers=headers, timeout=2).status_code < 500:
-                return
+            return httpx.get(url, headers=headers, timeout=2).status_code < 500
         except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up within {within} s")
+            return False
+
+    wait_for(answers, url, within, every=0.1)
 
 
 def stop(proc: subprocess.Popen) -> None:

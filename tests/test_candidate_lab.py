@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import nbformat
 import pytest
-from helpers import stop
+from helpers import stop, wait_for
 from live import SECRETS, STARTER, Lab, start_lab, start_service, stop_service  # noqa: F401  (Lab: used by the tests' types)
 
 from ib_extension import lab
@@ -27,15 +27,6 @@ def workspace(live, tmp_path_factory):
     yield ws
     stop(ws.proc)
 
-
-def wait_for(condition, what: str, within: float = 20.0):
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # ---- the template ---------------------------------------------------------------------

@@ -4,13 +4,14 @@ reports every cell it ran."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat
+from helpers import wait_for
 from live import start_service, stop_service
 
 from ib_extension.paths import shared_dir
@@ -43,13 +44,15 @@ def test_notebooks_run_against_a_live_service(fake_llm_url, tmp_path):
 
             # Telemetry from the real kernel: one event per code cell that ran, in order.
             expected = code_cells(notebook)
-            deadline = time.monotonic() + 20
-            while True:
-                events = live.client.events(created["id"], "activity.cell_executed")["events"]
-                if len(events) >= len(expected) or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
+            events = wait_for(functools.partial(reported, live, created["id"], len(expected)),
+                              "one cell_executed event per code cell", 20.0)
             assert [e["payload"]["source"] for e in events] == expected
             assert not any(e["payload"]["error"] for e in events)
     finally:
         stop_service(live)
+
+
+def reported(live, session_id: str, count: int) -> list | None:
+    """The session's cell_executed events, once there are at least `count` of them."""
+    found = live.client.events(session_id, "activity.cell_executed")["events"]
+    return found if len(found) >= count else None

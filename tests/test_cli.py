@@ -11,14 +11,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import openai
 import psutil
 import pytest
-from helpers import free_port
+from helpers import free_port, wait_for
 
 from ib_extension import cli
 from ib_extension.cli import DEFAULT_MODELS
@@ -39,14 +38,6 @@ def ib(*args: str, env: dict[str, str] | None = None,
     return subprocess.run([str(IB), *args], env=env or clean_env(), capture_output=True,
                           text=True, timeout=timeout)
 
-
-def wait_for(predicate, what: str, within: float = 60.0) -> None:
-    """Poll `predicate` until it is true (a condition, not a sleep for time)."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {within} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def listening(port: int) -> bool:
@@ -238,7 +229,7 @@ def test_demo_terminated_while_starting_stops_its_children(tmp_path):
 
         # The demo model is up and the service spawned; it needs seconds to answer, and
         # the demo prints its banner only after that.
-        wait_for(service_spawned, "the demo to spawn the service")
+        wait_for(service_spawned, "the demo to spawn the service", 60.0)
         demo.terminate()
         demo.wait(30)
         _, alive = psutil.wait_procs(children, timeout=5)  # the demo waits for them itself

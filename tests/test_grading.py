@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import wait_for
 
 from ib_extension.challenges import Challenge, load_library
 from ib_extension.grading import (
@@ -214,12 +215,6 @@ def test_subprocess_grader_failure_is_a_result_not_an_exception():
     assert result["error"].startswith("The grader process failed with exit status 1")
 
 
-def wait_until(condition, seconds=20.0):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
 
 def test_cancelling_subprocess_grading_stops_the_grader_and_its_kernel(tmp_path):
     pid_file = tmp_path / "kernel.pid"
@@ -235,7 +230,7 @@ def test_cancelling_subprocess_grading_stops_the_grader_and_its_kernel(tmp_path)
 
     asyncio.run(cancel_once_running())
     kernel_pid = int(pid_file.read_text())
-    wait_until(lambda: process_gone(kernel_pid))
+    wait_for(lambda: process_gone(kernel_pid), "the grading kernel to exit", 20.0)
 
 
 def process_gone(pid: int) -> bool:

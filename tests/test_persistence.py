@@ -13,6 +13,7 @@ from datetime import datetime
 
 import openai
 import pytest
+from helpers import wait_for
 from live import LiveService, start_service, stop_service
 
 from ib_extension.tokens import count_tokens
@@ -21,16 +22,6 @@ MODEL = "gpt-4o-mini"
 # Fields of a session view that move with the wall clock while the session is active.
 RUNNING_CLOCK_FIELDS = ("time_used_seconds", "time_left_seconds", "deadline")
 
-
-def wait_for(predicate, what: str, within: float = 20.0):
-    """Poll `predicate` until it returns something truthy; return that."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f"timed out after {within} s waiting for {what}")
 
 
 def new_session(live: LiveService, **fields) -> dict:

@@ -14,7 +14,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import duckdb
 import httpx
 import psutil
 import pytest
-from helpers import free_port, stop, wait_until_up
+from helpers import free_port, stop, wait_for, wait_until_up
 
 # One fake key per variable the service reads a key from.
 PROVIDER_KEYS = {var: f"sk-ibsecretstest-{var.lower()}-{secrets.token_hex(8)}"
@@ -219,10 +218,7 @@ def kernel_environment(rec: Recorder, service: subprocess.Popen) -> dict[str, st
                 continue
         return None
 
-    deadline = time.monotonic() + 30
-    while (proc := kernel_process()) is None:
-        assert time.monotonic() < deadline, f"no process found for kernel {kernel_id}"
-        time.sleep(0.05)
+    proc = wait_for(kernel_process, f"a process for kernel {kernel_id}")
     raw = Path(f"/proc/{proc.pid}/environ").read_bytes()
     rec.call("interviewer", INTERVIEWER, "delete", f"/api/kernels/{kernel_id}")
     return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
