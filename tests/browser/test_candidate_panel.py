@@ -29,9 +29,9 @@ def workspace(live_service, tmp_path_factory):
 
 
 def open_panel(page, ws):
-    """Open the workspace (its first layout shows the candidate notebook), run the panel
-    cell, wait until the panel has its state."""
-    page.goto(f"{ws.url}/lab?token={ws.token}")
+    """Open the candidate notebook in a fresh layout (an earlier test may have left an
+    output view in the shared workspace), run the panel cell, wait for the panel's state."""
+    page.goto(f"{ws.url}/lab/tree/interview.ipynb?reset&token={ws.token}")
     page.get_by_text(IDLE).wait_for(timeout=60_000)
     page.locator(".jp-Cell").first.locator(".jp-InputArea-editor").click()
     page.keyboard.press("Shift+Enter")
