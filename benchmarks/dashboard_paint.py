@@ -78,7 +78,7 @@ def start(cmd: list[str], log: Path, env: dict | None = None) -> subprocess.Pope
 
 def seed(url: str, token: str) -> None:
     """Two live sessions and one finished, so every page has something to draw."""
-    from ib_extension.client import IBClient
+    from ib_extension.api.client import IBClient
 
     client = IBClient(url, token)
     for name, finish in (("Ada Lovelace", True), ("Grace Hopper", False), ("Alan Turing", False)):
@@ -143,7 +143,7 @@ def main() -> int:
     env["IB_TOKEN"] = token
     try:
         llm_port, port = free_port(), free_port()
-        procs.append(start([sys.executable, "-m", "ib_extension.fake_llm", "--port",
+        procs.append(start([sys.executable, "-m", "ib_extension.cli.fake_llm", "--port",
                             str(llm_port)], work / "llm.log"))
         wait_up(f"http://127.0.0.1:{llm_port}/v1/models", procs[-1])
         config = work / "voila_config.py"

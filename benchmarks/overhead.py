@@ -58,7 +58,7 @@ def wait_up(url: str, proc: subprocess.Popen, within: float = 60.0, **kw) -> Non
 def start_demo_model(workdir: Path, latency: float, tps: float) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ib_extension.fake_llm", "--port", str(port),
+        [sys.executable, "-m", "ib_extension.cli.fake_llm", "--port", str(port),
          "--latency", str(latency), "--tokens-per-second", str(tps)],
         stdout=open(workdir / "fake-llm.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
     url = f"http://127.0.0.1:{port}/v1"

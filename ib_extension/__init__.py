@@ -4,6 +4,6 @@ __version__ = "0.1.0"
 
 
 def _jupyter_server_extension_points():
-    from .app import IBExtension
+    from .service.app import IBExtension
 
     return [{"module": "ib_extension", "app": IBExtension}]

@@ -20,7 +20,7 @@ from helpers import (  # noqa: F401  (tests import these from helpers, never fro
     wait_until_up,
 )
 
-from ib_extension.clock import ManualClock
+from ib_extension.service.clock import ManualClock
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -29,7 +29,7 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 def fake_llm_url():
     """The bundled offline demo model, really started, on a free loopback port."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ib_extension.fake_llm", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "ib_extension.cli.fake_llm", "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     wait_until_up(url + "/models", proc, headers={"Authorization": "Bearer x"})

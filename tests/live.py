@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from helpers import free_port, stop, wait_until_up
 
-from ib_extension.client import IBClient
+from ib_extension.api.client import IBClient
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 from session_records import code_cell, notebook
 
-from ib_extension.client import IBClient
+from ib_extension.api.client import IBClient
 
 FIRST = notebook(code_cell("def fizzbuzz(n):\n    pass", id="solve"))
 SECOND = notebook(

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 from session_records import T0, RecordBuilder, sample_record
 
-from ib_extension import analytics
+from ib_extension.review import analytics
 
 
 def test_pause_span_splits_wall_time_into_active_and_paused():

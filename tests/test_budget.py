@@ -8,8 +8,8 @@ from helpers import candidate_client
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ib_extension import tokens
-from ib_extension.budget import BudgetExceeded, Ledger
+from ib_extension.service import tokens
+from ib_extension.service.budget import BudgetExceeded, Ledger
 
 # ---- the ledger, property-based ---------------------------------------------------------
 ops = st.lists(st.tuples(st.sampled_from(["reserve", "settle", "release", "extend"]),

@@ -16,8 +16,8 @@ import pytest
 from helpers import stop, wait_for
 from live import SECRETS, STARTER, Lab, start_lab, start_service, stop_service  # noqa: F401  (Lab: used by the tests' types)
 
-from ib_extension import lab
-from ib_extension.paths import shared_dir
+from ib_extension.api.resources import shared_dir
+from ib_extension.candidate import lab
 
 
 @pytest.fixture(scope="module")

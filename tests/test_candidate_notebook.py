@@ -14,7 +14,7 @@ import nbformat
 from helpers import wait_for
 from live import start_service, stop_service
 
-from ib_extension.paths import shared_dir
+from ib_extension.api.resources import shared_dir
 
 HERE = Path(__file__).parent
 NOTEBOOKS = [shared_dir("notebooks") / "candidate.ipynb", HERE / "nb" / "panel_api.ipynb"]

@@ -1,4 +1,4 @@
-"""Kernel-side activity telemetry (ib_extension.telemetry) with IPython's callbacks faked
+"""Kernel-side activity telemetry (ib_extension.candidate.telemetry) with IPython's callbacks faked
 and the clocks injected."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ib_extension import telemetry
+from ib_extension.candidate import telemetry
 
 
 class Clock:

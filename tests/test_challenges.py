@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ib_extension.challenges import (
+from ib_extension.api.challenges import (
     CATEGORIES,
     Challenge,
     ChallengeError,
@@ -17,7 +17,7 @@ from ib_extension.challenges import (
     load_library,
     parse_challenge,
 )
-from ib_extension.grading_kernel import run_tests
+from ib_extension.grading.kernel import run_tests
 
 CHALLENGE_DIR = Path(__file__).resolve().parent.parent / "challenges"
 LIBRARY = load_library([CHALLENGE_DIR])

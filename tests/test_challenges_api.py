@@ -6,7 +6,7 @@ import httpx
 import nbformat
 import pytest
 
-from ib_extension.challenges import dump_challenge
+from ib_extension.api.challenges import dump_challenge
 
 
 def notebook_with(code: str) -> dict:

@@ -11,10 +11,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from session_records import RecordBuilder, code_cell, notebook, sample_record
 
-from ib_extension import analytics
 from ib_extension.dashboards import analytics_page, controls, create, fmt, timeline
 from ib_extension.dashboards.monitor import row_cells
 from ib_extension.dashboards.widgets import Conversation
+from ib_extension.review import analytics
 
 XSS = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)

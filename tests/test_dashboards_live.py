@@ -7,7 +7,7 @@ import openai
 import pytest
 from session_records import code_cell, notebook
 
-from ib_extension.client import AsyncIBClient, IBClient, IBClientError
+from ib_extension.api.client import AsyncIBClient, IBClient, IBClientError
 from ib_extension.dashboards import AnalyticsPage, CreatePage, Monitor, controls
 from ib_extension.dashboards.analytics_page import PLOTLY_MIME
 from ib_extension.dashboards.live import FeedFollower

@@ -23,8 +23,8 @@ from session_records import (
     sample_record,
 )
 
-from ib_extension import analytics, export
-from ib_extension.provenance import code_blocks, normalise, provenance
+from ib_extension.review import analytics, export
+from ib_extension.review.provenance import code_blocks, normalise, provenance
 
 KINDS = {
     "review",

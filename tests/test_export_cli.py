@@ -15,9 +15,9 @@ import nbformat
 import pytest
 from replay_sessions import QUESTION, play
 
-from ib_extension import export
 from ib_extension.cli import main
-from ib_extension.export_cli import Progress
+from ib_extension.cli.export import Progress
+from ib_extension.review import export
 
 TOKEN_SHAPES = re.compile(r"ibc_[A-Za-z0-9_-]{16,}|sk-[A-Za-z0-9_-]{16,}")
 

@@ -11,7 +11,8 @@ import httpx
 import openai
 import pytest
 
-from ib_extension import fake_llm, tokens
+from ib_extension.cli import fake_llm
+from ib_extension.service import tokens
 
 MODEL = "gpt-4o-mini"
 API_KEY = "sk-demo-SECRET-7f3a9c"  # distinctive, so a leak into the logs is easy to spot
@@ -42,7 +43,7 @@ class DemoProcess:
         self.stderr_path = tmp_path / f"fake-llm-{self.port}.log"
         self.stderr = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ib_extension.fake_llm", "--port", str(self.port), *extra_args],
+            [sys.executable, "-m", "ib_extension.cli.fake_llm", "--port", str(self.port), *extra_args],
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             text=True,
@@ -372,7 +373,7 @@ def test_controls_are_stripped_from_the_quoted_question():
 
 def test_port_in_use_is_a_clear_error(demo):
     result = subprocess.run(
-        [sys.executable, "-m", "ib_extension.fake_llm", "--port", str(demo.port)],
+        [sys.executable, "-m", "ib_extension.cli.fake_llm", "--port", str(demo.port)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,6 +1,6 @@
 """The live feed's cursor arithmetic, without a server."""
 
-from ib_extension.feed import Feed
+from ib_extension.service.feed import Feed
 
 
 def test_since_returns_exactly_what_came_after_the_cursor_and_resets_out_of_window():

@@ -13,14 +13,14 @@ import nbformat
 import pytest
 from helpers import wait_for
 
-from ib_extension.challenges import Challenge, load_library
-from ib_extension.grading import (
+from ib_extension.api.challenges import Challenge, load_library
+from ib_extension.grading.grader import (
     ENV_ALLOWLIST,
     candidate_cells,
     grade,
     grade_in_subprocess,
 )
-from ib_extension.grading_kernel import run_tests
+from ib_extension.grading.kernel import run_tests
 
 CHALLENGE_DIR = Path(__file__).resolve().parent.parent / "challenges"
 CHALLENGES = load_library([CHALLENGE_DIR])
@@ -66,7 +66,7 @@ def test_every_reference_solution_scores_one_in_a_kernel(challenge):
 
 def test_correct_submission_scores_one():
     submission = notebook(
-        ("from ib_extension.panel import ChatPanel  # template cell, not graded", ["ib-setup"]),
+        ("from ib_extension.candidate.panel import ChatPanel  # template cell, not graded", ["ib-setup"]),
         MERGE.reference_solution,
         "merge_intervals([[1, 2]])  # the candidate's own check",
     )
@@ -264,7 +264,7 @@ def test_command_line_grader_reads_stdin_and_prints_json(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "ib_extension.grading",
+        "ib_extension.grading.grader",
         "-",
         str(CHALLENGE_DIR / "merge-intervals.md"),
     ]
@@ -288,7 +288,7 @@ def test_command_line_grader_explains_bad_input(tmp_path, notebook_text, challen
     command = [
         sys.executable,
         "-m",
-        "ib_extension.grading",
+        "ib_extension.grading.grader",
         str(tmp_path / "nb.ipynb"),
         str(challenge_file),
     ]

@@ -7,7 +7,7 @@ import html
 
 from session_records import RecordBuilder, code_cell, notebook, sample_record
 
-from ib_extension.dashboards_history import (
+from ib_extension.dashboards.history import (
     HistoryFilters,
     message_html,
     nearby_html,
@@ -18,7 +18,7 @@ from ib_extension.dashboards_history import (
     state_html,
     step_html,
 )
-from ib_extension.replay import timeline
+from ib_extension.review.replay import timeline
 
 HOSTILE = '<img src=x onerror="alert(1)">'
 

@@ -13,9 +13,9 @@ import nbformat
 import pytest
 from replay_sessions import play
 
-from ib_extension.client import AsyncIBClient
-from ib_extension.dashboards_history import HistoryPage, ReplayPage
-from ib_extension.replay import timeline
+from ib_extension.api.client import AsyncIBClient
+from ib_extension.dashboards.history import HistoryPage, ReplayPage
+from ib_extension.review.replay import timeline
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import openai
 import pytest
 from helpers import candidate_client
 
-from ib_extension.clock import ManualClock
-from ib_extension.errors import IBError
-from ib_extension.sessions import TRANSITIONS
+from ib_extension.api.errors import IBError
+from ib_extension.service.clock import ManualClock
+from ib_extension.service.sessions import TRANSITIONS
 
 
 async def act(client, sid, action, **body):
@@ -83,8 +83,8 @@ async def test_extending_an_expired_session_reopens_it(make_session, aio_intervi
 
 @pytest.mark.parametrize("action", sorted(TRANSITIONS))
 def test_each_transition_allows_exactly_its_sources(action):
-    from ib_extension.budget import Ledger
-    from ib_extension.sessions import Session
+    from ib_extension.service.budget import Ledger
+    from ib_extension.service.sessions import Session
 
     sources, target = TRANSITIONS[action]
     for status in ("created", "active", "paused", "completed", "expired"):

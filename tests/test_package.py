@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ib_extension.app import IBExtension
+from ib_extension.service.app import IBExtension
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,11 +1,11 @@
-"""The panel's display logic (ib_extension.panel.view): meter levels, disabled reasons,
+"""The panel's display logic (ib_extension.candidate.panel.view): meter levels, disabled reasons,
 cost estimates, the clock. Pure functions, no widget, no service."""
 
 from __future__ import annotations
 
 import pytest
 
-from ib_extension.panel import view
+from ib_extension.candidate.panel import view
 
 
 def session(**overrides):

@@ -9,8 +9,8 @@ import comm
 import nbformat
 import pytest
 
-from ib_extension.panel import ChatPanel, PanelError, view
-from ib_extension.panel.widget import bundle
+from ib_extension.candidate.panel import ChatPanel, PanelError, view
+from ib_extension.candidate.panel.widget import bundle
 
 SECRET = "ibc_this-token-stays-in-the-kernel"
 

@@ -16,7 +16,7 @@ import pytest
 from helpers import wait_for
 from live import LiveService, start_service, stop_service
 
-from ib_extension.tokens import count_tokens
+from ib_extension.service.tokens import count_tokens
 
 MODEL = "gpt-4o-mini"
 # Fields of a session view that move with the wall clock while the session is active.

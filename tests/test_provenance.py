@@ -14,7 +14,7 @@ from session_records import (
     sample_record,
 )
 
-from ib_extension.provenance import code_blocks, normalise, provenance
+from ib_extension.review.provenance import code_blocks, normalise, provenance
 
 
 def lines(code: str) -> int:

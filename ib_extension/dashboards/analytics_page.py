@@ -13,7 +13,7 @@ import httpx
 import ipywidgets as w
 from IPython.display import display
 
-from ..client import AsyncIBClient, IBClientError
+from ..api.client import AsyncIBClient, IBClientError
 from . import fmt
 from .live import spawn, strict
 
@@ -149,7 +149,7 @@ class AnalyticsPage:
             spawn(self.show(change["new"]))
 
     async def show(self, session_id: str) -> None:
-        from .. import analytics
+        from ..review import analytics
 
         self.status.value = fmt.notice("info", "Loading…")
         try:
@@ -172,7 +172,7 @@ class AnalyticsPage:
         self.drawing = spawn(self.draw_charts(record))
 
     async def draw_charts(self, record: dict) -> None:
-        from .. import analytics
+        from ..review import analytics
 
         await asyncio.sleep(0)  # let the page (cards, picker) go out first
         figures = {"tokens": analytics.fig_token_usage, "time": analytics.fig_time_utilisation,
@@ -217,7 +217,7 @@ class AnalyticsPage:
 
     @staticmethod
     def export_links(record: dict, group: list[dict]) -> str:
-        from .. import analytics
+        from ..review import analytics
 
         sid = record["session"]["id"]
         links = [download_link(analytics.to_csv([record]), f"{sid}.csv", "text/csv", "CSV"),

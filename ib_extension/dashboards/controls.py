@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import ipywidgets as w
 
-from ..client import IBClientError
+from ..api.client import IBClientError
 from . import fmt
 from .live import spawn
 

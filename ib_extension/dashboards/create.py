@@ -10,7 +10,7 @@ import httpx
 import ipywidgets as w
 from IPython.display import Markdown, display
 
-from ..client import AsyncIBClient, IBClientError
+from ..api.client import AsyncIBClient, IBClientError
 from . import fmt
 from .live import spawn, strict
 from .widgets import CopyBox

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from ..client import IBClientError
+from ..api.client import IBClientError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import httpx
 import ipywidgets as w
 
-from ..client import AsyncIBClient, IBClientError
+from ..api.client import AsyncIBClient, IBClientError
 from . import fmt
 from .controls import Controls
 from .live import FeedFollower, every, spawn, strict

@@ -8,8 +8,8 @@ import itertools
 import pytest
 from helpers import CHROMIUM, CHROMIUM_ARGS
 
-from ib_extension.panel import view
-from ib_extension.panel.widget import bundle
+from ib_extension.candidate.panel import view
+from ib_extension.candidate.panel.widget import bundle
 
 LOAD = """async (src) => {
   const url = URL.createObjectURL(new Blob([src], {type: "text/javascript"}));

@@ -12,7 +12,7 @@ from helpers import stop
 from live import start_lab
 from playwright.sync_api import expect
 
-from ib_extension.panel import view
+from ib_extension.candidate.panel import view
 
 IDLE = "Python 3 (ipykernel) | Idle"
 BUSY = "Python 3 (ipykernel) | Busy"

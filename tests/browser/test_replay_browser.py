@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 from replay_sessions import QUESTION, play
 
-from ib_extension.replay import timeline
+from ib_extension.review.replay import timeline
 
 LOAD = 90_000  # ms: a Voilà page's first kernel on 2 busy cores
 

@@ -1,0 +1,233 @@
+"""`ib`: run the service, the demo model and the demo; drive sessions from the shell.
+
+Client subcommands reach the service with --url/--token, defaulting to IB_URL/IB_TOKEN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+
+import httpx
+
+from ..api.client import IBClient, IBClientError
+
+DEFAULT_MODELS = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["fake-llm"]:
+        from .fake_llm import main as fake_main
+
+        return fake_main(argv[1:]) or 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except IBClientError as e:
+        print(f"error: {e.message} ({e.code})", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as e:
+        where = getattr(getattr(e, "request", None), "url", None)
+        print(f"error: cannot reach the service{f' at {where}' if where else ''}: "
+              f"{type(e).__name__}. Is `ib serve` running, and are --url/IB_URL right?",
+              file=sys.stderr)
+        return 1
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ib", description="Interview Buddy")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the ib service (API, budget, log, dashboards)")
+    s.add_argument("--port", type=int, default=8890)
+    s.add_argument("--ip", default="127.0.0.1")
+    s.add_argument("--data-dir", default=".ib-data", help="folder of the DuckDB file")
+    s.add_argument("--llm-base-url", default=os.environ.get("IB_LLM_BASE_URL", ""),
+                   help="OpenAI-compatible provider (default: OpenAI when OPENAI_API_KEY is set)")
+    s.add_argument("--model", action="append", dest="models",
+                   help="a model sessions may use (repeat; the first is the default)")
+    s.add_argument("--config", help="a Jupyter config file with IBExtension settings")
+    s.set_defaults(func=cmd_serve)
+
+    # The demo model parses its own options (`ib fake-llm --help`).
+    sub.add_parser("fake-llm", help="run the offline demo model (OpenAI-compatible)",
+                   add_help=False)
+
+    from .demo import add_demo_parser
+
+    add_demo_parser(sub)
+
+    sess = sub.add_parser("session", help="create and control sessions")
+    ssub = sess.add_subparsers(metavar="ACTION")
+    c = ssub.add_parser("create", help="create a session; prints its id and candidate token")
+    _client_args(c)
+    c.add_argument("--candidate", required=True, help="candidate's name")
+    c.add_argument("--email")
+    c.add_argument("--minutes", type=int, required=True)
+    c.add_argument("--tokens", type=int, required=True)
+    c.add_argument("--challenge-text")
+    c.add_argument("--challenge-title")
+    c.add_argument("--challenge-id")
+    c.add_argument("--model")
+    c.add_argument("--policy", help="assist policy (full, hints, no_code)")
+    c.add_argument("--json", action="store_true", help="print a JSON object")
+    c.set_defaults(func=cmd_session_create)
+
+    ls = ssub.add_parser("list", help="list sessions")
+    _client_args(ls)
+    ls.add_argument("--status")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_session_list)
+
+    for action in ("show", "start", "pause", "resume", "lock", "unlock", "end"):
+        a = ssub.add_parser(action, help=f"{action} a session")
+        _client_args(a)
+        a.add_argument("session_id")
+        a.set_defaults(func=cmd_session_action, action=action)
+    for name, unit in (("extend-time", "minutes"), ("extend-tokens", "tokens")):
+        a = ssub.add_parser(name, help=f"give a session more {unit}")
+        _client_args(a)
+        a.add_argument("session_id")
+        a.add_argument("amount", type=int, help=unit)
+        a.set_defaults(func=cmd_session_extend, what=name)
+
+    _add_optional_subcommands(sub)
+    return p
+
+
+def _add_optional_subcommands(sub) -> None:
+    """Subcommands that live in their own modules (candidate workspace, export)."""
+    for module, adder in (("candidate.lab", "add_lab_parser"), ("cli.export", "add_export_parser")):
+        try:
+            mod = __import__(f"ib_extension.{module}", fromlist=[adder])
+        except ImportError:
+            continue
+        getattr(mod, adder)(sub, _client_args)
+
+
+def _client_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default=os.environ.get("IB_URL"), help="service URL (IB_URL)")
+    p.add_argument("--token", default=os.environ.get("IB_TOKEN"),
+                   help="interviewer token (IB_TOKEN)")
+
+
+def _client(args) -> IBClient:
+    if not args.token:
+        raise ValueError("No interviewer token: pass --token or set IB_TOKEN.")
+    return IBClient(args.url, args.token)
+
+
+# ---- serve ---------------------------------------------------------------------------
+def serve_argv(args) -> list[str]:
+    from ..api.resources import shared_dir
+    from ..dashboards import voila_settings
+    from ..service.app import SECRET_ENV
+
+    base_url = args.llm_base_url
+    if not base_url:
+        if not any(os.environ.get(name) for name in SECRET_ENV):
+            raise ValueError("No LLM provider: set OPENAI_API_KEY, or pass --llm-base-url "
+                             "(for the offline demo model run `ib demo`, or `ib fake-llm --port 8892` "
+                             "and --llm-base-url http://127.0.0.1:8892/v1).")
+        base_url = "https://api.openai.com/v1"
+    models = args.models or DEFAULT_MODELS
+    argv = [
+        f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port}",
+        "--ServerApp.port_retries=0", "--ServerApp.open_browser=False",
+        f"--ServerApp.root_dir={shared_dir('notebooks')}",
+        "--ServerApp.reraise_server_extension_failures=True",
+        "--IBExtension.role=service",
+        f"--IBExtension.data_dir={os.path.abspath(args.data_dir)}",
+        f"--IBExtension.llm_base_url={base_url}",
+    ]
+    # A List trait on the command line takes one value per flag.
+    argv += [f"--IBExtension.models={m}" for m in models]
+    argv += voila_settings.argv()  # the dashboards' template and Voilà settings
+    if args.config:
+        argv.append(f"--config={args.config}")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        argv.append("--ServerApp.allow_root=True")
+    return argv
+
+
+def cmd_serve(args) -> int:
+    from jupyter_server.serverapp import ServerApp
+
+    argv = serve_argv(args)
+    token = os.environ.get("IB_TOKEN") or secrets.token_hex(24)
+    generated = "IB_TOKEN" not in os.environ
+    # The dashboards' kernels are started by this server and talk to it with these.
+    os.environ["IB_URL"] = f"http://{args.ip}:{args.port}"
+    os.environ["IB_TOKEN"] = token
+    argv.append(f"--IdentityProvider.token={token}")
+    print(f"Interview Buddy service on http://{args.ip}:{args.port}/  "
+          f"(API: /ib/api/openapi.json)", flush=True)
+    if generated:
+        print(f"Interviewer token (IB_TOKEN): {token}", flush=True)
+    ServerApp.launch_instance(argv=argv)
+    return 0
+
+
+# ---- session -------------------------------------------------------------------------
+def cmd_session_create(args) -> int:
+    client = _client(args)
+    created = client.create_session(
+        candidate_name=args.candidate, candidate_email=args.email,
+        time_limit_seconds=args.minutes * 60, token_budget=args.tokens,
+        challenge_text=args.challenge_text, challenge_title=args.challenge_title,
+        challenge_id=args.challenge_id, model=args.model, assist_policy=args.policy,
+    )
+    if args.json:
+        print(json.dumps({"id": created["id"], "candidate_token": created["candidate_token"],
+                          "session": created["session"]}, indent=2))
+    else:
+        print(f"session id:      {created['id']}")
+        print(f"candidate token: {created['candidate_token']}")
+        print(f"candidate API:   {client.url}/ib/v1  (OpenAI-compatible; the token is the API key)")
+    return 0
+
+
+def cmd_session_list(args) -> int:
+    page = _client(args).list_sessions(status=args.status, limit=500)
+    if args.json:
+        print(json.dumps(page["sessions"], indent=2))
+        return 0
+    for s in page["sessions"]:
+        print(f"{s['id']}  {s['status']:<9} {'locked ' if s['locked'] else ''}"
+              f"{s['candidate_name']:<24} {int(s['time_left_seconds']) // 60:>4} min left  "
+              f"{s['tokens_used']}/{s['token_budget']} tokens")
+    print(f"{page['total']} session(s)")
+    return 0
+
+
+def cmd_session_action(args) -> int:
+    client = _client(args)
+    s = client.session(args.session_id) if args.action == "show" else client.action(
+        args.session_id, args.action)
+    print(json.dumps(s, indent=2))
+    return 0
+
+
+def cmd_session_extend(args) -> int:
+    client = _client(args)
+    if args.what == "extend-time":
+        s = client.extend_time(args.session_id, args.amount * 60)
+    else:
+        s = client.extend_tokens(args.session_id, args.amount)
+    print(json.dumps(s, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

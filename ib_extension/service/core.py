@@ -1,0 +1,451 @@
+"""The ib service's state: sessions, their lifecycle, events and the live feed.
+
+Everything here runs on the event loop's thread; the DuckDB file is written through the
+Store's single database thread. Memory is the authority for live state, and every change
+is queued to the file before the next one is made, so a restart (even after SIGKILL)
+finds what clients were told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..api.errors import IBError
+from ..api.requests import CreateSession
+from . import tokens
+from .budget import Ledger
+from .clock import iso
+from .feed import Feed
+from .ratelimit import SlidingWindow
+from .sessions import Session, hash_token, new_id, new_token
+from .store import Store
+
+log = logging.getLogger("ib_extension.service.core")
+
+# Why a running stream is cut, per state change.
+CUT_REASONS = {
+    "pause": ("session_paused", "The interviewer paused the session; the reply was cut off here."),
+    "lock": ("session_locked", "The interviewer locked the AI assistant; the reply was cut off here."),
+    "end": ("session_ended", "The session has ended; the reply was cut off here."),
+    "submit": ("session_ended", "You submitted your work; the reply was cut off here."),
+    "expire": ("time_up", "Time is up; the reply was cut off here."),
+}
+
+
+@dataclass
+class SessionFilter:
+    status: list[str] = field(default_factory=list)
+    q: str = ""  # in the id, candidate, challenge title or (via the store) the conversation
+    challenge_id: str | None = None
+    candidate: str | None = None
+    created_from: float | None = None
+    created_to: float | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+
+    def admits(self, s: Session, conversation_matches: set[str] | None) -> bool:
+        score = s.grade.get("score") if s.grade else None
+        checks = [
+            not self.status or s.status in self.status,
+            not self.challenge_id or s.challenge.get("id") == self.challenge_id,
+            not self.candidate or self.candidate.lower() in s.candidate_name.lower(),
+            self.created_from is None or s.created_at >= self.created_from,
+            self.created_to is None or s.created_at < self.created_to,
+            self.min_score is None or (score is not None and score >= self.min_score),
+            self.max_score is None or (score is not None and score <= self.max_score),
+        ]
+        if not all(checks):
+            return False
+        if self.q:
+            hay = " ".join([s.id, s.candidate_name, s.candidate_email or "",
+                            s.challenge.get("title") or ""]).lower()
+            return self.q.lower() in hay or s.id in (conversation_matches or set())
+        return True
+
+
+class Config(Protocol):
+    """The settings the service reads (the IBExtension traits)."""
+
+    models: list[str]
+    default_model: str
+    assist_policies: dict[str, str]
+    default_assist_policy: str
+    warning_thresholds: list[int]
+    rate_limit_per_minute: int
+    max_concurrent_provider_calls: int
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+
+class Service:
+    def __init__(self, config: Config, store: Store, clock: Clock, provider: Any,
+                 challenges: Any = None, grader: Any = None):
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.provider = provider
+        self.challenges = challenges
+        self.grader = grader  # async (notebook, challenge) -> result, or None: no grading
+        self._background: set[asyncio.Task] = set()
+        self.sessions: dict[str, Session] = {}
+        self._by_token: dict[str, str] = {}
+        self.feed = Feed()
+        self.rate = SlidingWindow(config.rate_limit_per_minute)
+        self.provider_slots = asyncio.Semaphore(config.max_concurrent_provider_calls)
+        # session id -> the cut-off events of its running streams
+        self.streams: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._event_id = 0
+        self._message_seq = 0  # conversation order, even when two messages share a timestamp
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    # ---- start and stop ----------------------------------------------------------
+    def load(self) -> None:
+        """Open the file, bring sessions into memory, settle what a crash left open."""
+        self.store.open()
+        for row in self.store.submit(self.store.load_sessions).result():
+            s = Session.from_row(row)
+            self.sessions[s.id] = s
+            self._by_token[s.token_hash] = s.id
+        self._event_id = self.store.submit(self.store.max_event_id).result()
+        self._message_seq = self.store.submit(self.store.max_message_seq).result()
+        for msg in self.store.submit(self.store.streaming_messages).result():
+            self._recover_interrupted(msg)
+        if self.challenges is not None:
+            for challenge_id, source in self.store.submit(self.store.challenges).result():
+                self._add_challenge_source(source, f"custom:{challenge_id}")
+
+    def _recover_interrupted(self, msg: dict[str, Any]) -> None:
+        """A reply that was streaming when the process died: charge what was sent."""
+        s = self.sessions.get(msg["session_id"])
+        msg["status"] = "interrupted"
+        msg["completion_tokens"] = tokens.count_tokens(msg["content"], msg["model"] or "")
+        msg["finished_at"] = msg["finished_at"] or msg["created_at"]
+        self.store.submit(self.store.save_message, msg)
+        if s is not None:
+            s.ledger.settle(msg["id"], msg.get("prompt_tokens") or 0, msg["completion_tokens"])
+            s.message_count += 1
+            self.emit(s, "chat.cut", "system",
+                      {"message_id": msg["id"], "reason": "service_restarted"})
+            self.save(s)
+        log.warning("reply %s was interrupted by a restart; charged what was sent", msg["id"])
+
+    async def close(self) -> None:
+        """Stop background work and running streams, then close the file."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        for events in self.streams.values():
+            for ev in events:
+                ev.set()
+        self.store.close()
+
+    async def run_ticks(self, interval: float) -> None:
+        while True:
+            try:
+                self.tick()
+            except Exception:  # the clock must keep running whatever one session does
+                log.exception("tick failed")
+            await asyncio.sleep(interval)
+
+    def tick(self) -> None:
+        """Expire sessions whose time ran out and send due time warnings."""
+        now = self.now()
+        for s in list(self.sessions.values()):
+            if s.status == "active" and s.time_left(now) <= 0:
+                self._transition(s, "expire", "system")
+            elif s.status == "active":
+                self.check_warnings(s)
+
+    # ---- persistence and publication -----------------------------------------------
+    def save(self, s: Session) -> None:
+        """Queue the session's row and tell live readers its new state."""
+        self.store.submit(self.store.save_session, s.to_row())
+        now = self.now()
+        self.feed.publish(s.id, "session", s.to_dict(now), audience="interviewer")
+        self.feed.publish(s.id, "session", s.to_dict(now, view="candidate"), audience="candidate")
+
+    def emit(self, s: Session, type_: str, actor: str, payload: dict[str, Any] | None = None,
+             *, audience: str = "all") -> dict[str, Any]:
+        self._event_id += 1
+        row = {"id": self._event_id, "session_id": s.id, "type": type_, "actor": actor,
+               "payload": payload or {}, "at": self.now()}
+        self.store.submit(self.store.save_event, row)
+        self.feed.publish(s.id, "event", event_view(row), audience=audience)
+        return row
+
+    def save_message(self, msg: dict[str, Any], *, publish: bool = True):
+        if "seq" not in msg:
+            self._message_seq += 1
+            msg["seq"] = self._message_seq
+        fut = self.store.submit(self.store.save_message, dict(msg))
+        if publish:
+            self.feed.publish(msg["session_id"], "message", message_view(msg))
+        return fut
+
+    # ---- lookups -----------------------------------------------------------------
+    def get(self, session_id: str) -> Session:
+        s = self.sessions.get(session_id)
+        if s is None:
+            raise IBError("not_found", f"There is no session with id '{session_id}'.")
+        return s
+
+    def session_for_token(self, token: str) -> Session | None:
+        sid = self._by_token.get(hash_token(token))
+        return self.sessions.get(sid) if sid else None
+
+    def list(self, f: SessionFilter, conversation_matches: set[str] | None = None) -> list[Session]:
+        """Sessions matching every filter, newest first (in memory: fast for thousands)."""
+        found = [s for s in self.sessions.values() if f.admits(s, conversation_matches)]
+        found.sort(key=lambda s: s.created_at, reverse=True)
+        return found
+
+    # ---- interviewer actions -----------------------------------------------------
+    def create(self, req: CreateSession, actor: str = "interviewer") -> tuple[Session, str]:
+        model = req.model or self.config.default_model
+        if model not in self.config.models:
+            raise IBError("invalid_request",
+                          f"Model '{model}' is not offered here; choose one of: "
+                          f"{', '.join(self.config.models)}.", param="model")
+        policy = req.assist_policy or self.config.default_assist_policy
+        if policy not in self.config.assist_policies:
+            raise IBError("invalid_request",
+                          f"Assist policy '{policy}' is unknown; choose one of: "
+                          f"{', '.join(self.config.assist_policies)}.", param="assist_policy")
+        challenge = self._challenge_for(req)
+        token = new_token()
+        now = self.now()
+        s = Session(
+            id=new_id("s"), candidate_name=req.candidate_name,
+            candidate_email=req.candidate_email, challenge=challenge, model=model,
+            assist_policy=policy, time_limit_seconds=float(req.time_limit_seconds),
+            ledger=Ledger(req.token_budget), token_hash=hash_token(token), created_at=now,
+            last_activity_at=now,
+        )
+        self.sessions[s.id] = s
+        self._by_token[s.token_hash] = s.id
+        self.emit(s, "session.created", actor, {
+            "time_limit_seconds": req.time_limit_seconds, "token_budget": req.token_budget,
+            "model": model, "assist_policy": policy, "challenge_id": challenge.get("id"),
+        })
+        self.save(s)
+        return s, token
+
+    def _challenge_for(self, req: CreateSession) -> dict[str, Any]:
+        if req.challenge_id and req.challenge_text:
+            raise IBError("invalid_request",
+                          "Give either challenge_id or challenge_text, not both.",
+                          param="challenge_id")
+        if req.challenge_id:
+            ch = self.challenges.get(req.challenge_id) if self.challenges else None
+            if ch is None:
+                raise IBError("invalid_request",
+                              f"There is no challenge with id '{req.challenge_id}'.",
+                              param="challenge_id")
+            public = ch.public()
+            return {k: public.get(k) for k in
+                    ("id", "title", "difficulty", "category", "statement", "starter_code")}
+        if not (req.challenge_text or "").strip():
+            raise IBError("invalid_request",
+                          "Give the challenge: challenge_id from the library or challenge_text.",
+                          param="challenge_text")
+        text = req.challenge_text.strip()
+        title = (req.challenge_title or "").strip() or "Custom challenge"
+        return {"id": None, "title": title, "difficulty": None, "category": "custom",
+                "statement": text, "starter_code": ""}
+
+    def act(self, session_id: str, action: str, actor: str = "interviewer") -> Session:
+        s = self.get(session_id)
+        if action in ("lock", "unlock"):
+            s.set_locked(action == "lock")
+            self.emit(s, f"session.{action}ed", actor)
+            if action == "lock":
+                self.cut_streams(s, "lock")
+            self.save(s)
+            return s
+        self._transition(s, action, actor)
+        return s
+
+    def _transition(self, s: Session, action: str, actor: str, payload: dict | None = None) -> None:
+        now = self.now()
+        s.apply(action, now)
+        past = {"start": "started", "pause": "paused", "resume": "resumed", "end": "ended",
+                "expire": "expired", "submit": "submitted"}[action]
+        self.emit(s, f"session.{past}", actor, payload)
+        if action in CUT_REASONS:
+            self.cut_streams(s, action)
+        self.save(s)
+        if s.ended:
+            self.schedule_grading(s)
+
+    # ---- grading -----------------------------------------------------------------
+    def schedule_grading(self, s: Session) -> None:
+        """Grade the final notebook in the background once the session has ended."""
+        if self.grader is None:
+            return
+        task = asyncio.ensure_future(self.grade(s.id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def grade(self, session_id: str) -> dict[str, Any] | None:
+        s = self.get(session_id)
+        record = await self.record(session_id)
+        challenge = self.challenges.get(s.challenge.get("id") or "") if self.challenges else None
+        reason = None
+        if challenge is None:
+            reason = "the challenge has no tests (custom text)"
+        elif record["final_notebook"] is None:
+            reason = "no notebook was submitted or saved"
+        if reason:
+            self.emit(s, "grade.skipped", "system", {"reason": reason}, audience="interviewer")
+            return None
+        try:
+            result = await self.grader(record["final_notebook"], challenge)
+        except Exception as e:  # a grader failure must not take the service down
+            log.exception("grading %s failed", session_id)
+            result = {"score": 0.0, "passed": 0, "total": 0, "tests": [],
+                      "error": f"The grader failed: {type(e).__name__}."}
+        s.grade = result
+        self.emit(s, "grade.completed", "system", result, audience="interviewer")
+        self.save(s)
+        return result
+
+    def extend_time(self, session_id: str, seconds: int, actor: str = "interviewer") -> Session:
+        s = self.get(session_id)
+        revived = s.extend_time(seconds, self.now())
+        self.emit(s, "time.extended", actor, {"seconds": seconds, "reopened": revived})
+        self.check_warnings(s)
+        self.save(s)
+        return s
+
+    def extend_tokens(self, session_id: str, tokens_: int, actor: str = "interviewer") -> Session:
+        s = self.get(session_id)
+        s.extend_tokens(tokens_)
+        self.emit(s, "tokens.extended", actor, {"tokens": tokens_})
+        self.check_warnings(s)
+        self.save(s)
+        return s
+
+    def rotate_token(self, session_id: str, actor: str = "interviewer") -> str:
+        s = self.get(session_id)
+        self._by_token.pop(s.token_hash, None)
+        token = new_token()
+        s.token_hash = hash_token(token)
+        self._by_token[s.token_hash] = s.id
+        self.emit(s, "session.token_rotated", actor, audience="interviewer")
+        self.save(s)
+        return token
+
+    # ---- challenge library -------------------------------------------------------
+    def add_challenge(self, fields: dict[str, Any] | None, source: str | None) -> Any:
+        """Add an interviewer-made challenge (fields, or the text of a challenge file)."""
+        from ..api.challenges import (
+            ChallengeError,
+            challenge_from_fields,
+            dump_challenge,
+            parse_challenge,
+        )
+
+        if self.challenges is None:
+            raise IBError("invalid_request", "This service has no challenge library.")
+        try:
+            ch = (parse_challenge(source, "the submitted challenge") if source is not None
+                  else challenge_from_fields(fields or {}, "the submitted challenge"))
+            self.challenges.add(ch, f"custom:{ch.id}")
+        except ChallengeError as e:
+            raise IBError("invalid_request", f"The challenge cannot be used: {e.problem.rstrip('.')}.") from e
+        self.store.submit(self.store.save_challenge, ch.id, dump_challenge(ch), self.now())
+        return ch
+
+    def _add_challenge_source(self, source: str, name: str) -> None:
+        from ..api.challenges import ChallengeError, parse_challenge
+
+        try:
+            self.challenges.add(parse_challenge(source, name), name, replace=True)
+        except ChallengeError as e:
+            log.warning("stored challenge %s not loaded: %s", name, e.problem)
+
+    # ---- candidate side ----------------------------------------------------------
+    def candidate_seen(self, s: Session, *, active: bool = True) -> None:
+        """The candidate's first request starts the clock; `active` counts as activity."""
+        if active:
+            s.last_activity_at = self.now()
+        if s.status == "created":
+            self._transition(s, "start", "candidate")
+
+    def record_activity(self, s: Session, type_: str, payload: dict[str, Any]) -> dict:
+        if s.ended:
+            raise IBError("session_ended", "This session has ended; activity is no longer recorded.")
+        s.last_activity_at = self.now()
+        if type_ == "activity.paste":
+            s.flags["large_paste"] += 1
+        event = self.emit(s, type_, "candidate", payload)
+        self.save(s)
+        return event
+
+    def submit(self, s: Session, notebook: dict[str, Any]) -> None:
+        self._transition(s, "submit", "candidate", {"notebook": notebook})
+
+    async def record(self, session_id: str) -> dict[str, Any]:
+        """Everything about one session, for analytics and exports (no token hash)."""
+        s = self.get(session_id)
+        messages = await self.store.run(self.store.messages, session_id)
+        events = await self.store.run(self.store.events, session_id, None)
+        submitted = [e for e in events if e["type"] == "session.submitted"]
+        snapshots = [e for e in events if e["type"] == "activity.snapshot"
+                     and isinstance(e["payload"].get("notebook"), dict)]
+        final = (submitted[-1]["payload"].get("notebook") if submitted
+                 else snapshots[-1]["payload"]["notebook"] if snapshots else None)
+        challenge = s.challenge
+        if self.challenges is not None and challenge.get("id"):
+            ch = self.challenges.get(challenge["id"])
+            challenge = ch.public() if ch is not None else challenge
+        return {
+            "session": s.to_dict(self.now()),
+            "messages": [message_view(m) for m in messages],
+            "events": [event_view(e) for e in events],
+            "final_notebook": final,
+            "grade": s.grade,
+            "challenge": challenge,
+        }
+
+    def refuse(self, s: Session, err: IBError) -> IBError:
+        """Log a refusal as an event, then hand the error back for raising."""
+        s.flags["refusals"] += 1
+        self.emit(s, "refusal", "system", {"code": err.code, "message": err.message})
+        self.save(s)
+        return err
+
+    def check_warnings(self, s: Session) -> None:
+        now = self.now()
+        for kind, threshold in s.due_warnings(now, self.config.warning_thresholds):
+            left = (round(s.time_left(now)) if kind == "time" else s.ledger.settled_left)
+            s.warnings.append({"kind": kind, "threshold": threshold, "at": now})
+            s.flags["warnings"] += 1
+            self.emit(s, "warning", "system", {"kind": kind, "threshold": threshold, "left": left})
+
+    # ---- streams -----------------------------------------------------------------
+    def cut_streams(self, s: Session, action: str) -> None:
+        for ev in list(self.streams.get(s.id, ())):
+            ev.reason = CUT_REASONS[action]  # type: ignore[attr-defined]
+            ev.set()
+
+
+def message_view(m: dict[str, Any]) -> dict[str, Any]:
+    out = dict(m)
+    out["created_at"] = iso(m["created_at"])
+    out["finished_at"] = iso(m.get("finished_at"))
+    return out
+
+
+def event_view(e: dict[str, Any]) -> dict[str, Any]:
+    out = dict(e)
+    out["at"] = iso(e["at"])
+    return out

@@ -1,0 +1,1 @@
+"""HTTP handlers of the service, one module per audience."""
