@@ -23,7 +23,7 @@ from session_records import (
     sample_record,
 )
 
-from ib_extension.review import analytics, export
+from ib_extension.review import analytics, export, records
 from ib_extension.review.provenance import code_blocks, normalise, provenance
 
 KINDS = {
@@ -75,7 +75,7 @@ def test_every_message_appears_once_in_time_order(record):
     random.Random(3).shuffle(shuffled["messages"])
     cells = export.to_ipynb(shuffled).cells
     shown = [ib(c)["message_id"] for c in cells if ib(c)["kind"] == "message"]
-    assert shown == [m["id"] for m in analytics.messages(record)]
+    assert shown == [m["id"] for m in records.messages(record)]
     for m in record["messages"]:
         cell = next(c for c in cells if ib(c).get("message_id") == m["id"])
         assert ib(cell)["role"] == m["role"]

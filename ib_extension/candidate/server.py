@@ -31,8 +31,6 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from ..service.app import SECRET_ENV
-
 log = logging.getLogger("ib_extension.candidate.server")
 
 # The service routes a candidate may reach, re-served on the candidate's server.
@@ -41,8 +39,6 @@ FORWARDED = r"/(ib/v1/(?:models|chat/completions)|ib/api/me(?:/(?:messages|feed|
 PASSED_HEADERS = ("Content-Type", "Cache-Control", "Retry-After", "x-should-retry")
 # Snapshots above this size are sent without outputs (the events route takes 5 MB).
 SNAPSHOT_MAX_BYTES = 4_000_000
-# Environment a candidate's server and kernels must never hold.
-FORBIDDEN_ENV = (*SECRET_ENV, "IB_TOKEN", "IB_URL")
 
 
 class Upstream:
@@ -200,21 +196,7 @@ async def _send_snapshot(upstream: Upstream, payload: dict[str, Any]) -> None:
         log.warning("snapshot not sent: %s", e)
 
 
-def candidate_handlers(app) -> list[tuple]:
-    """Handlers of the candidate role; also scrubs secrets from this server's environment
-    (its kernels inherit it) and installs the snapshot hook."""
-    for name in FORBIDDEN_ENV:
-        os.environ.pop(name, None)
-    url = app.service_url or os.environ.get("IB_SERVICE_URL", "")
-    token = app.session_token or os.environ.get("IB_SESSION_TOKEN", "")
-    upstream = Upstream(url, token)
-    # Kernels find the service with these (the panel's Python side and telemetry).
-    os.environ["IB_SERVICE_URL"] = upstream.url
-    os.environ["IB_SESSION_TOKEN"] = token
-    app.upstream = upstream
-    serverapp = app.serverapp
-    serverapp.contents_manager.register_post_save_hook(
-        make_post_save_hook(upstream, serverapp.root_dir))
+def handlers(upstream: Upstream) -> list[tuple]:
     return [
         (FORWARDED, ForwardHandler, {"upstream": upstream}),
         (r"/ib/candidate/submit", SubmitHandler, {"upstream": upstream}),

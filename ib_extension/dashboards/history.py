@@ -26,9 +26,8 @@ import ipywidgets as w
 from IPython.display import display
 
 from ..api.client import AsyncIBClient, IBClientError
-from ..cli.export import file_name
 from ..review import export
-from ..review.export import render
+from ..review.export import file_name, render
 from ..review.provenance import closes_fence, opens_fence
 from ..review.replay import CellDiff, Step, Stepper, timeline
 from . import fmt

@@ -18,13 +18,12 @@ import re
 from pathlib import Path
 
 import nbformat
-import plotly.io as pio
 from nbformat import v4
 
 from .. import __version__
-from . import analytics
-from .analytics import check_record, final_notebook, messages
+from . import analytics, records
 from .provenance import closes_fence, opens_fence, provenance
+from .records import check_record, final_notebook, messages
 
 SCHEMA_VERSION = 1
 NAMESPACE = "interview_buddy"
@@ -108,9 +107,9 @@ def public_record(record) -> dict:
     grade = record.get("grade")
     return {
         "session": _pick(record["session"], SESSION_FIELDS),
-        "challenge": _pick(analytics.challenge(record), CHALLENGE_FIELDS) or None,
+        "challenge": _pick(records.challenge(record), CHALLENGE_FIELDS) or None,
         "messages": [_pick(m, MESSAGE_FIELDS) for m in messages(record)],
-        "events": [_public_event(e) for e in analytics.events(record)],
+        "events": [_public_event(e) for e in records.events(record)],
         "grade": None
         if grade is None
         else {
@@ -268,7 +267,7 @@ def _percent(share) -> str:
 
 
 def _clock(stamp: str | None) -> str:
-    return "–" if not stamp else analytics.parse_time(stamp).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "–" if not stamp else records.parse_time(stamp).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _summary_markdown(pub: dict, summary: dict, prov: dict) -> str:
@@ -346,7 +345,7 @@ def _grade_markdown(grade: dict | None) -> str:
 def _message_markdown(m: dict, start: str | None) -> str:
     since = ""
     if start:
-        elapsed = analytics.parse_time(m["created_at"]) - analytics.parse_time(start)
+        elapsed = records.parse_time(m["created_at"]) - records.parse_time(start)
         since = f" (+{_duration(elapsed.total_seconds())})"
     if m["role"] == "user":
         head = (
@@ -405,8 +404,8 @@ def _interleave(pub: dict, prov: dict) -> list[tuple]:
         cell_prov = by_index.get(index)
         upto = max([order[s] + 1 for s in (cell_prov or {}).get("sources", [])], default=0)
         if cell.get("id") in times:
-            ran = analytics.parse_time(times[cell["id"]])
-            upto = max(upto, sum(1 for m in msgs if analytics.parse_time(m["created_at"]) < ran))
+            ran = records.parse_time(times[cell["id"]])
+            upto = max(upto, sum(1 for m in msgs if records.parse_time(m["created_at"]) < ran))
         items += [("message", m) for m in msgs[sent:upto]]
         sent = max(sent, upto)
         items.append(("cell", cell, cell_prov))
@@ -414,10 +413,12 @@ def _interleave(pub: dict, prov: dict) -> list[tuple]:
 
 
 def _figures(record) -> list:
+    from . import figures  # plotly: only exports that draw charts load it
+
     return [
-        analytics.fig_token_usage(record),
-        analytics.fig_time_utilisation(record),
-        analytics.fig_message_timeline(record),
+        figures.fig_token_usage(record),
+        figures.fig_time_utilisation(record),
+        figures.fig_message_timeline(record),
     ]
 
 
@@ -426,7 +427,11 @@ def _figure_output(fig, index: int) -> nbformat.NotebookNode:
     JupyterLab draws the plotly MIME bundle with the renderer plotly installs (safe, so
     untrusted notebooks too); nbconvert's HTML uses the HTML, which carries plotly.js —
     in the first chart only, the later ones reuse it from the page."""
-    height = fig.layout.height or analytics.FIGURE_HEIGHT
+    import plotly.io as pio
+
+    from .figures import FIGURE_HEIGHT
+
+    height = fig.layout.height or FIGURE_HEIGHT
     page = pio.to_html(
         fig,
         include_plotlyjs=index == 0,
@@ -568,6 +573,14 @@ def to_csv(record) -> str:
 
 def schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def file_name(session_id: str, fmt: str) -> str:
+    """`<session id>.<format>`, with anything that could leave the folder replaced."""
+    return f"{SAFE_NAME.sub('_', session_id) or 'session'}.{fmt}"
 
 
 def render(record, fmt: str) -> str:

@@ -22,7 +22,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from .analytics import billed, check_record, parse_time
+from .records import billed, check_record, parse_time
 
 # Events the timeline leaves out: the message steps already carry what they say.
 FOLDED = {"chat.completed", "chat.cut"}

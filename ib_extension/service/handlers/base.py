@@ -192,7 +192,7 @@ class HealthHandler(IBHandler):
     async def get(self) -> None:
         svc = self.settings.get("ib_service")
         self.reply({
-            "status": "ok", "version": __version__, "role": self.ib.role,
+            "status": "ok", "version": __version__,
             "sessions_active": sum(s.status == "active" for s in svc.sessions.values()) if svc else 0,
         })
 
