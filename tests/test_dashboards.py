@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from session_records import RecordBuilder, code_cell, notebook, sample_record
+from views import session_view
 
 from ib_extension.dashboards import analytics_page, controls, create, fmt, timeline
 from ib_extension.dashboards.monitor import row_cells
@@ -21,15 +22,9 @@ NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
 
 
 def session(**over) -> dict:
-    s = {"id": "s_1", "candidate_name": "Ada", "candidate_email": None, "status": "active",
-         "locked": False, "challenge": {"id": None, "title": "FizzBuzz"},
-         "time_limit_seconds": 1800.0, "time_left_seconds": 1200.0,
-         "deadline": (NOW + timedelta(seconds=600)).isoformat().replace("+00:00", "Z"),
-         "token_budget": 1000, "tokens_used": 800, "tokens_left": 200, "tokens_reserved": 0,
-         "message_count": 4, "last_activity_at": None,
-         "flags": {"refusals": 0, "injection": 0, "large_paste": 0, "warnings": 0}}
-    s.update(over)
-    return s
+    """A real session view: started 600 s before NOW with 1,800 s to go, 800 of 1,000 tokens
+    used."""
+    return session_view(NOW, **{"used": 800, "time_limit": 1200.0, **over})
 
 
 def assert_inert(html: str) -> None:
@@ -81,13 +76,12 @@ def test_clock(seconds, text):
 # -- controls ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("status", ["created", "active", "paused", "completed", "expired"])
-def test_lifecycle_buttons_follow_the_status(status):
+def test_lifecycle_buttons_follow_the_actions_the_service_allows(status):
     s = session(status=status)
-    assert controls.allowed("start", s) == (status == "created")
+    for name in ("start", "pause", "resume", "end", "extend-time", "extend-tokens"):
+        assert controls.allowed(name, s) == (name in s["allowed_actions"])
     assert controls.allowed("pause", s) == (status == "active")
-    assert controls.allowed("resume", s) == (status == "paused")
-    assert controls.allowed("end", s) == (status not in fmt.ENDED)
-    assert controls.allowed("extend_time", s) == (status != "completed")
+    assert not controls.allowed("extend-tokens", s) or status not in fmt.ENDED
 
 
 def test_lock_and_unlock_exclude_each_other():

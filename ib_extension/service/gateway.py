@@ -51,21 +51,6 @@ class Reply:
     cut_reason: str | None = None  # why it ended early: an error code or "client_stopped"
 
 
-def state_refusal(s: Session, now: float) -> IBError | None:
-    """Why this session may not ask the AI right now, if it may not."""
-    if s.status == "completed":
-        return IBError("session_ended", "This interview session has ended, so the AI assistant is closed.")
-    if s.status == "expired" or (s.status == "active" and s.time_left(now) <= 0):
-        return IBError("time_up", "Time is up for this interview, so the AI assistant is closed.")
-    if s.status == "paused":
-        return IBError("session_paused",
-                       "The interviewer has paused this session. You can continue when they resume it.")
-    if s.locked:
-        return IBError("session_locked",
-                       "The interviewer has locked the AI assistant for now. Ask them if you need it.")
-    return None
-
-
 def system_prompt(settings: Settings, s: Session, policies: dict[str, str]) -> str:
     return settings.system_prompt.format(
         policy=policies[s.assist_policy],
@@ -83,7 +68,7 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
     """
     now = service.now()
     service.candidate_seen(s)
-    refusal = state_refusal(s, now)
+    refusal = s.chat_refusal(now)
     if refusal is None:
         refusal = _request_refusal(s, req, settings)
     if refusal is None:

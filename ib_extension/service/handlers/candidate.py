@@ -13,9 +13,10 @@ from typing import Any
 
 from tornado.iostream import StreamClosedError
 
+from ...api import models as m
 from ...api import requests as schemas
 from .. import gateway
-from ..core import event_view, message_view
+from ..core import event_view
 from ..roles import CANDIDATE
 from .base import FEED_QUERY, FeedBase, IBHandler, Op
 
@@ -113,23 +114,23 @@ def _usage(reply: gateway.Reply) -> dict:
 
 
 class MeHandler(IBHandler):
-    ops = {"get": Op(CANDIDATE, "The candidate's own session")}
+    ops = {"get": Op(CANDIDATE, "The candidate's own session", response=m.CandidateSessionView)}
 
     async def get(self) -> None:
         self.service.candidate_seen(self.me)
-        self.reply(self.me.to_dict(self.service.now(), view="candidate"))
+        self.reply(self.service.candidate_view(self.me))
 
 
 class MeMessagesHandler(IBHandler):
-    ops = {"get": Op(CANDIDATE, "The candidate's own conversation")}
+    ops = {"get": Op(CANDIDATE, "The candidate's own conversation", response=m.Messages)}
 
     async def get(self) -> None:
-        rows = await self.service.store.run(self.service.store.messages, self.me.id)
-        self.reply({"messages": [message_view(m) for m in rows]})
+        self.reply(m.Messages(messages=await self.service.messages(self.me.id)))
 
 
 class MeFeedHandler(FeedBase):
-    ops = {"get": Op(CANDIDATE, "Long-poll the candidate's own live feed", query=FEED_QUERY)}
+    ops = {"get": Op(CANDIDATE, "Long-poll the candidate's own live feed", query=FEED_QUERY,
+                     response=m.FeedPage)}
 
     async def get(self) -> None:
         self.service.candidate_seen(self.me, active=False)
@@ -139,7 +140,8 @@ class MeFeedHandler(FeedBase):
 
 class MeEventsHandler(IBHandler):
     ops = {"post": Op(CANDIDATE, "Report candidate activity (cell runs, snapshots, copies, pastes)",
-                      body=schemas.Activity, max_body=5_000_000, success=201)}
+                      body=schemas.Activity, max_body=5_000_000, success=201,
+                      response=m.Event)}
 
     async def post(self) -> None:
         req = self.body(schemas.Activity)
@@ -149,9 +151,10 @@ class MeEventsHandler(IBHandler):
 
 class MeSubmitHandler(IBHandler):
     ops = {"post": Op(CANDIDATE, "Submit the final notebook and end the interview",
-                      body=schemas.Submit, max_body=20_000_000)}
+                      body=schemas.Submit, max_body=20_000_000,
+                      response=m.CandidateSessionView)}
 
     async def post(self) -> None:
         req = self.body(schemas.Submit)
         self.service.submit(self.me, req.notebook)
-        self.reply(self.me.to_dict(self.service.now(), view="candidate"))
+        self.reply(self.service.candidate_view(self.me))
