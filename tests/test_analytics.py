@@ -91,7 +91,7 @@ def test_flags_extensions_and_score():
     assert (s["refusals"], s["warnings"], s["injection_flags"]) == (2, 1, 1)
     assert (s["token_budget"], s["tokens_extended"]) == (1500, 500)
     assert (s["time_limit_seconds"], s["time_extended_seconds"]) == (900, 300)
-    assert (s["score"], s["tests_passed"], s["tests_total"]) == (50, 1, 2)
+    assert (s["score"], s["tests_passed"], s["tests_total"]) == (0.5, 1, 2)
 
 
 def test_session_that_never_started_has_no_time_and_no_questions():

@@ -12,6 +12,8 @@ import pytest
 from session_records import RecordBuilder, code_cell, notebook, sample_record
 from views import session_view
 
+from ib_extension.api.events import check_payload, describe
+from ib_extension.api.models import Event
 from ib_extension.dashboards import analytics_page, controls, create, fmt, timeline
 from ib_extension.dashboards.monitor import row_cells
 from ib_extension.dashboards.widgets import Conversation
@@ -98,8 +100,10 @@ def test_destructive_actions_ask_first():
 # -- timeline and snapshot -----------------------------------------------------------------
 
 def event(type_: str, **payload) -> dict:
-    return {"id": 1, "type": type_, "actor": "system", "payload": payload,
-            "at": "2026-11-25T12:00:00.000Z"}
+    """An event as the service logs it: the catalogue admits its payload."""
+    check_payload(type_, payload)
+    return Event(id=1, session_id="s_1", type=type_, actor="system", payload=payload,
+                 at="2026-11-25T12:00:00.000Z").model_dump()
 
 
 def test_event_rows_escape_payloads():
@@ -109,13 +113,13 @@ def test_event_rows_escape_payloads():
 
 
 @pytest.mark.parametrize(("type_", "payload", "text"), [
-    ("tokens.extended", {"tokens": 5000}, "+5,000 tokens"),
-    ("time.extended", {"seconds": 600}, "+10 min"),
-    ("warning", {"kind": "time", "threshold": 10}, "time: 10 % left"),
-    ("refusal", {"code": "session_paused", "message": "Paused."}, "session_paused: Paused."),
+    ("tokens.extended", {"tokens": 5000}, "Token budget extended by 5,000"),
+    ("time.extended", {"seconds": 600}, "Time extended by 10 min"),
+    ("warning", {"kind": "time", "threshold": 10, "left": 60}, "Warning: 10 % of the time left"),
+    ("refusal", {"code": "session_paused", "message": "Paused."}, "Refused: Paused."),
 ])
-def test_events_read_as_sentences(type_, payload, text):
-    assert timeline.describe(event(type_, **payload)) == text
+def test_events_read_as_sentences_from_the_catalogue(type_, payload, text):
+    assert timeline.describe(event(type_, **payload)) == text == describe(event(type_, **payload))
 
 
 def test_categories_split_events_by_type():
@@ -130,7 +134,8 @@ def test_latest_snapshot_is_the_newest_notebook_and_is_shown_inert():
     nb_old = notebook(code_cell("old = 1"))
     nb_new = notebook(code_cell(f"s = '{XSS}'"))
     t.show([{**event("activity.snapshot", notebook=nb_old, path="a.ipynb"), "id": 1},
-            {**event("chat.completed"), "id": 2},
+            {**event("chat.completed", message_id="m_1", prompt_tokens=10, completion_tokens=5,
+                     latency_ms=900), "id": 2},
             {**event("activity.snapshot", notebook=nb_new, path="a.ipynb"), "id": 3}])
     found, nb = t.latest_notebook()
     assert found["id"] == 3

@@ -147,13 +147,20 @@ def test_json_validates_against_the_schema_and_is_complete(record):
     nbformat.validate(nbformat.from_dict(document["final_notebook"]))
 
 
+def test_the_committed_schema_file_is_the_generated_one():
+    from ib_extension.review.export_schema import PATH
+
+    assert json.loads(PATH.read_text(encoding="utf-8")) == export.schema(), (
+        "regenerate it: python -c 'import json; from ib_extension.review import export; "
+        "print(json.dumps(export.schema(), indent=2, ensure_ascii=False))' > " + str(PATH))
+
+
 def test_schema_documents_exactly_the_allowlist():
     s = export.schema()
     jsonschema.Draft202012Validator.check_schema(s)
     assert set(s["$defs"]["session"]["properties"]) == set(export.SESSION_FIELDS)
     assert set(s["$defs"]["message"]["properties"]) == set(export.MESSAGE_FIELDS)
     payload_keys = {k for fields in export.PAYLOAD_FIELDS.values() for k in fields}
-    payload_keys |= set(export.ACTIVITY_FIELDS)
     assert (
         set(s["$defs"]["event"]["properties"]["payload"]["propertyNames"]["enum"]) == payload_keys
     )

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .models import Grade, Status
+from .models import Grade, Status, score_text
 
 ALL = "all"
 INTERVIEWER = "interviewer"
@@ -157,9 +157,7 @@ def _ended(p: dict) -> str:
 
 
 def _graded(p: dict) -> str:
-    score = p.get("score")
-    shown = "–" if score is None else f"{score * 100:.0f} %"
-    return f"Graded: {shown} ({p.get('passed')}/{p.get('total')} tests)"
+    return f"Graded: {score_text(p.get('score'))} ({p.get('passed')}/{p.get('total')} tests)"
 
 
 def _cell(p: dict) -> str:

@@ -36,6 +36,11 @@ def iso(ts: float | None) -> str | None:
     return stamp.replace("+00:00", "Z")
 
 
+def score_text(score: float | None) -> str:
+    """A score (a fraction from 0 to 1) as every page and export shows it: '75 %'."""
+    return "–" if score is None else f"{score * 100:.0f} %"
+
+
 class Model(BaseModel):
     # Responses are built by the service: a field it does not know is a bug, not data.
     model_config = ConfigDict(extra="forbid")

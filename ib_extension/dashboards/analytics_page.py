@@ -14,6 +14,7 @@ import ipywidgets as w
 from IPython.display import display
 
 from ..api.client import AsyncIBClient, IBClientError
+from ..api.models import score_text
 from . import fmt
 from .live import spawn, strict
 
@@ -67,7 +68,7 @@ def cards(summary: dict) -> list[tuple[str, str, str]]:
          f"{s['injection_flags']} injection flag{'s' * (s['injection_flags'] != 1)}"),
     ]
     if graded:
-        out.append(("Score", f"{s['score']}", f"{s['tests_passed']}/{s['tests_total']} tests"))
+        out.append(("Score", score_text(s["score"]), f"{s['tests_passed']}/{s['tests_total']} tests"))
     return out
 
 

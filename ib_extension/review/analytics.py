@@ -12,19 +12,11 @@ import io
 import json
 from datetime import datetime
 
+from ..api.events import interviewer_actions
 from .records import billed, challenge, check_record, events, messages, parse_time
 
 # Events a person at the dashboard caused; they are marked on the charts.
-INTERVIEWER_ACTIONS = {
-    "session.started": "started",
-    "session.paused": "paused",
-    "session.resumed": "resumed",
-    "session.locked": "locked",
-    "session.unlocked": "unlocked",
-    "session.ended": "ended",
-    "time.extended": "time extended",
-    "tokens.extended": "tokens extended",
-}
+INTERVIEWER_ACTIONS = interviewer_actions()
 
 
 class _Clock:

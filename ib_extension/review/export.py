@@ -21,6 +21,8 @@ import nbformat
 from nbformat import v4
 
 from .. import __version__
+from ..api.events import CATALOGUE
+from ..api.models import score_text
 from . import analytics, records
 from .provenance import closes_fence, opens_fence, provenance
 from .records import check_record, final_notebook, messages
@@ -28,7 +30,6 @@ from .records import check_record, final_notebook, messages
 SCHEMA_VERSION = 1
 NAMESPACE = "interview_buddy"
 FORMATS = ("ipynb", "md", "json", "html", "csv")
-SCHEMA_PATH = Path(__file__).with_name("export_schema.json")
 HIDE_INPUT_TAG = "ib-hide-input"  # nbconvert does not read source_hidden; it reads tags
 
 # -- what may leave the service -----------------------------------------------------
@@ -75,19 +76,9 @@ MESSAGE_FIELDS = (
     "finished_at",
 )
 EVENT_FIELDS = ("id", "type", "actor", "at")
-# Payload keys kept per event type. A provider error's message is dropped: some
-# OpenAI-compatible servers echo the key they were given.
-PAYLOAD_FIELDS = {
-    "session.ended": ("reason",),
-    "time.extended": ("seconds",),
-    "tokens.extended": ("tokens",),
-    "warning": ("kind", "threshold", "left"),
-    "refusal": ("code", "message"),
-    "injection.suspected": ("pattern", "excerpt"),
-    "chat.completed": ("message_id", "prompt_tokens", "completion_tokens", "latency_ms"),
-    "chat.cut": ("message_id", "reason"),
-}
-ACTIVITY_FIELDS = ("cell_id", "execution_count", "chars", "lines", "status")
+# Payload keys kept per event type: the catalogue's choice (a provider error's message is
+# dropped there: some OpenAI-compatible servers echo the key they were given).
+PAYLOAD_FIELDS = {t: k.exported for t, k in CATALOGUE.items()}
 GRADE_FIELDS = ("score", "passed", "total", "duration_seconds", "error")
 GRADE_TEST_FIELDS = ("name", "visible", "passed", "message")
 # Candidate outputs keep what cannot run: text and raster images (checked to be base64,
@@ -121,8 +112,7 @@ def public_record(record) -> dict:
 
 
 def _public_event(event: dict) -> dict:
-    kind = event["type"]
-    fields = ACTIVITY_FIELDS if kind.startswith("activity.") else PAYLOAD_FIELDS.get(kind, ())
+    fields = PAYLOAD_FIELDS.get(event["type"], ())
     return {**_pick(event, EVENT_FIELDS), "payload": _pick(event.get("payload"), fields)}
 
 
@@ -314,7 +304,8 @@ def _summary_markdown(pub: dict, summary: dict, prov: dict) -> str:
             "Score",
             "not graded"
             if summary["score"] is None
-            else f"{summary['score']} ({summary['tests_passed']}/{summary['tests_total']} tests)",
+            else f"{score_text(summary['score'])} ({summary['tests_passed']}/"
+                 f"{summary['tests_total']} tests)",
         ),
     ]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
@@ -325,7 +316,7 @@ def _grade_markdown(grade: dict | None) -> str:
     if grade is None:
         return "## Grading\n\nNot graded."
     lines = [
-        f"## Grading\n\nScore **{grade.get('score')}**: {grade.get('passed')} of "
+        f"## Grading\n\nScore **{score_text(grade.get('score'))}**: {grade.get('passed')} of "
         f"{grade.get('total')} tests passed in {grade.get('duration_seconds') or 0:.1f} s."
     ]
     if grade.get("error"):
@@ -572,7 +563,11 @@ def to_csv(record) -> str:
 
 
 def schema() -> dict:
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    """The JSON export's schema, generated from the wire models (export_schema.py)."""
+    from .export_schema import generate
+
+    return generate(SESSION_FIELDS, CHALLENGE_FIELDS, MESSAGE_FIELDS, EVENT_FIELDS,
+                    PAYLOAD_FIELDS, GRADE_FIELDS, GRADE_TEST_FIELDS, SCHEMA_VERSION)
 
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
