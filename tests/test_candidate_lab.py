@@ -192,9 +192,15 @@ def test_submit_sends_the_saved_notebook(live, tmp_path):
     ws = start_lab(live, tmp_path)
     try:
         with ws.client() as c:
+            # The candidate's server refuses in the service's one error shape (the panel
+            # shows its sentence).
             bad = c.post("/ib/candidate/submit", json={"path": "notes.txt"})
-            assert bad.status_code == 400 and "path" in bad.json()["message"]
-            assert c.post("/ib/candidate/submit", json={"path": "nope.ipynb"}).status_code == 404
+            assert bad.status_code == 400
+            assert bad.json()["error"]["code"] == "invalid_request"
+            assert "path" in bad.json()["error"]["message"]
+            missing = c.post("/ib/candidate/submit", json={"path": "nope.ipynb"})
+            assert missing.status_code == 404
+            assert missing.json()["error"]["message"] == "There is no notebook at nope.ipynb to submit."
             absolute = str(ws.workdir / notebook.NOTEBOOK_NAME)  # what kernels know
             r = c.post("/ib/candidate/submit", json={"path": absolute})
         assert r.status_code == 200, r.text

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import stop
+from helpers import stop, wait_for
 from live import start_lab
 from playwright.sync_api import expect
 
@@ -246,7 +246,8 @@ def test_budget_warnings_refusal_extension_and_submit(page, live_service, tmp_pa
 
         page.once("dialog", lambda dialog: dialog.accept())  # "Submit your notebook and end...?"
         panel.locator(".ib-btn-submit").click()
-        published = live_service.client.session(ws.session_id)["blocked"]
+        published = wait_for(lambda: live_service.client.session(ws.session_id)["blocked"],
+                             "the submission to end the session")
         assert "submitted" in published["message"]
         expect(panel.locator(".ib-banner")).to_have_text(published["message"])
         expect(panel.locator(".ib-input")).to_be_disabled()
