@@ -100,9 +100,17 @@ class IBExtension(ExtensionApp):
     grading_timeout_seconds = Int(120, config=True, help="Wall-clock limit of one grading.")
     grading_memory_mb = Int(1024, config=True, help="Memory limit of the grading kernel.")
     grading_command_prefix = List(Unicode(), config=True,
-                                  help="A command the grader runs under, to isolate it in "
-                                       "production, e.g. ['sudo', '-n', '-u', 'ib-grader'] or a "
-                                       "`docker run --rm --network none ...` prefix.")
+                                  help="A command the grader process runs under, e.g. a "
+                                       "`docker run --rm -i --network none IMAGE` prefix (then "
+                                       "set grading_isolation='external').")
+    grading_isolation = Enum(["sandbox", "external"], default_value="sandbox", config=True,
+                             help="How graded code is isolated: 'sandbox' runs the grading "
+                                  "kernel in bubblewrap (as grading_user when the service is "
+                                  "root) and refuses to grade where that cannot work; "
+                                  "'external' trusts grading_command_prefix to isolate it.")
+    grading_user = Unicode("ib-grader", config=True,
+                           help="When the service runs as root: the unprivileged user the "
+                                "grading kernel runs as (created if missing).")
     # candidate role
     service_url = Unicode("", config=True, help="Candidate role: URL of the ib service.")
     session_token = Unicode("", config=True,
@@ -180,13 +188,29 @@ class IBExtension(ExtensionApp):
         if not self.grading:
             return None
         from ..grading.grader import grade_in_subprocess
+        from ..grading.sandbox import SandboxUnavailable, prepare
 
-        # A separate process holding only an allowlisted environment: a kernel can read
-        # its parent's /proc/<pid>/environ, so it must not be a child of the service.
+        isolation, refusal = "external", None
+        if self.grading_isolation == "external" and not self.grading_command_prefix:
+            raise RuntimeError("IBExtension.grading_isolation='external' needs "
+                               "grading_command_prefix: the command that isolates the grader.")
+        if self.grading_isolation == "sandbox":
+            try:
+                isolation = prepare(self.grading_user)
+            except SandboxUnavailable as e:
+                refusal = e
+                self.log.warning("ib service: grading is off, graded code cannot be isolated "
+                                 "here: %s", e)
+
+        # A separate process holding only an allowlisted environment, whose kernel runs
+        # in the sandbox: nothing graded can read the service's files or environment.
         async def grade(notebook, challenge):
+            if refusal is not None:
+                raise refusal
             return await grade_in_subprocess(
                 notebook, challenge, timeout_seconds=self.grading_timeout_seconds,
-                memory_mb=self.grading_memory_mb, command_prefix=self.grading_command_prefix)
+                memory_mb=self.grading_memory_mb, command_prefix=self.grading_command_prefix,
+                isolation=isolation)
 
         return grade
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from ..api.errors import IBError
 from ..api.requests import CreateSession
+from ..grading.sandbox import SandboxUnavailable
 from . import tokens
 from .budget import Ledger
 from .clock import iso
@@ -308,6 +309,12 @@ class Service:
             return None
         try:
             result = await self.grader(record["final_notebook"], challenge)
+        except SandboxUnavailable as e:  # never grade unisolated: say why instead
+            log.warning("grading %s refused: %s", session_id, e)
+            self.emit(s, "grade.skipped", "system",
+                      {"reason": f"graded code cannot be isolated here: {e}"},
+                      audience="interviewer")
+            return None
         except Exception as e:  # a grader failure must not take the service down
             log.exception("grading %s failed", session_id)
             result = {"score": 0.0, "passed": 0, "total": 0, "tests": [],
