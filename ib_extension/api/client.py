@@ -132,14 +132,26 @@ class _Api:
 
 
 def _http_settings(url: str | None, token: str | None, scheme: str) -> tuple[str, dict]:
-    """The base URL and auth header, defaulting to IB_URL/IB_TOKEN."""
+    """The base URL and auth header, defaulting to IB_URL and IB_TOKEN, or the file
+    IB_TOKEN_FILE names (how `ib serve` hands its dashboards' kernels the token)."""
     url = url or os.environ.get("IB_URL", "")
-    token = token or os.environ.get("IB_TOKEN", "")
+    token = token or os.environ.get("IB_TOKEN", "") or _token_from_file()
     if not url:
         raise ValueError("No service URL: pass --url or set IB_URL.")
     if scheme not in ("token", "bearer"):
         raise ValueError("scheme is 'token' (interviewer) or 'bearer' (candidate)")
     return url.rstrip("/"), {"Authorization": f"{'Bearer' if scheme == 'bearer' else 'token'} {token}"}
+
+
+TOKEN_FILE_ENV = "IB_TOKEN_FILE"
+
+
+def _token_from_file() -> str:
+    path = os.environ.get(TOKEN_FILE_ENV)
+    if not path:
+        return ""
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()
 
 
 class IBClient(_Api):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import sys
 
 import httpx
@@ -162,21 +161,9 @@ def serve_argv(args) -> list[str]:
 
 
 def cmd_serve(args) -> int:
-    from jupyter_server.serverapp import ServerApp
+    from .serve import run
 
-    argv = serve_argv(args)
-    token = os.environ.get("IB_TOKEN") or secrets.token_hex(24)
-    generated = "IB_TOKEN" not in os.environ
-    # The dashboards' kernels are started by this server and talk to it with these.
-    os.environ["IB_URL"] = f"http://{args.ip}:{args.port}"
-    os.environ["IB_TOKEN"] = token
-    argv.append(f"--IdentityProvider.token={token}")
-    print(f"Interview Buddy service on http://{args.ip}:{args.port}/  "
-          f"(API: /ib/api/openapi.json)", flush=True)
-    if generated:
-        print(f"Interviewer token (IB_TOKEN): {token}", flush=True)
-    ServerApp.launch_instance(argv=argv)
-    return 0
+    return run(serve_argv(args), args.ip, args.port, os.path.abspath(args.data_dir))
 
 
 # ---- session -------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, default, validate
 
 from .. import __version__
-
-SECRET_ENV = ("OPENAI_API_KEY", "IB_LLM_API_KEY", "AZURE_OPENAI_API_KEY")
+from .secrets import PROVIDER_KEY, SecretsFolder, folder_of
+from .secrets import PROVIDER_KEY_ENV as SECRET_ENV  # the provider key's variables
 
 DEFAULT_SYSTEM_PROMPT = """You are the AI assistant inside a timed coding interview run with \
 Interview Buddy. The candidate is working on the challenge below and may ask you for help.
@@ -54,8 +54,9 @@ class IBExtension(ExtensionApp):
     llm_base_url = Unicode("", config=True,
                            help="Base URL of the OpenAI-compatible provider, e.g. "
                                 "https://api.openai.com/v1, a vLLM/Ollama/llama.cpp server's /v1, "
-                                "or the offline demo model. The key comes only from the environment: "
-                                "OPENAI_API_KEY, or IB_LLM_API_KEY for another provider.")
+                                "or the offline demo model. The key comes from OPENAI_API_KEY, "
+                                "IB_LLM_API_KEY or AZURE_OPENAI_API_KEY, which `ib serve` moves "
+                                "into the data dir's secrets folder.")
     azure_api_version = Unicode("", config=True,
                                 help="Set (e.g. '2024-10-21') to talk to Azure OpenAI; llm_base_url "
                                      "is then the Azure endpoint and models are deployment names.")
@@ -150,12 +151,7 @@ class IBExtension(ExtensionApp):
         if not self.serverapp.identity_provider.auth_enabled:
             raise RuntimeError("The ib service needs Jupyter authentication (a token or a "
                                "password): without it anyone could act as the interviewer.")
-        # Read the key, then take it out of the environment so that no kernel this server
-        # starts (the dashboards') can see it.
-        api_key = ""
-        for name in SECRET_ENV:
-            api_key = api_key or os.environ.get(name, "")
-            os.environ.pop(name, None)
+        api_key = self._provider_key()
         if not self.llm_base_url:
             raise RuntimeError("IBExtension.llm_base_url is not set: point it at a provider "
                                "(`ib serve` does this for you).")
@@ -172,6 +168,23 @@ class IBExtension(ExtensionApp):
         self.settings["ib_service"] = self.service
         self.log.info("ib service: data in %s, provider %s, models %s", store.path,
                       self.llm_base_url, ", ".join(self.models))
+
+    def _provider_key(self) -> str:
+        """From the secrets folder `ib serve` wrote; else (a server started some other way)
+        from the environment, which no kernel this server starts then inherits."""
+        data_dir = Path(self.data_dir)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if data_dir.stat().st_uid == os.geteuid():
+            data_dir.chmod(0o700)  # the DuckDB file and the secrets are the service's alone
+        from_env = next((os.environ[n] for n in SECRET_ENV if os.environ.get(n)), "")
+        for name in SECRET_ENV:
+            os.environ.pop(name, None)
+        key = SecretsFolder(folder_of(data_dir)).read(PROVIDER_KEY)
+        if from_env and not key:
+            self.log.warning("ib service: the provider key came from this process's "
+                             "environment, which /proc/<pid>/environ keeps showing; start the "
+                             "service with `ib serve` to keep it in a file instead.")
+        return key or from_env
 
     def _load_challenges(self):
         try:
