@@ -88,6 +88,10 @@ class _Api:
         return self._call("GET", f"/ib/api/sessions/{session_id}/events",
                           params=_clean({"type": types}))
 
+    def event(self, session_id: str, event_id: int):
+        """One event with its whole payload (the feed gives big ones as `payload_url`)."""
+        return self._call("GET", f"/ib/api/sessions/{session_id}/events/{event_id}")
+
     def grade(self, session_id: str):
         return self._call("POST", f"/ib/api/sessions/{session_id}/grade")
 

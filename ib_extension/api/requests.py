@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -9,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import IBError
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+MAX_JSON_DEPTH = 64  # nesting of arrays and objects in a body; notebooks need about 6
 
 
 class Body(BaseModel):
@@ -105,6 +107,34 @@ class ChatRequest(BaseModel):
     def provider_options(self) -> dict[str, Any]:
         keys = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "stop", "seed")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON, or a 400 that says what is wrong with it."""
+    try:
+        data = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise IBError("invalid_request", f"The request body is not valid JSON ({e}).") from e
+    except RecursionError:
+        data = None  # nested past what Python's parser takes: deeper than we allow anyway
+    else:
+        if _depth_within(data, MAX_JSON_DEPTH):
+            return data
+    raise IBError("invalid_request", f"The request body nests arrays and objects more than "
+                  f"{MAX_JSON_DEPTH} levels deep.")
+
+
+def _depth_within(data: Any, limit: int) -> bool:
+    """Whether `data` nests containers at most `limit` deep (iterative: no recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        if children and depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, dict | list))
+    return True
 
 
 def parse(model: type[Body] | type[BaseModel], data: Any):

@@ -27,6 +27,10 @@ def run(argv: list[str], ip: str, port: int, data_dir: str) -> int:
     # the token's file, not its value.
     env["IB_URL"] = f"http://{ip}:{port}"
     env[service_secrets.TOKEN_FILE_ENV] = str(folder.file(service_secrets.INTERVIEWER_TOKEN))
+    # glibc: big buffers (request bodies, JSON) mmap'd and handed back when freed, and few
+    # arenas, so that memory a flood of big requests used is returned, not kept.
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(256 * 1024))
+    env.setdefault("MALLOC_ARENA_MAX", "2")
     print(f"Interview Buddy service on http://{ip}:{port}/  (API: /ib/api/openapi.json)",
           flush=True)
     if not os.environ.get("IB_TOKEN"):

@@ -82,7 +82,21 @@ class IBExtension(ExtensionApp):
                                         help="Provider calls in flight at once, over all sessions.")
     max_message_chars = Int(8000, config=True,
                             help="Longest candidate message, in characters.")
-    max_body_bytes = Int(1_000_000, config=True, help="Largest request body, in bytes.")
+    max_body_bytes = Int(1_000_000, config=True,
+                         help="Largest request body, in bytes, of routes that name no limit of "
+                              "their own (activity events take 5 MB, a submission 20 MB).")
+    database_memory_mb = Int(256, config=True,
+                             help="Memory DuckDB may use for its caches (it spills to disk past "
+                                  "it); DuckDB's own default is 80 % of the machine.")
+    activity_event_quota = Int(10_000, config=True,
+                               help="Activity events (cell runs, copies, pastes, snapshots) one "
+                                    "session may record; past it they are refused with a 429.")
+    snapshot_quota = Int(200, config=True,
+                         help="Notebook snapshots one session may record (each save sends one); "
+                              "submitting still works past it.")
+    activity_bytes_quota = Int(50_000_000, config=True,
+                               help="Bytes of activity payloads one session may store: its share "
+                                    "of the database and of the service's write queue.")
     warning_thresholds = List(Int(), default_value=[25, 10, 5], config=True,
                               help="Percentages of time and tokens left that raise a warning.")
     system_prompt = Unicode(DEFAULT_SYSTEM_PROMPT, config=True,
@@ -161,13 +175,24 @@ class IBExtension(ExtensionApp):
                             timeout=self.llm_timeout, max_retries=self.llm_max_retries,
                             completion_cap_param=self.completion_cap_param,
                             azure_api_version=self.azure_api_version)
-        store = Store(Path(self.data_dir) / "ib.duckdb")
+        self._cap_request_bodies()
+        store = Store(Path(self.data_dir) / "ib.duckdb", memory_mb=self.database_memory_mb)
         self.service = Service(self, store, self.clock, provider, self._load_challenges(),
                                grader=self._grader())
         self.service.load()
         self.settings["ib_service"] = self.service
         self.log.info("ib service: data in %s, provider %s, models %s", store.path,
                       self.llm_base_url, ", ".join(self.models))
+
+    def _cap_request_bodies(self) -> None:
+        """Jupyter's own handlers read a whole body before they authenticate it (ours
+        stream it, and refuse it on its headers): cap what any request may send, from the
+        default 512 MB down to what our largest route takes."""
+        from .routes import largest_body
+
+        cap = largest_body(self.max_body_bytes) + 64 * 1024  # headroom for the headers
+        for trait in ("max_body_size", "max_buffer_size"):
+            setattr(self.serverapp, trait, min(getattr(self.serverapp, trait), cap))
 
     def _provider_key(self) -> str:
         """From the secrets folder `ib serve` wrote; else (a server started some other way)

@@ -9,6 +9,7 @@ finds what clients were told.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,9 +22,10 @@ from . import tokens
 from .budget import Ledger
 from .clock import iso
 from .feed import Feed
+from .quotas import Quota, Usage
 from .ratelimit import SlidingWindow
 from .sessions import Session, hash_token, new_id, new_token
-from .store import Store
+from .store import Encoded, Store
 
 log = logging.getLogger("ib_extension.service.core")
 
@@ -78,6 +80,9 @@ class Config(Protocol):
     warning_thresholds: list[int]
     rate_limit_per_minute: int
     max_concurrent_provider_calls: int
+    activity_event_quota: int
+    snapshot_quota: int
+    activity_bytes_quota: int
 
 
 class Clock(Protocol):
@@ -103,6 +108,9 @@ class Service:
         self.streams: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._event_id = 0
         self._message_seq = 0  # conversation order, even when two messages share a timestamp
+        self.quota = Quota(config.activity_event_quota, config.snapshot_quota,
+                           config.activity_bytes_quota)
+        self.usage: dict[str, Usage] = defaultdict(Usage)  # session id -> activity stored
 
     def now(self) -> float:
         return self.clock.now()
@@ -117,6 +125,8 @@ class Service:
             self._by_token[s.token_hash] = s.id
         self._event_id = self.store.submit(self.store.max_event_id).result()
         self._message_seq = self.store.submit(self.store.max_message_seq).result()
+        for sid, events, snapshots, size in self.store.submit(self.store.activity_usage).result():
+            self.usage[sid] = Usage(events, snapshots, size)
         for msg in self.store.submit(self.store.streaming_messages).result():
             self._recover_interrupted(msg)
         if self.challenges is not None:
@@ -174,12 +184,16 @@ class Service:
         self.feed.publish(s.id, "session", s.to_dict(now, view="candidate"), audience="candidate")
 
     def emit(self, s: Session, type_: str, actor: str, payload: dict[str, Any] | None = None,
-             *, audience: str = "all") -> dict[str, Any]:
+             *, audience: str = "all", encoded: str | None = None) -> dict[str, Any]:
+        """Log an event and publish it; a big payload is queued for the file as its JSON
+        text (`encoded`, if the caller has it) and reaches the feed as a reference."""
         self._event_id += 1
         row = {"id": self._event_id, "session_id": s.id, "type": type_, "actor": actor,
                "payload": payload or {}, "at": self.now()}
-        self.store.submit(self.store.save_event, row)
-        self.feed.publish(s.id, "event", event_view(row), audience=audience)
+        encoded = json.dumps(row["payload"]) if encoded is None else encoded
+        self.store.submit(self.store.save_event, {**row, "payload": Encoded(encoded)})
+        row["payload_bytes"] = len(encoded)
+        self.feed.publish(s.id, "event", event_view(row, referenced=True), audience=audience)
         return row
 
     def save_message(self, msg: dict[str, Any], *, publish: bool = True):
@@ -387,13 +401,29 @@ class Service:
         if s.status == "created":
             self._transition(s, "start", "candidate")
 
+    def check_activity_room(self, s: Session, type_: str | None, size: int) -> None:
+        """Refuse activity past the session's quota (on the request's headers too, with
+        `type_` None and the announced size, so a flood's bodies are never read)."""
+        usage = self.usage[s.id]
+        refused = usage.refusal(self.quota, type_, size)
+        if refused is not None:
+            limit, err = refused
+            if limit not in usage.reported:  # tell the interviewer once, not per refusal
+                usage.reported.add(limit)
+                self.emit(s, "quota.reached", "system", {"limit": limit, "message": err.message},
+                          audience="interviewer")
+            raise err
+
     def record_activity(self, s: Session, type_: str, payload: dict[str, Any]) -> dict:
         if s.ended:
             raise IBError("session_ended", "This session has ended; activity is no longer recorded.")
+        encoded = json.dumps(payload)
+        self.check_activity_room(s, type_, len(encoded))
+        self.usage[s.id].add(type_, len(encoded))
         s.last_activity_at = self.now()
         if type_ == "activity.paste":
             s.flags["large_paste"] += 1
-        event = self.emit(s, type_, "candidate", payload)
+        event = self.emit(s, type_, "candidate", payload, encoded=encoded)
         self.save(s)
         return event
 
@@ -452,7 +482,16 @@ def message_view(m: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def event_view(e: dict[str, Any]) -> dict[str, Any]:
-    out = dict(e)
+FEED_PAYLOAD_BYTES = 4096  # larger event payloads reach the feed as a reference
+
+
+def event_view(e: dict[str, Any], *, referenced: bool = False) -> dict[str, Any]:
+    """An event as the API shows it; `referenced`: a payload over FEED_PAYLOAD_BYTES is
+    replaced by `payload_url` (where an interviewer reads it) and its size."""
+    out = {k: v for k, v in e.items() if k != "payload_bytes"}
     out["at"] = iso(e["at"])
+    size = e.get("payload_bytes", 0)
+    if referenced and size > FEED_PAYLOAD_BYTES:
+        out.update(payload={}, payload_bytes=size,
+                   payload_url=f"/ib/api/sessions/{e['session_id']}/events/{e['id']}")
     return out

@@ -34,6 +34,7 @@ ROUTES: list[tuple[str, type[h.IBHandler], dict[str, Any]]] = [
     (f"/ib/api/sessions/{SID}/token", hi.TokenHandler, {}),
     (f"/ib/api/sessions/{SID}/messages", hi.SessionMessagesHandler, {}),
     (f"/ib/api/sessions/{SID}/events", hi.SessionEventsHandler, {}),
+    (f"/ib/api/sessions/{SID}/events/{{event_id}}", hi.SessionEventHandler, {}),
     (f"/ib/api/sessions/{SID}/record", hi.SessionRecordHandler, {}),
     (f"/ib/api/sessions/{SID}/grade", hi.GradeHandler, {}),
     ("/ib/api/feed", hi.FeedHandler, {}),
@@ -42,6 +43,11 @@ ROUTES: list[tuple[str, type[h.IBHandler], dict[str, Any]]] = [
 ]
 
 _PARAM = re.compile(r"\{(\w+)\}")
+
+
+def largest_body(default_limit: int) -> int:
+    """The largest request body any route accepts (`default_limit` where it names none)."""
+    return max(op.max_body or default_limit for _, cls, _ in ROUTES for op in cls.ops.values())
 
 
 def tornado_pattern(template: str) -> str:

@@ -141,10 +141,16 @@ class MeEventsHandler(IBHandler):
     ops = {"post": Op(CANDIDATE, "Report candidate activity (cell runs, snapshots, copies, pastes)",
                       body=schemas.Activity, max_body=5_000_000, success=201)}
 
+    async def prepare(self) -> None:
+        await super().prepare()
+        announced = self.request.headers.get("Content-Length", "")
+        if announced.isdigit():  # a session at its quota has its flood refused unread
+            self.service.check_activity_room(self.me, None, int(announced))
+
     async def post(self) -> None:
         req = self.body(schemas.Activity)
         event = self.service.record_activity(self.me, req.type, req.payload)
-        self.reply(event_view(event))
+        self.reply(event_view(event, referenced=True))  # no echo of a big payload
 
 
 class MeSubmitHandler(IBHandler):

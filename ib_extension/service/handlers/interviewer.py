@@ -77,7 +77,7 @@ class SessionActionHandler(IBHandler):
         self.action = action
 
     async def post(self, session_id: str) -> None:
-        if self.request.body.strip() not in (b"", b"{}", b"null"):
+        if self.raw_body.strip() not in (b"", b"{}", b"null"):
             raise IBError("invalid_request", f"The {self.action} action takes no request body.")
         self.reply(self.session_view(self.service.act(session_id, self.action)))
 
@@ -128,6 +128,20 @@ class SessionEventsHandler(IBHandler):
         types = [t for t in (self.query("type") or "").split(",") if t]
         rows = await svc.store.run(svc.store.events, session_id, types or None)
         self.reply({"events": [event_view(e) for e in rows]})
+
+
+class SessionEventHandler(IBHandler):
+    ops = {"get": Op(INTERVIEWER, "One event with its whole payload (the feed refers to big "
+                                  "payloads by this address)")}
+
+    async def get(self, session_id: str, event_id: str) -> None:
+        svc = self.service
+        svc.get(session_id)
+        row = (await svc.store.run(svc.store.event, session_id, int(event_id))
+               if event_id.isdigit() and len(event_id) < 19 else None)
+        if row is None:
+            raise IBError("not_found", f"Session {session_id} has no event {event_id}.")
+        self.reply(event_view(row))
 
 
 class SessionRecordHandler(IBHandler):
