@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import IBError
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+SESSION_ID = re.compile(r"s_[0-9a-f]{12}")  # what the service's ids look like (sessions.new_id)
 MAX_JSON_DEPTH = 64  # nesting of arrays and objects in a body; notebooks need about 6
 
 

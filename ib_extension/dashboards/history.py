@@ -26,6 +26,7 @@ import ipywidgets as w
 from IPython.display import display
 
 from ..api.client import AsyncIBClient, IBClientError
+from ..api.requests import SESSION_ID
 from ..cli.export import file_name
 from ..review import export
 from ..review.export import render
@@ -543,6 +544,11 @@ class ReplayPage:
 
     async def open(self, session_id: str) -> None:
         self.session_id = session_id
+        if not SESSION_ID.fullmatch(session_id):  # it came from the page's URL
+            self.message.value = fmt.notice(
+                "error", f"There is no session with id {session_id!r}: session ids look like "
+                         "s_0123456789ab. Pick one on the History page.")
+            return
         try:
             record = await self.client.record(session_id)
         except (IBClientError, httpx.HTTPError, ValueError) as e:

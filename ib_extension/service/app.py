@@ -270,6 +270,10 @@ class IBExtension(ExtensionApp):
             self.handlers.extend(candidate_handlers(self))
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
+        if self.role == "service":  # every extension's routes are in by now
+            from .voila_static import route_before_voila
+
+            route_before_voila(serverapp.web_app)
         if self.service is not None:
             self._ticker = asyncio.ensure_future(self.service.run_ticks(self.tick_seconds))
 
