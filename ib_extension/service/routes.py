@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pydantic.json_schema import models_json_schema
+
 from .. import __version__
+from ..api.errors import KINDS
+from ..api.requests import SESSION_ID
 from .handlers import base as h
 from .handlers import candidate as hc
 from .handlers import interviewer as hi
@@ -67,9 +71,53 @@ SECURITY = {
     CANDIDATE: [{"candidateToken": []}],
     INTERVIEWER: [{"interviewerToken": []}],
 }
+# What a path parameter may be; the service answers anything else with a 404.
+PATH_PARAMS: dict[str, dict[str, Any]] = {
+    "session_id": {"type": "string", "pattern": f"^{SESSION_ID.pattern}$"},
+    "event_id": {"type": "integer", "minimum": 1},
+    "challenge_id": {"type": "string", "minLength": 1, "maxLength": 200,
+                     "pattern": "^[A-Za-z0-9_.-]+$"},
+}
+ERROR = {"type": "object", "required": ["error"], "additionalProperties": False, "properties": {
+    "error": {"type": "object", "required": ["code", "message", "type", "param"], "properties": {
+        "code": {"type": "string", "enum": sorted(KINDS)}, "message": {"type": "string"},
+        "type": {"type": "string"}, "param": {"type": ["string", "null"]}}}}}
 
 
-def openapi(base_url: str = "/") -> dict[str, Any]:
+def _body_schemas() -> tuple[dict[type, dict], dict[str, Any]]:
+    """Every request body model as a component; refs point into #/components/schemas."""
+    models = {op.body for _, cls, _ in ROUTES for op in cls.ops.values() if op.body is not None}
+    refs, top = models_json_schema([(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
+                                   ref_template="#/components/schemas/{model}")
+    return {m: refs[(m, "validation")] for m in models}, top.get("$defs", {})
+
+
+def _query_schema(kind: str | dict[str, Any]) -> dict[str, Any]:
+    return {"type": kind} if isinstance(kind, str) else kind
+
+
+def _responses(op: h.Op) -> dict[str, Any]:
+    success = {"application/json": {"schema": {"type": ["object", "array"]}}}
+    if op.streams:
+        success["text/event-stream"] = {"schema": {"type": "string"}}
+    return {
+        str(op.success): {"description": "OK", "content": success},
+        "4XX": {"description": "Refused, with a sentence saying why", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+    }
+
+
+def openapi(base_url: str = "/",
+            choices: dict[tuple[str, str], list[str]] | None = None) -> dict[str, Any]:
+    """The document, derived from the route table and the request models (api/requests.py):
+    a new route or field shows up here without more code. `choices` are what this service
+    offers for a (model, field), such as its models: they become the field's `enum`."""
+    bodies, components = _body_schemas()
+    for (name, field), values in (choices or {}).items():
+        prop = components.get(name, {}).get("properties", {}).get(field)
+        if prop is not None:
+            nullable = [{"type": "null"}] if "null" in str(prop) else []
+            components[name]["properties"][field] = {"anyOf": [{"enum": list(values)}, *nullable]}
     paths: dict[str, Any] = {}
     for template, cls, _ in ROUTES:
         item = paths.setdefault(template, {})
@@ -79,22 +127,18 @@ def openapi(base_url: str = "/") -> dict[str, Any]:
                 "summary": op.summary,
                 "operationId": f"{verb}_{template.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
                 "security": SECURITY[op.audience],
-                "responses": {
-                    str(op.success): {"description": "OK",
-                                      "content": {"application/json": {}}},
-                    "4XX": {"description": "Refused", "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/Error"}}}},
-                },
+                "responses": _responses(op),
             }
-            params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+            params = [{"name": n, "in": "path", "required": True,
+                       "schema": PATH_PARAMS.get(n, {"type": "string"})}
                       for n in _PARAM.findall(template)]
-            params += [{"name": n, "in": "query", "required": False, "schema": {"type": t},
+            params += [{"name": n, "in": "query", "required": False, "schema": _query_schema(t),
                         "description": d} for n, t, d in op.query]
             if params:
                 operation["parameters"] = params
             if op.body is not None:
                 operation["requestBody"] = {"required": True, "content": {
-                    "application/json": {"schema": op.body.model_json_schema()}}}
+                    "application/json": {"schema": bodies[op.body]}}}
             item[verb] = operation
     return {
         "openapi": "3.1.0",
@@ -110,9 +154,6 @@ def openapi(base_url: str = "/") -> dict[str, Any]:
                 "interviewerToken": {"type": "apiKey", "in": "header", "name": "Authorization",
                                      "description": "'token <IB_TOKEN>' (Jupyter auth)"},
             },
-            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {
-                "error": {"type": "object", "required": ["code", "message"], "properties": {
-                    "code": {"type": "string"}, "message": {"type": "string"},
-                    "type": {"type": "string"}, "param": {"type": ["string", "null"]}}}}}},
+            "schemas": {**components, "Error": ERROR},
         },
     }

@@ -35,9 +35,11 @@ class Op:
     audience: str
     summary: str
     body: type[BaseModel] | None = None
-    query: tuple[tuple[str, str, str], ...] = ()  # (name, type, description)
+    # (name, JSON type or a whole JSON schema, description)
+    query: tuple[tuple[str, str | dict[str, Any], str], ...] = ()
     max_body: int | None = None  # bytes; None = the service's max_body_bytes
     success: int = 200
+    streams: bool = False  # may answer text/event-stream
 
 
 @web.stream_request_body
@@ -218,8 +220,10 @@ class FeedBase(IBHandler):
         self.reply({"epoch": feed.epoch, "cursor": feed.cursor, "reset": reset, "items": items})
 
 
-FEED_QUERY = (("cursor", "integer", "the last cursor you got; omit to get the current one"),
-              ("timeout", "integer", "seconds to wait for news, 0-60 (default 25)"),
+FEED_QUERY = (("cursor", {"type": "integer", "minimum": 0, "maximum": 2**62},
+               "the last cursor you got; omit to get the current one"),
+              ("timeout", {"type": "integer", "minimum": 0, "maximum": 60},
+               "seconds to wait for news, 0-60 (default 25)"),
               ("epoch", "string", "the epoch you got with the cursor"))
 
 
@@ -241,7 +245,12 @@ class OpenAPIHandler(IBHandler):
     async def get(self) -> None:
         from ..routes import openapi
 
-        self.reply(openapi(self.base_url))
+        svc = self.settings.get("ib_service")
+        library = [ch.id for ch in svc.challenges] if svc and svc.challenges else []
+        self.reply(openapi(self.base_url, choices={
+            ("CreateSession", "model"): list(self.ib.models),
+            ("CreateSession", "assist_policy"): list(self.ib.assist_policies),
+            ("CreateSession", "challenge_id"): library}))
 
 
 class NotFoundHandler(IBHandler):

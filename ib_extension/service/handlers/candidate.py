@@ -32,7 +32,7 @@ class ModelsV1Handler(IBHandler):
 
 class ChatCompletionsHandler(IBHandler):
     ops = {"post": Op(CANDIDATE, "OpenAI-compatible chat completion, streaming or not",
-                      body=schemas.ChatRequest)}
+                      body=schemas.ChatRequest, streams=True)}
 
     def initialize(self) -> None:
         self._disconnected = asyncio.Event()

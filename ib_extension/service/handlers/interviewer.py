@@ -9,6 +9,9 @@ from ..roles import INTERVIEWER
 from ..sessions import STATUSES, TRANSITIONS
 from .base import FEED_QUERY, FeedBase, IBHandler, Op
 
+STATUS_LIST = f"^({'|'.join(sorted(STATUSES))})(,({'|'.join(sorted(STATUSES))}))*$"
+DATE = {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]}
+
 
 class ModelsHandler(IBHandler):
     ops = {"get": Op(INTERVIEWER, "Models and assist policies sessions may use")}
@@ -22,16 +25,18 @@ class ModelsHandler(IBHandler):
 class SessionsHandler(IBHandler):
     ops = {
         "get": Op(INTERVIEWER, "List sessions, newest first", query=(
-            ("status", "string", "comma-separated statuses"),
+            ("status", {"type": "string", "pattern": STATUS_LIST},
+             "comma-separated statuses"),
             ("q", "string", "text in the candidate, challenge or conversation"),
             ("challenge_id", "string", "sessions of one challenge"),
             ("candidate", "string", "part of the candidate's name"),
-            ("from", "string", "created on or after this date (YYYY-MM-DD or ISO 8601)"),
-            ("to", "string", "created on or before this date (YYYY-MM-DD: the whole day)"),
+            ("from", DATE, "created on or after this date (YYYY-MM-DD or ISO 8601)"),
+            ("to", DATE, "created on or before this date (YYYY-MM-DD: the whole day)"),
             ("min_score", "number", "graded at least this (0-1)"),
             ("max_score", "number", "graded at most this (0-1)"),
-            ("limit", "integer", "page size, 1-500 (default 50)"),
-            ("offset", "integer", "rows to skip"))),
+            ("limit", {"type": "integer", "minimum": 1, "maximum": 500},
+             "page size, 1-500 (default 50)"),
+            ("offset", {"type": "integer", "minimum": 0, "maximum": 10**9}, "rows to skip"))),
         "post": Op(INTERVIEWER, "Create a session", body=schemas.CreateSession, success=201),
     }
 
@@ -173,7 +178,8 @@ class ChallengesHandler(IBHandler):
     ops = {
         "get": Op(INTERVIEWER, "List or search the challenge library", query=(
             ("q", "string", "words that must all appear"), ("category", "string", ""),
-            ("difficulty", "string", "easy, medium or hard"), ("tag", "string", ""))),
+            ("difficulty", {"type": "string", "enum": ["easy", "medium", "hard"]},
+             "easy, medium or hard"), ("tag", "string", ""))),
         "post": Op(INTERVIEWER, "Add an interviewer-made challenge (fields, or `source`: "
                                 "the text of a challenge file)", body=schemas.NewChallenge,
                    success=201),
