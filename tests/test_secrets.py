@@ -92,6 +92,7 @@ class Recorder:
         self.clients: dict[str, httpx.Client] = {}
         self.walk = walk
         self.challenge_id = ""
+        self.event_id = ""
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -105,7 +106,7 @@ class Recorder:
         elif role.startswith("candidate"):
             headers["Authorization"] = f"Bearer {token}"
         path = template.replace("{session_id}", session_id).replace(
-            "{challenge_id}", self.challenge_id)
+            "{challenge_id}", self.challenge_id).replace("{event_id}", self.event_id)
         if role not in self.clients:
             self.clients[role] = httpx.Client(base_url=self.url, timeout=30)
         r = self.clients[role].request(verb.upper(), path, json=body, params=params, headers=headers)
@@ -155,6 +156,9 @@ def walk_openapi(rec: Recorder) -> None:
     # Interviewers act on a session no candidate touches, so that `start` can succeed
     # and the candidate's own session stays usable.
     watched = create_session(rec, "Watched Walter")
+    events = rec.call("interviewer", INTERVIEWER, "get",
+                      f"/ib/api/sessions/{watched['id']}/events").json()["events"]
+    rec.event_id = str(events[0]["id"])
     model = mine["session"]["model"]
     roles = {"anonymous": None, "candidate": mine["candidate_token"],
              "candidate-of-other": other["candidate_token"], "interviewer": INTERVIEWER}
