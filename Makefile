@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install install-test browser lint lint-only bench clean
+.PHONY: demo test install install-test browser sandbox lint lint-only bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,17 @@ browser:
 	  echo "Installing Debian's chromium for the browser tests..."; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-demo: install
+# Grading runs candidates' code in a bubblewrap sandbox; without it the service refuses
+# to grade. setpriv (util-linux) drops the sandbox to the grading user when run as root.
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  echo "Installing bubblewrap for the grading sandbox..."; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap >/dev/null; }
+
+demo: install sandbox
 	$(BIN)/ib demo
 
-test: install-test browser lint-only
+test: install-test browser sandbox lint-only
 	$(BIN)/pytest
 
 lint: install-test lint-only

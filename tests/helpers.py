@@ -79,3 +79,31 @@ def candidate_client(base_url: str, token: str, **kw):
     import openai
 
     return openai.AsyncOpenAI(base_url=base_url + "/ib/v1", api_key=token, max_retries=0, **kw)
+
+
+# ---- grading -----------------------------------------------------------------------
+# A spy cell reports by raising `Report(json)`: a cell's error message is the one channel
+# graded code has back to the candidate.
+SPY = "import json, os\nclass Report(Exception):\n    pass\n"
+
+
+def graded_notebook(*cells) -> dict:
+    """A submitted notebook: strings are code cells; (source, tags) pairs are tagged cells."""
+    import json
+
+    import nbformat
+
+    built = [nbformat.v4.new_markdown_cell("# My solution")]
+    for cell in cells:
+        source, tags = cell if isinstance(cell, tuple) else (cell, [])
+        built.append(nbformat.v4.new_code_cell(source, metadata={"tags": tags}))
+    return json.loads(nbformat.writes(nbformat.v4.new_notebook(cells=built)))
+
+
+def reported(result: dict, cell: int) -> dict:
+    """What spy cell number `cell` reported (see SPY)."""
+    import json
+
+    message = next(e["message"] for e in result["cell_errors"] if e["cell"] == cell)
+    assert message.startswith("Report: "), message
+    return json.loads(message.removeprefix("Report: "))

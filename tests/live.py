@@ -31,10 +31,12 @@ class LiveService:
 
 
 def start_service(fake_llm_url: str, data_dir: Path, token: str = "live-interviewer-token",
-                  extra_args: list[str] | None = None) -> LiveService:
+                  extra_args: list[str] | None = None,
+                  extra_env: dict[str, str] | None = None) -> LiveService:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "IB_LLM_API_KEY")}
     env["IB_TOKEN"] = token
+    env.update(extra_env or {})
     cmd = [sys.executable, "-m", "ib_extension.cli", "serve", "--port", str(port),
            "--data-dir", str(data_dir), "--llm-base-url", fake_llm_url, *(extra_args or [])]
     log = open(data_dir.parent / f"service-{port}.log", "w")  # noqa: SIM115 (kept for the process's life)

@@ -4,7 +4,7 @@ import json
 
 import httpx
 import pytest
-from helpers import session_body
+from helpers import INTERVIEWER_TOKEN, session_body
 
 ERROR_KEYS = {"code", "message", "type", "param"}
 
@@ -147,3 +147,45 @@ async def test_message_too_long(base_url, make_session, ib_app):
 async def test_bad_list_filters(aio_interviewer, query):
     r = await aio_interviewer.get(f"/ib/api/sessions?{query}")
     assert_error_shape(r, 400, "invalid_request")
+
+
+@pytest.mark.parametrize("depth", [65, 1000, 100_000])
+@pytest.mark.parametrize("route", ["/ib/api/sessions", "/ib/v1/chat/completions",
+                                   "/ib/api/me/events"])
+async def test_json_nested_1000_deep_is_a_400_not_a_500(base_url, make_session, service, route,
+                                                       depth):
+    created = await make_session()
+    headers = ({"Authorization": f"Bearer {created['candidate_token']}"} if "me" in route
+               or "v1" in route else {"Authorization": f"token {INTERVIEWER_TOKEN}"})
+    deep = b'{"payload": ' + b"[" * depth + b"]" * depth + b"}"
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as c:
+        r = await c.post(route, content=deep, headers=headers)
+    err = assert_error_shape(r, 400, "invalid_request")
+    assert "more than 64 levels deep" in err["message"]
+    assert len(service.sessions) == 1 and service.usage[created["id"]].events == 0
+
+
+async def test_json_nested_64_deep_is_still_read(base_url, make_session):
+    created = await make_session()
+    nested: dict = {}
+    for _ in range(62):
+        nested = {"n": nested}
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as c:
+        r = await c.post("/ib/api/me/events", json={"type": "activity.copy", "payload": nested},
+                         headers={"Authorization": f"Bearer {created['candidate_token']}"})
+    assert r.status_code == 201, r.text
+
+
+async def test_to_9999_12_31_includes_everything_not_a_500(aio_interviewer, make_session):
+    await make_session()
+    r = await aio_interviewer.get("/ib/api/sessions", params={"to": "9999-12-31"})
+    assert r.status_code == 200 and r.json()["total"] == 1
+
+
+@pytest.mark.parametrize("query", ["from=9999-12-31T23:59:59-14:00", "to=0001-01-01T00:00:00+14:00",
+                                   "from=10000-01-01", "to=2026-02-30"])
+async def test_dates_at_the_edges_of_time_are_a_400_or_work_never_a_500(aio_interviewer, query):
+    r = await aio_interviewer.get(f"/ib/api/sessions?{query}")
+    assert r.status_code in (200, 400), r.text
+    if r.status_code == 400:
+        assert_error_shape(r, 400, "invalid_request")

@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
-from helpers import wait_for
+from helpers import SPY, graded_notebook, reported, wait_for
 
 from ib_extension.api.challenges import Challenge, load_library
 from ib_extension.api.resources import candidate_template
@@ -23,6 +24,7 @@ from ib_extension.grading.grader import (
 )
 from ib_extension.grading.kernel import run_tests
 
+notebook = graded_notebook
 CHALLENGE_DIR = Path(__file__).resolve().parent.parent / "challenges"
 CHALLENGES = load_library([CHALLENGE_DIR])
 MERGE = CHALLENGES.get("merge-intervals")
@@ -38,15 +40,6 @@ SET_BY_JUPYTER = {  # jupyter_client's launcher and ipykernel add these themselv
     "PAGER",
     "GIT_PAGER",
 }
-
-
-def notebook(*cells) -> dict:
-    """A submitted notebook: strings are code cells; (source, tags) pairs are tagged cells."""
-    built = [nbformat.v4.new_markdown_cell("# My solution")]
-    for cell in cells:
-        source, tags = cell if isinstance(cell, tuple) else (cell, [])
-        built.append(nbformat.v4.new_code_cell(source, metadata={"tags": tags}))
-    return json.loads(nbformat.writes(nbformat.v4.new_notebook(cells=built)))
 
 
 def in_process(code: str, challenge: Challenge) -> dict[str, dict]:
@@ -149,6 +142,7 @@ def test_endless_loops_are_interrupted_and_reported_as_timeouts():
 
 def test_loop_that_ignores_interrupts_ends_at_the_overall_limit():
     stubborn = (
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
         "while True:\n    try:\n        sum(range(10**6))\n    except BaseException:\n        pass"
     )
     started = time.monotonic()
@@ -177,35 +171,44 @@ def test_graded_code_cannot_see_the_graders_secrets(monkeypatch, tmp_path):
     }
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
-    seen = tmp_path / "seen.json"
-    spy = f"import json, os\nopen({str(seen)!r}, 'w').write(json.dumps(dict(os.environ)))"
+    spy = SPY + (
+        f"values = {list(secrets.values())!r}\n"
+        "text = json.dumps(dict(os.environ))\n"
+        "raise Report(json.dumps({'names': sorted(os.environ), 'home': os.environ['HOME'],\n"
+        "                         'leaked': [v for v in values if v in text]}))"
+    )
     result = grade(notebook(MERGE.reference_solution, spy), MERGE, timeout_seconds=30)
     assert result["score"] == 1.0
-    env = json.loads(seen.read_text())
-    assert not set(secrets) & set(env)
-    assert not [name for name in env if name.startswith("IB_")]
-    assert not any(value in json.dumps(env) for value in secrets.values())
-    assert env["HOME"] != str(Path.home()) and "ib-grade-" in env["HOME"]
-    assert set(env) - set(ENV_ALLOWLIST) - SET_BY_GRADER - SET_BY_JUPYTER == set()
+    env = reported(result, 3)
+    assert env["leaked"] == []
+    assert not set(secrets) & set(env["names"])
+    assert not [name for name in env["names"] if name.startswith("IB_")]
+    assert env["home"] != str(Path.home()) and "ib-grade-" in env["home"]
+    set_by_sandbox = {"PWD"}  # bubblewrap's --chdir
+    assert set(env["names"]) - set(ENV_ALLOWLIST) - SET_BY_GRADER - SET_BY_JUPYTER \
+        - set_by_sandbox == set()
 
 
-def test_subprocess_grader_keeps_secrets_out_of_the_kernel_and_its_parent(monkeypatch, tmp_path):
+def test_subprocess_grader_keeps_secrets_out_of_the_kernel_and_its_parent(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-fake-provider-key")
     monkeypatch.setenv("IB_TOKEN", "fake-interviewer-token")
-    seen = tmp_path / "seen.txt"
-    spy = (
-        "import os\n"
-        "parent = open(f\"/proc/{os.getppid()}/environ\", 'rb').read().decode()\n"
-        f"open({str(seen)!r}, 'w').write(repr(dict(os.environ)) + parent)"
+    spy = SPY + (
+        "seen = {}\n"
+        "for pid in sorted({os.getppid(), 1}):\n"
+        "    try:\n"
+        "        seen[pid] = open(f'/proc/{pid}/environ', 'rb').read().decode()\n"
+        "    except OSError as e:\n"
+        "        seen[pid] = type(e).__name__\n"
+        "seen['own'] = repr(dict(os.environ))\n"
+        "secrets = ('OPENAI_API_KEY', 'sk-fake-provider-key', 'IB_TOKEN', 'fake-interviewer-token')\n"
+        "raise Report(json.dumps({'read': len(seen), 'leaked': [s for s in secrets\n"
+        "                         if any(s in text for text in seen.values())]}))"
     )
     result = asyncio.run(
         grade_in_subprocess(notebook(MERGE.reference_solution, spy), MERGE, timeout_seconds=30)
     )
-    assert result["score"] == 1.0 and result["error"] is None
-    seen_text = seen.read_text()
-    assert "ib-grade" in seen_text  # the spy did read both environments
-    for secret in ("OPENAI_API_KEY", "sk-fake-provider-key", "IB_TOKEN", "fake-interviewer-token"):
-        assert secret not in seen_text
+    assert result["score"] == 1.0
+    assert reported(result, 3) == {"read": 2, "leaked": []}
 
 
 def test_subprocess_grader_failure_is_a_result_not_an_exception():
@@ -217,21 +220,34 @@ def test_subprocess_grader_failure_is_a_result_not_an_exception():
 
 
 
-def test_cancelling_subprocess_grading_stops_the_grader_and_its_kernel(tmp_path):
-    pid_file = tmp_path / "kernel.pid"
-    spy = f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\nwhile True:\n    time.sleep(0.01)"
+def test_cancelling_subprocess_grading_stops_the_grader_and_its_kernel():
+    spin = "import time\nwhile True:\n    time.sleep(0.01)"
+    me = psutil.Process()
+
+    def grading_processes() -> list[psutil.Process]:
+        found = []
+        for p in me.children(recursive=True):
+            try:
+                if any("ib_grading_kernel" in part or "grading.grader" in part
+                       for part in p.cmdline()):
+                    found.append(p)
+            except psutil.NoSuchProcess:
+                continue
+        return found
 
     async def cancel_once_running():
-        task = asyncio.ensure_future(grade_in_subprocess(notebook(spy), MERGE, timeout_seconds=60))
-        while not pid_file.exists() or not pid_file.read_text():
+        task = asyncio.ensure_future(grade_in_subprocess(notebook(spin), MERGE, timeout_seconds=60))
+        while not any("ib_grading_kernel" in " ".join(p.cmdline()) for p in grading_processes()):
             await asyncio.sleep(0.05)
+        running = grading_processes()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        return running
 
-    asyncio.run(cancel_once_running())
-    kernel_pid = int(pid_file.read_text())
-    wait_for(lambda: process_gone(kernel_pid), "the grading kernel to exit", 20.0)
+    running = asyncio.run(cancel_once_running())
+    assert len(running) >= 2  # the grader, and the sandbox running its kernel
+    wait_for(lambda: all(process_gone(p.pid) for p in running), "the grading to stop", 20.0)
 
 
 def process_gone(pid: int) -> bool:

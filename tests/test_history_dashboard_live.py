@@ -180,3 +180,28 @@ def test_the_replay_names_a_session_it_cannot_load(live):
     page = run(live, scenario)
     assert "s_nosuchsession" in page.message.value and "ib-notice-error" in page.message.value
     assert page.player.layout.display == "none"
+
+
+@pytest.mark.parametrize("from_url", ["../../api/status", "../../../api/contents", "..", "s_a/b"])
+def test_the_replay_page_takes_no_path_from_its_url(live, from_url):
+    """`?session_id=` comes from the page's URL: never a path on the service."""
+    async def scenario(client):
+        page = ReplayPage(client, session_id=from_url)
+        await page.start()
+        return page
+    page = run(live, scenario)
+    assert "There is no session with id" in page.message.value
+    assert page.player.layout.display == "none" and page.record is None
+
+
+@pytest.mark.parametrize("odd_id", ["../../api/status", "..", "."])
+def test_the_client_sends_an_id_as_one_path_segment(live, odd_id):
+    from ib_extension.api.client import IBClientError
+
+    async def scenario(client):
+        with pytest.raises(IBClientError) as refused:
+            await client.record(odd_id)
+        return refused.value
+    err = run(live, scenario)
+    assert (err.status, err.code) == (404, "not_found")
+    assert f"There is no session with id '{odd_id}'" in err.message

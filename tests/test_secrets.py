@@ -26,6 +26,7 @@ from helpers import free_port, stop, wait_for, wait_until_up
 # One fake key per variable the service reads a key from.
 PROVIDER_KEYS = {var: f"sk-ibsecretstest-{var.lower()}-{secrets.token_hex(8)}"
                  for var in ("OPENAI_API_KEY", "IB_LLM_API_KEY")}
+HUB_TOKEN = "hub-api-token-" + secrets.token_hex(8)  # as a hub gives a managed service
 ENV_MARKER = ("IB_SECRETS_TEST_MARKER", "inherited-" + secrets.token_hex(4))
 MESSAGE_MARKER = "zebra-" + secrets.token_hex(4)
 INTERVIEWER = "secrets-test-interviewer-token"
@@ -56,6 +57,9 @@ class Walk:
     db_rows: str = ""
     db_bytes: bytes = b""
     kernel_env: dict[str, str] = field(default_factory=dict)
+    service_environ: str = ""  # /proc/<service pid>/environ, read while it ran
+    service_cmdline: str = ""
+    secrets_dir: Path | None = None
 
 
 def start_keyed_service(fake_llm_url: str, workdir: Path) -> tuple[subprocess.Popen, str, Path]:
@@ -63,7 +67,8 @@ def start_keyed_service(fake_llm_url: str, workdir: Path) -> tuple[subprocess.Po
     config = workdir / "debug_config.py"
     config.write_text('c.Application.log_level = "DEBUG"\n')
     env = {k: v for k, v in os.environ.items() if k not in PROVIDER_KEYS}
-    env.update(PROVIDER_KEYS, IB_TOKEN=INTERVIEWER, OPENAI_LOG="debug")
+    env.update(PROVIDER_KEYS, IB_TOKEN=INTERVIEWER, OPENAI_LOG="debug",
+               JUPYTERHUB_API_TOKEN=HUB_TOKEN)
     env[ENV_MARKER[0]] = ENV_MARKER[1]
     port = free_port()
     log_path = workdir / "service.log"
@@ -87,6 +92,7 @@ class Recorder:
         self.clients: dict[str, httpx.Client] = {}
         self.walk = walk
         self.challenge_id = ""
+        self.event_id = ""
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -100,7 +106,7 @@ class Recorder:
         elif role.startswith("candidate"):
             headers["Authorization"] = f"Bearer {token}"
         path = template.replace("{session_id}", session_id).replace(
-            "{challenge_id}", self.challenge_id)
+            "{challenge_id}", self.challenge_id).replace("{event_id}", self.event_id)
         if role not in self.clients:
             self.clients[role] = httpx.Client(base_url=self.url, timeout=30)
         r = self.clients[role].request(verb.upper(), path, json=body, params=params, headers=headers)
@@ -151,6 +157,9 @@ def walk_openapi(rec: Recorder) -> None:
     # Interviewers act on a session no candidate touches, so that `start` can succeed
     # and the candidate's own session stays usable.
     watched = create_session(rec, "Watched Walter")
+    events = rec.call("interviewer", INTERVIEWER, "get",
+                      f"/ib/api/sessions/{watched['id']}/events").json()["events"]
+    rec.event_id = str(events[0]["id"])
     model = mine["session"]["model"]
     roles = {"anonymous": None, "candidate": mine["candidate_token"],
              "candidate-of-other": other["candidate_token"], "interviewer": INTERVIEWER}
@@ -194,6 +203,9 @@ def walk(fake_llm_url, tmp_path_factory) -> Walk:
         walk_openapi(rec)
         call_what_the_walk_misses(rec)
         result.kernel_env = kernel_environment(rec, proc)
+        result.service_environ = Path(f"/proc/{proc.pid}/environ").read_bytes().decode()
+        result.service_cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode()
+        result.secrets_dir = workdir / "data" / "secrets"
     finally:
         rec.close()
         stop(proc)
@@ -290,6 +302,45 @@ def test_provider_key_is_not_in_a_kernel_the_service_starts(walk):
     assert walk.kernel_env.get(ENV_MARKER[0]) == ENV_MARKER[1]  # inherited the service's env
     assert [(name, leaks(value)) for name, value in walk.kernel_env.items()
             if leaks(value)] == []
+
+
+# ---- the service's own process --------------------------------------------------------
+def all_secrets() -> dict[str, str]:
+    return {**PROVIDER_KEYS, "IB_TOKEN": INTERVIEWER, "JUPYTERHUB_API_TOKEN": HUB_TOKEN}
+
+
+def test_service_process_environment_holds_no_secret(walk):
+    """`ib serve` re-executed itself without them: /proc/<pid>/environ shows the
+    environment a process started with, whatever it later removes."""
+    assert ENV_MARKER[1] in walk.service_environ  # the environment was read
+    assert [name for name, value in all_secrets().items()
+            if value in walk.service_environ] == []
+    assert "IB_TOKEN=" not in walk.service_environ
+
+
+def test_service_command_line_holds_no_secret(walk):
+    assert "ib_extension.cli.serve" in walk.service_cmdline  # every local user can read it
+    assert [name for name, value in all_secrets().items()
+            if value in walk.service_cmdline] == []
+
+
+def test_a_kernel_the_service_starts_finds_the_interviewer_token_by_path_only(walk):
+    assert [name for name, value in walk.kernel_env.items()
+            if any(secret in value for secret in all_secrets().values())] == []
+    token_file = Path(walk.kernel_env["IB_TOKEN_FILE"])
+    assert token_file.read_text() == INTERVIEWER
+    assert walk.kernel_env["IB_URL"].startswith("http://127.0.0.1:")
+
+
+def test_secrets_live_in_private_files_of_the_data_dir(walk):
+    folder = walk.secrets_dir
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert folder.parent.stat().st_mode & 0o777 == 0o700  # the data dir, DuckDB file and all
+    files = {p.name: p for p in folder.iterdir()}
+    assert set(files) == {"llm_api_key", "interviewer_token", "jupyterhub_api_token"}
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in files.values())
+    assert files["llm_api_key"].read_text() == PROVIDER_KEYS["OPENAI_API_KEY"]  # the first set
+    assert files["jupyterhub_api_token"].read_text() == HUB_TOKEN
 
 
 # ---- candidate tokens ----------------------------------------------------------------

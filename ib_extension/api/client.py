@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -30,6 +31,12 @@ def _result(r: httpx.Response) -> Any:
         except (ValueError, KeyError, TypeError):
             raise IBClientError(r.status_code, "http_error", r.text[:200] or r.reason_phrase) from None
     return r.json()
+
+
+def _seg(value: str) -> str:
+    """One path segment, percent-encoded: an id that holds `/` or `..` (from a page's URL,
+    say) names nothing else on the service."""
+    return quote(str(value), safe="").replace(".", "%2E")  # no "." or ".." segments either
 
 
 def _clean(params: dict[str, Any]) -> dict[str, Any]:
@@ -64,32 +71,36 @@ class _Api:
              "limit": limit, "offset": offset}))
 
     def session(self, session_id: str):
-        return self._call("GET", f"/ib/api/sessions/{session_id}")
+        return self._call("GET", f"/ib/api/sessions/{_seg(session_id)}")
 
     def action(self, session_id: str, action: str):
         """start, pause, resume, lock, unlock or end."""
-        return self._call("POST", f"/ib/api/sessions/{session_id}/{action}")
+        return self._call("POST", f"/ib/api/sessions/{_seg(session_id)}/{_seg(action)}")
 
     def extend_time(self, session_id: str, seconds: int):
-        return self._call("POST", f"/ib/api/sessions/{session_id}/extend-time",
+        return self._call("POST", f"/ib/api/sessions/{_seg(session_id)}/extend-time",
                           json={"seconds": seconds})
 
     def extend_tokens(self, session_id: str, tokens: int):
-        return self._call("POST", f"/ib/api/sessions/{session_id}/extend-tokens",
+        return self._call("POST", f"/ib/api/sessions/{_seg(session_id)}/extend-tokens",
                           json={"tokens": tokens})
 
     def rotate_token(self, session_id: str):
-        return self._call("POST", f"/ib/api/sessions/{session_id}/token")
+        return self._call("POST", f"/ib/api/sessions/{_seg(session_id)}/token")
 
     def messages(self, session_id: str):
-        return self._call("GET", f"/ib/api/sessions/{session_id}/messages")
+        return self._call("GET", f"/ib/api/sessions/{_seg(session_id)}/messages")
 
     def events(self, session_id: str, types: str | None = None):
-        return self._call("GET", f"/ib/api/sessions/{session_id}/events",
+        return self._call("GET", f"/ib/api/sessions/{_seg(session_id)}/events",
                           params=_clean({"type": types}))
 
+    def event(self, session_id: str, event_id: int):
+        """One event with its whole payload (the feed gives big ones as `payload_url`)."""
+        return self._call("GET", f"/ib/api/sessions/{_seg(session_id)}/events/{_seg(str(event_id))}")
+
     def grade(self, session_id: str):
-        return self._call("POST", f"/ib/api/sessions/{session_id}/grade")
+        return self._call("POST", f"/ib/api/sessions/{_seg(session_id)}/grade")
 
     def challenges(self, *, q: str | None = None, category: str | None = None,
                    difficulty: str | None = None, tag: str | None = None):
@@ -97,14 +108,14 @@ class _Api:
             {"q": q, "category": category, "difficulty": difficulty, "tag": tag}))
 
     def challenge(self, challenge_id: str):
-        return self._call("GET", f"/ib/api/challenges/{challenge_id}")
+        return self._call("GET", f"/ib/api/challenges/{_seg(challenge_id)}")
 
     def add_challenge(self, *, source: str | None = None, **fields: Any):
         return self._call("POST", "/ib/api/challenges",
                           json={"source": source} if source is not None else fields)
 
     def record(self, session_id: str):
-        return self._call("GET", f"/ib/api/sessions/{session_id}/record")
+        return self._call("GET", f"/ib/api/sessions/{_seg(session_id)}/record")
 
     def feed(self, cursor: int | None = None, *, timeout: int = 25, epoch: str | None = None,
              session_id: str | None = None):
@@ -132,14 +143,26 @@ class _Api:
 
 
 def _http_settings(url: str | None, token: str | None, scheme: str) -> tuple[str, dict]:
-    """The base URL and auth header, defaulting to IB_URL/IB_TOKEN."""
+    """The base URL and auth header, defaulting to IB_URL and IB_TOKEN, or the file
+    IB_TOKEN_FILE names (how `ib serve` hands its dashboards' kernels the token)."""
     url = url or os.environ.get("IB_URL", "")
-    token = token or os.environ.get("IB_TOKEN", "")
+    token = token or os.environ.get("IB_TOKEN", "") or _token_from_file()
     if not url:
         raise ValueError("No service URL: pass --url or set IB_URL.")
     if scheme not in ("token", "bearer"):
         raise ValueError("scheme is 'token' (interviewer) or 'bearer' (candidate)")
     return url.rstrip("/"), {"Authorization": f"{'Bearer' if scheme == 'bearer' else 'token'} {token}"}
+
+
+TOKEN_FILE_ENV = "IB_TOKEN_FILE"
+
+
+def _token_from_file() -> str:
+    path = os.environ.get(TOKEN_FILE_ENV)
+    if not path:
+        return ""
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()
 
 
 class IBClient(_Api):

@@ -1,12 +1,16 @@
-"""Environment variables that carry secrets, and the ones a candidate's side uses.
+"""Environment variables: the ones that carry secrets, and the ones a candidate's side uses.
 
-The candidate's server and kernels run the candidate's code, so none of SECRET_ENV or
-the interviewer's credentials may ever be in their environment (ARCHITECTURE.md)."""
+A process's initial environment stays readable in /proc/<pid>/environ for its whole life,
+so the service keeps its secrets in files (service/secrets.py), and a candidate's server
+and kernels, which run the candidate's code, never hold any of FORBIDDEN_ENV
+(ARCHITECTURE.md)."""
 
-# The LLM provider's key, under the names the service accepts.
-SECRET_ENV = ("OPENAI_API_KEY", "IB_LLM_API_KEY", "AZURE_OPENAI_API_KEY")
-# Never in a candidate's environment: the provider key and the interviewer's credentials.
-FORBIDDEN_ENV = (*SECRET_ENV, "IB_TOKEN", "IB_URL")
+# The LLM provider's key, in order of preference (the first one set is used).
+PROVIDER_KEY_ENV = ("OPENAI_API_KEY", "IB_LLM_API_KEY", "AZURE_OPENAI_API_KEY")
+# Every variable that may hold a secret of the service.
+SECRET_ENV = (*PROVIDER_KEY_ENV, "IB_TOKEN", "JUPYTERHUB_API_TOKEN")
+# Never in a candidate's environment: the service's secrets and where they are.
+FORBIDDEN_ENV = (*SECRET_ENV, "IB_URL", "IB_TOKEN_FILE")
 # What a candidate's server is given: where the service is and its session's token.
 SERVICE_URL_ENV = "IB_SERVICE_URL"
 SESSION_TOKEN_ENV = "IB_SESSION_TOKEN"

@@ -18,6 +18,7 @@ class _Kind:
 # code -> HTTP status, OpenAI error type, whether a retry can help.
 KINDS: dict[str, _Kind] = {
     "budget_exhausted": _Kind(429, "insufficient_quota"),
+    "quota_exceeded": _Kind(429, "insufficient_quota"),
     "time_up": _Kind(403, "session_error"),
     "session_paused": _Kind(409, "session_error"),
     "session_locked": _Kind(403, "session_error"),

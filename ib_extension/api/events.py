@@ -105,6 +105,11 @@ class Skipped(Payload):
     reason: str
 
 
+class QuotaReached(Payload):
+    limit: Literal["events", "snapshots", "bytes"]
+    message: str
+
+
 class CellRun(CandidatePayload):
     cell_id: str | None = None
     execution_count: int | None = None
@@ -251,6 +256,9 @@ _KINDS = [
               exported=("score", "passed", "total", "duration_seconds", "error")),
     EventKind("grade.skipped", Skipped, lambda p: f"Not graded: {p.get('reason')}", "grading",
               audience=INTERVIEWER, exported=("reason",)),
+    EventKind("quota.reached", QuotaReached,
+              lambda p: f"Activity quota reached ({p.get('limit')}): {p.get('message')}",
+              "flags", audience=INTERVIEWER, flagged=True, exported=("limit", "message")),
     EventKind("activity.cell_executed", CellRun, _cell, "activity",
               exported=("cell_id", "execution_count", "duration_ms", "error", "error_name",
                         "chars", "lines")),

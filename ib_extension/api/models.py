@@ -213,6 +213,14 @@ class Event(Model):
     at: str
 
 
+class FeedEvent(Event):
+    """An event as the live feed carries it: a big payload (a notebook snapshot) is left
+    out and referenced, to be read once with GET `payload_url`."""
+
+    payload_bytes: int | None = None
+    payload_url: str | None = None
+
+
 class Record(Model):
     """Everything about one session, for analytics, replay and exports."""
 

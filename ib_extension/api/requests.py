@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import IBError
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+SESSION_ID = re.compile(r"s_[0-9a-f]{12}")  # what the service's ids look like (sessions.new_id)
+MAX_JSON_DEPTH = 64  # nesting of arrays and objects in a body; notebooks need about 6
+
+
+def _whole(value: Any) -> Any:
+    """JSON has one number type: 5000.0 is the integer 5000 (JSON Schema agrees)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer field that takes 5000.0 too (strict models refuse any other float or string).
+Whole = Annotated[int, BeforeValidator(_whole)]
+NOT_BLANK = {"pattern": r"\S"}  # documented: something besides spaces (the check says why)
 
 
 class Body(BaseModel):
@@ -16,14 +30,23 @@ class Body(BaseModel):
 
 
 class CreateSession(Body):
-    candidate_name: str = Field(min_length=1, max_length=200)
+    """A session gets its challenge from the library (`challenge_id`) or as text
+    (`challenge_text`): exactly one of them."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["challenge_id"], "properties": {"challenge_id": {"type": "string"},
+                                                      "challenge_text": {"type": "null"}}},
+        {"required": ["challenge_text"], "properties": {"challenge_id": {"type": "null"},
+                                                        "challenge_text": {"type": "string"}}},
+    ]})
+    candidate_name: str = Field(min_length=1, max_length=200, json_schema_extra=NOT_BLANK)
     candidate_email: str | None = Field(default=None, max_length=254, pattern=EMAIL_PATTERN)
-    time_limit_seconds: int = Field(ge=60, le=24 * 3600)
-    token_budget: int = Field(ge=100, le=10_000_000)
+    time_limit_seconds: Whole = Field(ge=60, le=24 * 3600)
+    token_budget: Whole = Field(ge=100, le=10_000_000)
     model: str | None = Field(default=None, max_length=200)
     challenge_id: str | None = Field(default=None, max_length=200)
     challenge_title: str | None = Field(default=None, max_length=200)
-    challenge_text: str | None = Field(default=None, max_length=100_000)
+    challenge_text: str | None = Field(default=None, max_length=100_000, json_schema_extra=NOT_BLANK)
     assist_policy: str | None = Field(default=None, max_length=100)
 
     @field_validator("candidate_name")
@@ -35,11 +58,11 @@ class CreateSession(Body):
 
 
 class ExtendTime(Body):
-    seconds: int = Field(ge=1, le=24 * 3600)
+    seconds: Whole = Field(ge=1, le=24 * 3600)
 
 
 class ExtendTokens(Body):
-    tokens: int = Field(ge=1, le=10_000_000)
+    tokens: Whole = Field(ge=1, le=10_000_000)
 
 
 class Activity(Body):
@@ -105,6 +128,34 @@ class ChatRequest(BaseModel):
     def provider_options(self) -> dict[str, Any]:
         keys = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "stop", "seed")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON, or a 400 that says what is wrong with it."""
+    try:
+        data = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise IBError("invalid_request", f"The request body is not valid JSON ({e}).") from e
+    except RecursionError:
+        data = None  # nested past what Python's parser takes: deeper than we allow anyway
+    else:
+        if _depth_within(data, MAX_JSON_DEPTH):
+            return data
+    raise IBError("invalid_request", f"The request body nests arrays and objects more than "
+                  f"{MAX_JSON_DEPTH} levels deep.")
+
+
+def _depth_within(data: Any, limit: int) -> bool:
+    """Whether `data` nests containers at most `limit` deep (iterative: no recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        if children and depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, dict | list))
+    return True
 
 
 def parse(model: type[Body] | type[BaseModel], data: Any):

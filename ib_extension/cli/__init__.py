@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import sys
 
 import httpx
@@ -130,13 +129,13 @@ def _client(args) -> IBClient:
 
 # ---- serve ---------------------------------------------------------------------------
 def serve_argv(args) -> list[str]:
-    from ..api.environment import SECRET_ENV
+    from ..api.environment import PROVIDER_KEY_ENV
     from ..api.resources import dashboards_dir
     from ..dashboards import voila_settings
 
     base_url = args.llm_base_url
     if not base_url:
-        if not any(os.environ.get(name) for name in SECRET_ENV):
+        if not any(os.environ.get(name) for name in PROVIDER_KEY_ENV):
             raise ValueError("No LLM provider: set OPENAI_API_KEY, or pass --llm-base-url "
                              "(for the offline demo model run `ib demo`, or `ib fake-llm --port 8892` "
                              "and --llm-base-url http://127.0.0.1:8892/v1).")
@@ -162,21 +161,9 @@ def serve_argv(args) -> list[str]:
 
 
 def cmd_serve(args) -> int:
-    from jupyter_server.serverapp import ServerApp
+    from .serve import run
 
-    argv = serve_argv(args)
-    token = os.environ.get("IB_TOKEN") or secrets.token_hex(24)
-    generated = "IB_TOKEN" not in os.environ
-    # The dashboards' kernels are started by this server and talk to it with these.
-    os.environ["IB_URL"] = f"http://{args.ip}:{args.port}"
-    os.environ["IB_TOKEN"] = token
-    argv.append(f"--IdentityProvider.token={token}")
-    print(f"Interview Buddy service on http://{args.ip}:{args.port}/  "
-          f"(API: /ib/api/openapi.json)", flush=True)
-    if generated:
-        print(f"Interviewer token (IB_TOKEN): {token}", flush=True)
-    ServerApp.launch_instance(argv=argv)
-    return 0
+    return run(serve_argv(args), args.ip, args.port, os.path.abspath(args.data_dir))
 
 
 # ---- session -------------------------------------------------------------------------

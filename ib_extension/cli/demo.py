@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from ..api.client import IBClient
-from ..api.environment import SECRET_ENV
+from ..api.environment import PROVIDER_KEY_ENV
 
 
 def add_demo_parser(sub) -> None:
@@ -55,7 +55,7 @@ def cmd_demo(args) -> int:
     env = dict(os.environ)
     token = env.get("IB_TOKEN") or secrets.token_hex(24)
     env["IB_TOKEN"] = token
-    real_key = any(env.get(k) for k in SECRET_ENV)
+    real_key = any(env.get(k) for k in PROVIDER_KEY_ENV)
 
     def stop_all(*_: object) -> None:
         for p in reversed(procs):

@@ -8,7 +8,8 @@ own asyncio loop:
 - `CreatePage` (create.ipynb): the new-session form and what to hand the candidate;
 - `AnalyticsPage` (analytics.ipynb): summary cards, charts, comparison, export.
 
-A kernel started by `ib serve` has IB_URL and IB_TOKEN, so the pages need no arguments.
+A kernel started by `ib serve` has IB_URL and IB_TOKEN_FILE (the path of the interviewer
+token, never its value), so the pages need no arguments.
 """
 
 from .analytics_page import AnalyticsPage

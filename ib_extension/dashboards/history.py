@@ -27,6 +27,7 @@ from IPython.display import display
 
 from ..api.client import AsyncIBClient, IBClientError
 from ..api.models import score_text
+from ..api.requests import SESSION_ID
 from ..review import export
 from ..review.export import file_name, render
 from ..review.provenance import closes_fence, opens_fence
@@ -542,6 +543,11 @@ class ReplayPage:
 
     async def open(self, session_id: str) -> None:
         self.session_id = session_id
+        if not SESSION_ID.fullmatch(session_id):  # it came from the page's URL
+            self.message.value = fmt.notice(
+                "error", f"There is no session with id {session_id!r}: session ids look like "
+                         "s_0123456789ab. Pick one on the History page.")
+            return
         try:
             record = await self.client.record(session_id)
         except (IBClientError, httpx.HTTPError, ValueError) as e:

@@ -143,6 +143,7 @@ class SessionPanel:
     """The selected session: who and what, meters, controls, conversation, events, notebook."""
 
     def __init__(self, client, on_session):
+        self.client = client
         self.session: dict | None = None
         self.title = w.HTML()
         self.title.add_class("ib-panel-title")
@@ -207,6 +208,18 @@ class SessionPanel:
     def add_event(self, event: dict) -> None:
         self.timeline.add(event)
         if event["type"] in ("activity.snapshot", "session.submitted"):
+            if event.get("payload_url"):  # the feed refers to big payloads: read this one
+                spawn(self._fetch_event(event))
+            else:
+                self.draw_notebook()
+
+    async def _fetch_event(self, event: dict) -> None:
+        try:
+            full = await self.client.event(event["session_id"], event["id"])
+        except IBClientError:
+            return
+        if self.session and self.session["id"] == event["session_id"]:
+            self.timeline.add(full)
             self.draw_notebook()
 
     def draw_notebook(self) -> None:

@@ -16,29 +16,25 @@ normally (a candidate cell that raised or timed out, a dead kernel, the overall
 time limit); the tests still report what they can.
 
 What this module guards against, on one machine:
-- secrets: the kernel's environment is built from an allowlist (PATH, LANG,
-  LC_*, TZ, and a throw-away HOME), never copied from the service, so provider
-  keys, IB_* settings and Jupyter tokens are not in it;
+- secrets and files: the kernel runs in a bubblewrap sandbox (sandbox.py): new PID,
+  mount, network and IPC namespaces whose filesystem holds the OS and Python read
+  only, its sockets folder and two small tmpfs, and nothing of the service; as a
+  dedicated unprivileged user when we are root. Its environment is an allowlist
+  (PATH, LANG, LC_*, TZ, and a throw-away HOME), never a copy of ours. Where no
+  sandbox can be made, grading is refused (SandboxUnavailable), never run unisolated;
+- the answer key: hidden tests enter the kernel only after the visible tests have
+  reported, so what the candidate is shown was computed before graded code could read
+  a hidden test (the candidate sees hidden tests as a count only: sessions.py);
 - runaway code: a wall-clock limit per candidate cell and per test (the cell is
   interrupted, the test fails "timed out after N s"), an overall limit after
-  which the kernel is killed, and RLIMIT_AS / RLIMIT_CPU / RLIMIT_FSIZE set by
-  the kernel launcher (grading_kernel.py);
+  which the kernel is killed (and with it every process of its PID namespace), and
+  RLIMIT_AS / RLIMIT_CPU / RLIMIT_FSIZE set by the kernel launcher (kernel.py);
 - floods: printed and displayed output is capped inside the kernel and not kept.
 
-What it does not guard against: the kernel runs as the grader's OS user with
-network access, so it can read any file that user can read (the DuckDB file,
-configuration), read its parent's environment through /proc/<pid>/environ,
-and reach local ports. So:
-
-- from the service, use `grade_in_subprocess()`: it runs the command-line
-  grader (`python -m ib_extension.grading.grader --request`) with the allowlisted
-  environment, so the kernel's parent holds no secrets either (`grade_async()`
-  in the server process works, but its kernel could read the server's environment);
-- in production, give it a `command_prefix` that runs the grader as a dedicated
-  unprivileged user owning nothing of the service (`["sudo", "-n", "-u",
-  "ib-grader"]`, with the service's data directory mode 0700), or in a
-  throw-away container without network (`["docker", "run", "--rm", "-i",
-  "--network", "none", "--memory", "1g", "--pids-limit", "128", "IMAGE"]`).
+From the service, use `grade_in_subprocess()`: the grader is then a separate process
+with the allowlisted environment, so not even the kernel's parent holds a secret.
+To grade in a container instead, give it a `command_prefix` (`["docker", "run",
+"--rm", "-i", "--network", "none", "IMAGE"]`) and `isolation="external"`.
 
 Grading is also not proof against a determined cheat: the tests run in the
 candidate's own kernel after their code, which can patch anything. The score
@@ -50,6 +46,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import dataclasses
 import json
 import logging
 import math
@@ -63,6 +60,7 @@ import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
@@ -72,7 +70,8 @@ from nbclient.exceptions import DeadKernelError
 
 from ..api.challenges import Challenge, dump_challenge, parse_challenge
 from . import kernel as grading_kernel
-from .kernel import MESSAGE_LIMIT, RESULT_MIME, TRUNCATION_NOTICE
+from .kernel import KERNEL_MODULE, MESSAGE_LIMIT, RESULT_MIME, TRUNCATION_NOTICE
+from .sandbox import LAUNCHER_PATH, Sandbox, SandboxUnavailable, prepare
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +87,9 @@ TRUNCATED = TRUNCATION_NOTICE.format(OUTPUT_LIMIT_CHARS)
 CPU_SLACK_SECONDS = 10  # RLIMIT_CPU is a backstop behind the wall-clock limits
 LIMITS = ("timeout_seconds", "cell_timeout_seconds", "memory_mb")  # grade()'s keyword arguments
 TIMEOUT_ENAME = "IBCellTimeout"  # marks nbclient's stand-in reply for a cell that timed out
+# Where the kernel runs: a prepared Sandbox, "sandbox" (make one) or "external" (none:
+# whoever starts the grader vouches for its isolation).
+Isolation = Sandbox | Literal["sandbox", "external"]
 
 
 def candidate_cells(notebook: dict) -> list[tuple[int, str]]:
@@ -121,13 +123,16 @@ def kernel_environment(home: Path) -> dict[str, str]:
     return env
 
 
-def _write_kernelspec(folder: Path, memory_mb: int, cpu_seconds: int) -> None:
+def _write_kernelspec(
+    folder: Path, memory_mb: int, cpu_seconds: int, sandbox: Sandbox | None, shared: Path,
+    home: Path,
+) -> None:
     spec_dir = folder / KERNEL_NAME
     spec_dir.mkdir(parents=True)
     argv = [
         sys.executable,
         "-I",  # ignore PYTHON* variables and user site-packages
-        grading_kernel.__file__,
+        LAUNCHER_PATH if sandbox else grading_kernel.__file__,
         f"--memory-mb={memory_mb}",
         f"--cpu-seconds={cpu_seconds}",
         f"--output-chars={OUTPUT_LIMIT_CHARS}",
@@ -138,8 +143,26 @@ def _write_kernelspec(folder: Path, memory_mb: int, cpu_seconds: int) -> None:
         "--IPKernelApp.capture_fd_output=False",
         "--InteractiveShell.ast_node_interactivity=none",  # no echo of a cell's last value
     ]
-    spec = {"argv": argv, "display_name": "Interview Buddy grading", "language": "python"}
+    if sandbox is not None:
+        # Its parent is the sandbox's init (pid 1), which ipykernel would take for an
+        # orphaning; bubblewrap's --die-with-parent ends it with the grader instead.
+        argv.append("--IPKernelApp.parent_handle=0")
+        argv = sandbox.wrap(argv, shared=shared, home=home)
+    # Interrupts travel as messages: a signal to bubblewrap would not reach the kernel.
+    spec = {"argv": argv, "display_name": "Interview Buddy grading", "language": "python",
+            "interrupt_mode": "message"}
     (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+
+
+class _KernelManager(AsyncKernelManager):
+    """Hands the sandboxed kernel's user its connection file (written 0600 by us)."""
+
+    sandbox: Sandbox | None = None
+
+    def write_connection_file(self, **kwargs) -> None:
+        super().write_connection_file(**kwargs)
+        if self.sandbox is not None:
+            self.sandbox.hand_over(Path(self.connection_file))
 
 
 class _GradingClient(NotebookClient):
@@ -160,14 +183,15 @@ class _GradingClient(NotebookClient):
         """Results already published must survive a clear_output() in tested code."""
 
 
-def _harness_source(challenge: Challenge, timeout_seconds: float, nonce: str) -> str:
-    groups = [
-        ("<visible tests>", challenge.visible_tests, True),
-        ("<hidden tests>", challenge.hidden_tests, False),
-    ]
+def _harness_source(label: str, tests: str, visible: bool, timeout_seconds: float,
+                    nonce: str, first: bool) -> str:
+    """One harness cell: the first runs the visible tests in the candidate's globals, the
+    second the hidden tests in the scope the first left (helpers defined there)."""
+    scope = "globals()" if first else "__ib_scope"
     return (
-        "from ib_extension.grading.kernel import report_tests as __ib_report_tests\n"
-        f"__ib_report_tests(globals(), {groups!r}, {timeout_seconds!r}, {nonce!r})\n"
+        f"import {KERNEL_MODULE} as __ib_kernel\n"
+        f"__ib_scope = __ib_kernel.report_tests({scope}, {[(label, tests, visible)]!r}, "
+        f"{timeout_seconds!r}, {nonce!r})\n"
     )
 
 
@@ -183,7 +207,6 @@ class _Grading:
         self.timeout_seconds = timeout_seconds
         self.cell_timeout_seconds = cell_timeout_seconds
         self.deadline = time.monotonic() + timeout_seconds
-        self.nonce = secrets.token_hex(16)
         self.results: dict[str, dict] = {}
         self.cell_errors: list[dict] = []
         self.stopped: str | None = None  # why the tests could not run, or not all of them
@@ -200,20 +223,47 @@ class _Grading:
     def stop_for_time(self) -> None:
         self.stop(f"The grading time limit of {_seconds(self.timeout_seconds)} ran out.")
 
-    async def run(self, cells: list[tuple[int, str]], workdir: Path, memory_mb: int) -> None:
-        kernels, home = workdir / "kernels", workdir / "home"
+    def _harness(self) -> list[tuple[nbformat.NotebookNode, str, set[str]]]:
+        """The test cells, in order, each with its own nonce and the names it may report.
+
+        Hidden tests enter the kernel only after the visible tests have reported, so the
+        messages the candidate sees were computed before any hidden test was there to be
+        read by their code."""
+        groups = [("<visible tests>", self.challenge.visible_tests, True,
+                   self.challenge.visible_test_names),
+                  ("<hidden tests>", self.challenge.hidden_tests, False,
+                   self.challenge.hidden_test_names)]
+        cells = []
+        for index, (label, tests, visible, names) in enumerate(groups):
+            nonce = secrets.token_hex(16)
+            source = _harness_source(label, tests, visible, self.cell_timeout_seconds, nonce,
+                                     first=index == 0)
+            cells.append((nbformat.v4.new_code_cell(source), nonce, set(names)))
+        return cells
+
+    async def run(self, cells: list[tuple[int, str]], workdir: Path, memory_mb: int,
+                  sandbox: Sandbox | None) -> None:
+        kernels, home, shared = workdir / "kernels", workdir / "home", workdir / "shared"
         home.mkdir()
-        _write_kernelspec(kernels, memory_mb, math.ceil(self.timeout_seconds) + CPU_SLACK_SECONDS)
-        harness = _harness_source(self.challenge, self.cell_timeout_seconds, self.nonce)
+        shared.mkdir()
+        if sandbox is not None:
+            sandbox.hand_over(shared)
+        _write_kernelspec(kernels, memory_mb, math.ceil(self.timeout_seconds) + CPU_SLACK_SECONDS,
+                          sandbox, shared, home)
+        harness = self._harness()
         notebook = nbformat.v4.new_notebook(
             cells=[nbformat.v4.new_code_cell(source) for _, source in cells]
-            + [nbformat.v4.new_code_cell(harness)]
+            + [cell for cell, _, _ in harness]
         )
-        km = AsyncKernelManager(
+        # Unix sockets in the shared folder: the sandbox has no network to listen on.
+        km = _KernelManager(
             kernel_name=KERNEL_NAME,
             kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]),
-            connection_file=str(workdir / "connection.json"),
+            connection_file=str(shared / "connection.json"),
+            transport="ipc",
+            ip=str(shared / "kernel"),
         )
+        km.sandbox = sandbox
         client = _GradingClient(
             notebook,
             km=km,
@@ -237,12 +287,14 @@ class _Grading:
                     stdout=log,
                     stderr=log,
                 ):
-                    await self._run_cells(client, notebook, cells)
+                    await self._run_cells(client, notebook, cells, harness)
             except Exception as e:  # the kernel would not start, or broke the protocol
                 log.flush()
+                # The log is the kernel's own output, which graded code writes: it goes to
+                # the service's log only, never into a result a candidate may read.
                 tail = (workdir / "kernel.log").read_text(errors="replace")[-300:].strip()
                 logger.warning("grading kernel failed: %s\n%s", e, tail)
-                self.stop(f"The grading kernel failed: {e}" + (f" ({tail})" if tail else ""))
+                self.stop(f"The grading kernel failed ({type(e).__name__}).")
                 atexit.unregister(client._cleanup_kernel)  # nbclient leaves it registered
         self.output_truncated = client.output_truncated
 
@@ -257,8 +309,8 @@ class _Grading:
     def _on_cell_error(self, cell, cell_index, execute_reply):
         self._error_reply = execute_reply["content"]
 
-    async def _run_cells(self, client, notebook, cells) -> None:
-        *candidate, harness = notebook.cells
+    async def _run_cells(self, client, notebook, cells, harness) -> None:
+        candidate = notebook.cells[: len(cells)]
         for index, ((number, _), cell) in enumerate(zip(cells, candidate, strict=True)):
             if self.left() <= 0:
                 self.stop_for_time()
@@ -275,14 +327,17 @@ class _Grading:
                 return
             if self._error_reply is not None:
                 self._record_cell_error(number, self._error_reply)
-        if self.left() <= 0:
-            self.stop_for_time()
-            return
-        try:
-            await client.async_execute_cell(harness, len(candidate))
-        except DeadKernelError:
-            self.stop("The kernel stopped while running the tests.")
-        self._collect_results(harness.outputs)
+        for offset, (cell, nonce, names) in enumerate(harness):
+            if self.left() <= 0:
+                self.stop_for_time()
+                break
+            try:
+                await client.async_execute_cell(cell, len(candidate) + offset)
+            except DeadKernelError:
+                self.stop("The kernel stopped while running the tests.")
+                break
+            finally:
+                self._collect_results(cell.outputs, nonce, names)
         if len(self.results) < len(
             self.challenge.visible_test_names + self.challenge.hidden_test_names
         ):
@@ -290,16 +345,16 @@ class _Grading:
                 self.stop_for_time()
             self.stop("The tests stopped before reporting every result.")
 
-    def _collect_results(self, outputs) -> None:
-        # Trust only results carrying this run's nonce, and only their expected fields.
+    def _collect_results(self, outputs, nonce: str, names: set[str]) -> None:
+        # Trust only results carrying this cell's nonce, for its own tests, and only their
+        # expected fields.
         visible = set(self.challenge.visible_test_names)
-        expected = visible | set(self.challenge.hidden_test_names)
         for output in outputs:
             result = output.get("data", {}).get(RESULT_MIME)
-            if not isinstance(result, dict) or result.get("nonce") != self.nonce:
+            if not isinstance(result, dict) or result.get("nonce") != nonce:
                 continue
             name = result.get("name")
-            if name in expected and name not in self.results:
+            if name in names and name not in self.results:
                 self.results[name] = {
                     "name": name,
                     "visible": name in visible,
@@ -365,22 +420,39 @@ async def grade_async(
     timeout_seconds: float = 60,
     memory_mb: int = 1024,
     cell_timeout_seconds: float | None = None,
+    isolation: Isolation = "sandbox",
 ) -> dict:
     """Grade `notebook` (nbformat v4 JSON) against `challenge`; see the module docstring.
 
     `cell_timeout_seconds` limits each candidate cell and each test (default: a
-    third of `timeout_seconds`). Raises ValueError for a notebook without cells."""
+    third of `timeout_seconds`). `isolation` is a prepared Sandbox, "sandbox" (prepare
+    one: the default) or "external" (no sandbox: whoever runs this process vouches for
+    its isolation, a throw-away container say). Raises ValueError for a notebook without
+    cells, and SandboxUnavailable when no sandbox can be made."""
     cells = candidate_cells(notebook)
+    sandbox = resolve_isolation(isolation)
     started = time.monotonic()
     grading = _Grading(challenge, timeout_seconds, cell_timeout_seconds or timeout_seconds / 3)
     with tempfile.TemporaryDirectory(prefix="ib-grade-") as workdir, _signal_handlers_kept():
         try:  # a backstop: nbclient's per-cell limits should end the run well before
             await asyncio.wait_for(
-                grading.run(cells, Path(workdir), memory_mb), timeout=timeout_seconds + 15
+                grading.run(cells, Path(workdir), memory_mb, sandbox),
+                timeout=timeout_seconds + 15,
             )
         except asyncio.TimeoutError:
             grading.stop_for_time()
     return grading.result(time.monotonic() - started)
+
+
+def resolve_isolation(isolation: Isolation) -> Sandbox | None:
+    """The sandbox to run the kernel in; None only when isolation is "external"."""
+    if isinstance(isolation, Sandbox):
+        return isolation
+    if isolation == "external":
+        return None
+    if isolation == "sandbox":
+        return prepare()
+    raise ValueError(f"isolation is a Sandbox, 'sandbox' or 'external', not {isolation!r}")
 
 
 @contextmanager
@@ -412,21 +484,25 @@ async def grade_in_subprocess(
     memory_mb: int = 1024,
     cell_timeout_seconds: float | None = None,
     command_prefix: Sequence[str] = (),
+    isolation: Isolation = "sandbox",
 ) -> dict:
     """Grade in a separate process: `python -m ib_extension.grading.grader --request`,
     started with the kernel's allowlisted environment and, if given, under
-    `command_prefix` (such as `["sudo", "-n", "-u", "ib-grader"]`).
+    `command_prefix` (a container, say: then `isolation="external"` may be right).
 
     This is the way to grade from the service: the grader process holds none of
-    the service's secrets (a kernel can read its parent's /proc/<pid>/environ).
-    Returns a result in every case; cancelling it kills the grader."""
+    the service's secrets, and its kernel runs in the sandbox (`isolation`, as for
+    `grade_async`). Returns a result in every case but one: SandboxUnavailable when
+    no sandbox can be made. Cancelling it kills the grader."""
     candidate_cells(notebook)  # refuse a malformed notebook here, with its sentence
+    sandbox = resolve_isolation(isolation)
     request = {
         "notebook": notebook,
         "challenge": dump_challenge(challenge),
         "timeout_seconds": timeout_seconds,
         "memory_mb": memory_mb,
         "cell_timeout_seconds": cell_timeout_seconds,
+        "isolation": "external" if sandbox is None else dataclasses.asdict(sandbox),
     }
     started = time.monotonic()
     failed = _Grading(challenge, timeout_seconds, cell_timeout_seconds or timeout_seconds / 3)
@@ -457,9 +533,11 @@ async def grade_in_subprocess(
                 process.kill()
                 await process.wait()
     if process.returncode != 0:
+        # Its stderr stays in the service log: graded code may have written into it.
         tail = err.decode(errors="replace").strip()[-300:]
         logger.warning("grader process failed (exit %s): %s", process.returncode, tail)
-        failed.stop(f"The grader process failed with exit status {process.returncode}: {tail}")
+        failed.stop(f"The grader process failed with exit status {process.returncode}; "
+                    "the service log has the details.")
         return failed.result(time.monotonic() - started)
     return json.loads(out)
 
@@ -488,6 +566,9 @@ def main(argv: list[str] | None = None) -> None:
             request = json.loads(sys.stdin.read())
             notebook, challenge_text, source = request["notebook"], request["challenge"], "request"
             limits = {key: request[key] for key in LIMITS if request.get(key) is not None}
+            isolation = request.get("isolation", "sandbox")
+            limits["isolation"] = (Sandbox(**isolation) if isinstance(isolation, dict)
+                                   else isolation)
         else:
             text = (
                 sys.stdin.read() if args.notebook == "-" else Path(args.notebook).read_text("utf-8")
@@ -499,7 +580,11 @@ def main(argv: list[str] | None = None) -> None:
         challenge = parse_challenge(challenge_text, source)
     except (OSError, ValueError, KeyError, TypeError) as e:  # ValueError covers bad JSON
         parser.exit(2, f"error: {e}\n")
-    print(json.dumps(grade(notebook, challenge, **limits)))
+    try:
+        result = grade(notebook, challenge, **limits)
+    except SandboxUnavailable as e:
+        parser.exit(3, f"error: not graded: {e}\n")
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

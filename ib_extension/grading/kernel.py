@@ -7,12 +7,13 @@
 - `run_tests`: runs `test_*` functions with a time limit each and readable
   failure messages; tests/test_challenges.py uses it in-process too.
 
-The grader (grading.py) starts the kernel with
+The grader (grader.py) starts the kernel, in its sandbox (sandbox.py), with
 
-    python -I .../grading_kernel.py --memory-mb 1024 --cpu-seconds 70 -- -f {connection_file}
+    python -I .../ib_grading_kernel.py --memory-mb 1024 --cpu-seconds 70 -- -f {connection_file}
 
 `-I` keeps PYTHON* variables, the user's site-packages and this file's folder
-out of the kernel's import path.
+out of the kernel's import path. This file imports nothing of ib_extension: the
+sandbox maps in this one file, not the package.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import ast
 import operator
 import resource
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +31,7 @@ from collections.abc import Iterator
 MESSAGE_LIMIT = 500  # characters of one test's failure message
 RESULT_MIME = "application/vnd.interview-buddy.test-result+json"
 TRUNCATION_NOTICE = "[output truncated after {} characters]"
+KERNEL_MODULE = "ib_grading_kernel"  # the name graded code imports this launcher by
 
 
 class TestTimeout(BaseException):
@@ -180,15 +183,18 @@ class _Alarm:
 
 
 def run_tests(
-    namespace: dict, groups: list[tuple[str, str, bool]], timeout_seconds: float
+    namespace: dict,
+    groups: list[tuple[str, str, bool]],
+    timeout_seconds: float,
+    scope: dict | None = None,
 ) -> Iterator[dict]:
     """Run the `test_*` functions of each (label, source, visible) group against
     `namespace` (the candidate's globals, which the tests read), yielding one
     result dict per test: name, visible, passed, message.
 
-    The groups share one copy of the namespace, in order, so hidden tests may use
-    helpers defined by the visible tests."""
-    scope = dict(namespace)
+    The groups share one copy of the namespace (`scope`, made here unless given), in
+    order, so hidden tests may use helpers defined by the visible tests."""
+    scope = dict(namespace) if scope is None else scope
     comparison = scope[_COMPARE] = _Comparison()
     for label, source, visible in groups:
         if not source.strip():
@@ -273,13 +279,16 @@ def limit_output(max_chars: int) -> None:
     ZMQDisplayPublisher.publish = publish_within_limit
 
 
-def report_tests(namespace: dict, groups: list, timeout_seconds: float, nonce: str) -> None:
+def report_tests(namespace: dict, groups: list, timeout_seconds: float, nonce: str) -> dict:
     """In the kernel: run the tests and publish each result as it finishes, so
-    the results reached before a time-out are not lost."""
+    the results reached before a time-out are not lost. Returns the tests' scope, for
+    the next group to run in (the grader sends hidden tests in a later cell)."""
     from IPython.display import publish_display_data
 
-    for result in run_tests(namespace, groups, timeout_seconds):
+    scope = dict(namespace)
+    for result in run_tests(namespace, groups, timeout_seconds, scope):
         publish_display_data({RESULT_MIME: result | {"nonce": nonce}})
+    return scope
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -292,6 +301,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     apply_limits(args.memory_mb, args.cpu_seconds, args.file_mb)
     limit_output(args.output_chars)
+    # The grader's harness cells import this module by this name: IPython takes over
+    # `__main__`, and in the sandbox the ib_extension package is not there to import.
+    sys.modules.setdefault(KERNEL_MODULE, sys.modules[__name__])
 
     from ipykernel.kernelapp import launch_new_instance
 

@@ -24,7 +24,8 @@ from .. import __version__
 from ..api.events import CATALOGUE
 from ..api.models import score_text
 from . import analytics, records
-from .provenance import closes_fence, opens_fence, provenance
+from .inert import escape_text, inert_markdown
+from .provenance import provenance
 from .records import check_record, final_notebook, messages
 
 SCHEMA_VERSION = 1
@@ -125,9 +126,10 @@ def _public_notebook(nb: dict | None) -> dict | None:
     meta = nb.get("metadata") or {}
     out = v4.new_notebook(
         metadata={
-            k: _pick(meta.get(k), ("name", "display_name", "language", "version"))
+            k: {f: _plain(v) for f, v in _pick(meta.get(k), ("name", "display_name", "language",
+                                                           "version")).items()}
             for k in ("kernelspec", "language_info")
-            if meta.get(k)
+            if isinstance(meta.get(k), dict)
         }
     )
     for cell in nb["cells"]:
@@ -148,10 +150,20 @@ def _public_notebook(nb: dict | None) -> dict | None:
         if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(cell.get("id") or "")):
             new["id"] = cell["id"]
         tags = (cell.get("metadata") or {}).get("tags")
-        if isinstance(tags, list) and all(isinstance(t, str) for t in tags):
-            new.metadata["tags"] = tags
+        if isinstance(tags, list):  # nbconvert writes tags into a class attribute, unescaped
+            safe = [t for t in tags if isinstance(t, str) and _TAG.fullmatch(t)]
+            if safe:
+                new.metadata["tags"] = safe
         out.cells.append(new)
     return json.loads(json.dumps(out))  # plain JSON, as the record holds it
+
+
+_TAG = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _plain(value) -> str:
+    """A metadata value reduced to characters that cannot leave an HTML attribute."""
+    return re.sub(r"[^A-Za-z0-9 _.+-]", "", str(value))[:64]
 
 
 def _source(cell: dict) -> str:
@@ -191,40 +203,7 @@ def _safe_outputs(outputs: list) -> list:
     return kept
 
 
-# -- making candidate and AI text inert -------------------------------------------
-
-# A code span as CommonMark finds one: a whole backtick run (not escaped) closed by a run
-# of the same length on the same line. Spans over several lines are escaped like text.
-_CODE_SPAN = re.compile(r"(?<![\\`])(`+)(?!`).+?(?<!`)\1(?!`)")
-
-
-def inert_markdown(text: str) -> str:
-    """Markdown someone else wrote, unable to run anything in a reviewer's browser.
-
-    Outside code, ``<`` and ``]`` become entities: no raw HTML, no autolinks, no links
-    or images at all (so no ``javascript:`` URL, however spelt). Entities never turn
-    back into syntax, which makes this robust where a list of bad schemes is not.
-    Code keeps its text: a fence opened at the start of a line, where nothing can end
-    it but its closing fence, and code spans. Anything unsure is treated as text."""
-    out, fence = [], None
-    for line in text.splitlines():
-        if fence is None and not line.startswith(" ") and opens_fence(line):
-            fence = opens_fence(line)
-        elif fence is not None:
-            fence = None if closes_fence(line, fence) else fence
-        else:
-            parts, last = [], 0
-            for span in _CODE_SPAN.finditer(line):
-                parts += [_inert_text(line[last : span.start()]), span.group(0)]
-                last = span.end()
-            line = "".join(parts) + _inert_text(line[last:])
-        out.append(line)
-    return "\n".join(out)
-
-
-def _inert_text(text: str) -> str:
-    return text.replace("<", "&lt;").replace("]", "&#93;")
-
+# -- making candidate and AI text inert: review/inert.py ---------------------------
 
 def _fence(code: str, lang: str = "python") -> str:
     """A fenced block longer than any backtick run inside ``code``."""
@@ -233,8 +212,8 @@ def _fence(code: str, lang: str = "python") -> str:
 
 
 def _cell_text(text) -> str:
-    """A table cell: one line, no pipes."""
-    return inert_markdown(" ".join(str(text).split())).replace("|", "\\|")
+    """A table cell: one line of plain text (pipes escaped with the rest)."""
+    return escape_text(" ".join(str(text).split()))
 
 
 # -- the review, once, for every format ---------------------------------------------
@@ -486,6 +465,9 @@ def to_ipynb(record) -> nbformat.NotebookNode:
         cell = nbformat.from_dict(cell)
         if cell.cell_type == "markdown":
             cell.source = inert_markdown(cell.source)
+        elif cell.cell_type == "raw":  # nbconvert's HTML pastes a raw cell in unescaped
+            cell = v4.new_markdown_cell(f"*Raw cell:*\n\n{_fence(cell.source, 'text')}",
+                                        metadata=cell.metadata)
         cell.metadata.update(_meta("candidate_cell", provenance=cell_prov))
         nb.cells.append(cell)
         if cell_prov is not None:

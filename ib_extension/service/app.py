@@ -17,7 +17,8 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, default, validate
 
 from .. import __version__
-from ..api.environment import SECRET_ENV
+from ..api.environment import PROVIDER_KEY_ENV
+from .secrets import PROVIDER_KEY, SecretsFolder, folder_of
 
 DEFAULT_SYSTEM_PROMPT = """You are the AI assistant inside a timed coding interview run with \
 Interview Buddy. The candidate is working on the challenge below and may ask you for help.
@@ -49,8 +50,9 @@ class IBExtension(ExtensionApp):
     llm_base_url = Unicode("", config=True,
                            help="Base URL of the OpenAI-compatible provider, e.g. "
                                 "https://api.openai.com/v1, a vLLM/Ollama/llama.cpp server's /v1, "
-                                "or the offline demo model. The key comes only from the environment: "
-                                "OPENAI_API_KEY, or IB_LLM_API_KEY for another provider.")
+                                "or the offline demo model. The key comes from OPENAI_API_KEY, "
+                                "IB_LLM_API_KEY or AZURE_OPENAI_API_KEY, which `ib serve` moves "
+                                "into the data dir's secrets folder.")
     azure_api_version = Unicode("", config=True,
                                 help="Set (e.g. '2024-10-21') to talk to Azure OpenAI; llm_base_url "
                                      "is then the Azure endpoint and models are deployment names.")
@@ -76,7 +78,21 @@ class IBExtension(ExtensionApp):
                                         help="Provider calls in flight at once, over all sessions.")
     max_message_chars = Int(8000, config=True,
                             help="Longest candidate message, in characters.")
-    max_body_bytes = Int(1_000_000, config=True, help="Largest request body, in bytes.")
+    max_body_bytes = Int(1_000_000, config=True,
+                         help="Largest request body, in bytes, of routes that name no limit of "
+                              "their own (activity events take 5 MB, a submission 20 MB).")
+    database_memory_mb = Int(256, config=True,
+                             help="Memory DuckDB may use for its caches (it spills to disk past "
+                                  "it); DuckDB's own default is 80 % of the machine.")
+    activity_event_quota = Int(10_000, config=True,
+                               help="Activity events (cell runs, copies, pastes, snapshots) one "
+                                    "session may record; past it they are refused with a 429.")
+    snapshot_quota = Int(200, config=True,
+                         help="Notebook snapshots one session may record (each save sends one); "
+                              "submitting still works past it.")
+    activity_bytes_quota = Int(50_000_000, config=True,
+                               help="Bytes of activity payloads one session may store: its share "
+                                    "of the database and of the service's write queue.")
     warning_thresholds = List(Int(), default_value=[25, 10, 5], config=True,
                               help="Percentages of time and tokens left that raise a warning.")
     system_prompt = Unicode(DEFAULT_SYSTEM_PROMPT, config=True,
@@ -96,9 +112,17 @@ class IBExtension(ExtensionApp):
     grading_timeout_seconds = Int(120, config=True, help="Wall-clock limit of one grading.")
     grading_memory_mb = Int(1024, config=True, help="Memory limit of the grading kernel.")
     grading_command_prefix = List(Unicode(), config=True,
-                                  help="A command the grader runs under, to isolate it in "
-                                       "production, e.g. ['sudo', '-n', '-u', 'ib-grader'] or a "
-                                       "`docker run --rm --network none ...` prefix.")
+                                  help="A command the grader process runs under, e.g. a "
+                                       "`docker run --rm -i --network none IMAGE` prefix (then "
+                                       "set grading_isolation='external').")
+    grading_isolation = Enum(["sandbox", "external"], default_value="sandbox", config=True,
+                             help="How graded code is isolated: 'sandbox' runs the grading "
+                                  "kernel in bubblewrap (as grading_user when the service is "
+                                  "root) and refuses to grade where that cannot work; "
+                                  "'external' trusts grading_command_prefix to isolate it.")
+    grading_user = Unicode("ib-grader", config=True,
+                           help="When the service runs as root: the unprivileged user the "
+                                "grading kernel runs as (created if missing).")
 
     clock = AnyTrait(help="The service clock (tests inject a ManualClock).")
 
@@ -133,12 +157,7 @@ class IBExtension(ExtensionApp):
         if not self.serverapp.identity_provider.auth_enabled:
             raise RuntimeError("The ib service needs Jupyter authentication (a token or a "
                                "password): without it anyone could act as the interviewer.")
-        # Read the key, then take it out of the environment so that no kernel this server
-        # starts (the dashboards') can see it.
-        api_key = ""
-        for name in SECRET_ENV:
-            api_key = api_key or os.environ.get(name, "")
-            os.environ.pop(name, None)
+        api_key = self._provider_key()
         if not self.llm_base_url:
             raise RuntimeError("IBExtension.llm_base_url is not set: point it at a provider "
                                "(`ib serve` does this for you).")
@@ -148,13 +167,41 @@ class IBExtension(ExtensionApp):
                             timeout=self.llm_timeout, max_retries=self.llm_max_retries,
                             completion_cap_param=self.completion_cap_param,
                             azure_api_version=self.azure_api_version)
-        store = Store(Path(self.data_dir) / "ib.duckdb")
+        self._cap_request_bodies()
+        store = Store(Path(self.data_dir) / "ib.duckdb", memory_mb=self.database_memory_mb)
         self.service = Service(self, store, self.clock, provider, self._load_challenges(),
                                grader=self._grader())
         self.service.load()
         self.settings["ib_service"] = self.service
         self.log.info("ib service: data in %s, provider %s, models %s", store.path,
                       self.llm_base_url, ", ".join(self.models))
+
+    def _cap_request_bodies(self) -> None:
+        """Jupyter's own handlers read a whole body before they authenticate it (ours
+        stream it, and refuse it on its headers): cap what any request may send, from the
+        default 512 MB down to what our largest route takes."""
+        from .routes import largest_body
+
+        cap = largest_body(self.max_body_bytes) + 64 * 1024  # headroom for the headers
+        for trait in ("max_body_size", "max_buffer_size"):
+            setattr(self.serverapp, trait, min(getattr(self.serverapp, trait), cap))
+
+    def _provider_key(self) -> str:
+        """From the secrets folder `ib serve` wrote; else (a server started some other way)
+        from the environment, which no kernel this server starts then inherits."""
+        data_dir = Path(self.data_dir)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if data_dir.stat().st_uid == os.geteuid():
+            data_dir.chmod(0o700)  # the DuckDB file and the secrets are the service's alone
+        from_env = next((os.environ[n] for n in PROVIDER_KEY_ENV if os.environ.get(n)), "")
+        for name in PROVIDER_KEY_ENV:
+            os.environ.pop(name, None)
+        key = SecretsFolder(folder_of(data_dir)).read(PROVIDER_KEY)
+        if from_env and not key:
+            self.log.warning("ib service: the provider key came from this process's "
+                             "environment, which /proc/<pid>/environ keeps showing; start the "
+                             "service with `ib serve` to keep it in a file instead.")
+        return key or from_env
 
     def _load_challenges(self):
         from ..api import challenges
@@ -178,13 +225,29 @@ class IBExtension(ExtensionApp):
         if not self.grading:
             return None
         from ..grading.grader import grade_in_subprocess
+        from ..grading.sandbox import SandboxUnavailable, prepare
 
-        # A separate process holding only an allowlisted environment: a kernel can read
-        # its parent's /proc/<pid>/environ, so it must not be a child of the service.
+        isolation, refusal = "external", None
+        if self.grading_isolation == "external" and not self.grading_command_prefix:
+            raise RuntimeError("IBExtension.grading_isolation='external' needs "
+                               "grading_command_prefix: the command that isolates the grader.")
+        if self.grading_isolation == "sandbox":
+            try:
+                isolation = prepare(self.grading_user)
+            except SandboxUnavailable as e:
+                refusal = e
+                self.log.warning("ib service: grading is off, graded code cannot be isolated "
+                                 "here: %s", e)
+
+        # A separate process holding only an allowlisted environment, whose kernel runs
+        # in the sandbox: nothing graded can read the service's files or environment.
         async def grade(notebook, challenge):
+            if refusal is not None:
+                raise refusal
             return await grade_in_subprocess(
                 notebook, challenge, timeout_seconds=self.grading_timeout_seconds,
-                memory_mb=self.grading_memory_mb, command_prefix=self.grading_command_prefix)
+                memory_mb=self.grading_memory_mb, command_prefix=self.grading_command_prefix,
+                isolation=isolation)
 
         return grade
 
@@ -201,6 +264,9 @@ class IBExtension(ExtensionApp):
         self.handlers.extend(handlers())
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
+        from .voila_static import route_before_voila
+
+        route_before_voila(serverapp.web_app)  # every extension's routes are in by now
         if self.service is not None:
             self._ticker = asyncio.ensure_future(self.service.run_ticks(self.tick_seconds))
 

@@ -9,6 +9,7 @@ finds what clients were told.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -16,14 +17,16 @@ from typing import Any, Protocol
 
 from ..api import events as catalogue
 from ..api.errors import IBError
-from ..api.models import Event, Message, Record, iso
+from ..api.models import Event, FeedEvent, Message, Record, iso
 from ..api.requests import CreateSession
+from ..grading.sandbox import SandboxUnavailable
 from . import tokens
 from .budget import Ledger
 from .feed import Feed
+from .quotas import Quota, Usage
 from .ratelimit import SlidingWindow
 from .sessions import Session, hash_token, new_id, new_token
-from .store import Store
+from .store import Encoded, Store
 
 log = logging.getLogger("ib_extension.service.core")
 
@@ -78,6 +81,9 @@ class Config(Protocol):
     warning_thresholds: list[int]
     rate_limit_per_minute: int
     max_concurrent_provider_calls: int
+    activity_event_quota: int
+    snapshot_quota: int
+    activity_bytes_quota: int
 
 
 class Clock(Protocol):
@@ -103,6 +109,9 @@ class Service:
         self.streams: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._event_id = 0
         self._message_seq = 0  # conversation order, even when two messages share a timestamp
+        self.quota = Quota(config.activity_event_quota, config.snapshot_quota,
+                           config.activity_bytes_quota)
+        self.usage: dict[str, Usage] = defaultdict(Usage)  # session id -> activity stored
 
     def now(self) -> float:
         return self.clock.now()
@@ -117,6 +126,8 @@ class Service:
             self._by_token[s.token_hash] = s.id
         self._event_id = self.store.submit(self.store.max_event_id).result()
         self._message_seq = self.store.submit(self.store.max_message_seq).result()
+        for sid, events, snapshots, size in self.store.submit(self.store.activity_usage).result():
+            self.usage[sid] = Usage(events, snapshots, size)
         for msg in self.store.submit(self.store.streaming_messages).result():
             self._recover_interrupted(msg)
         if self.challenges is not None:
@@ -180,15 +191,19 @@ class Service:
         return s.candidate_view(self.now(), self.config.warning_thresholds)
 
     def emit(self, s: Session, type_: str, actor: str, payload: dict[str, Any] | None = None,
-             *, audience: str | None = None) -> dict[str, Any]:
-        """Log an event of the catalogue (api/events.py), which says who may see it."""
+             *, audience: str | None = None, encoded: str | None = None) -> dict[str, Any]:
+        """Log an event of the catalogue (api/events.py), which says who may see it, and
+        publish it; a big payload is queued for the file as its JSON text (`encoded`, if
+        the caller has it) and reaches the feed as a reference."""
         catalogue.check_payload(type_, payload or {})
         audience = audience or catalogue.kind(type_).audience
         self._event_id += 1
         row = {"id": self._event_id, "session_id": s.id, "type": type_, "actor": actor,
                "payload": payload or {}, "at": self.now()}
-        self.store.submit(self.store.save_event, row)
-        self.feed.publish(s.id, "event", event_view(row).model_dump(), audience=audience)
+        encoded = json.dumps(row["payload"]) if encoded is None else encoded
+        self.store.submit(self.store.save_event, {**row, "payload": Encoded(encoded)})
+        row["payload_bytes"] = len(encoded)
+        self.feed.publish(s.id, "event", feed_event(row), audience=audience)
         return row
 
     def save_message(self, msg: dict[str, Any], *, publish: bool = True):
@@ -320,6 +335,11 @@ class Service:
             return None
         try:
             result = await self.grader(record.final_notebook, challenge)
+        except SandboxUnavailable as e:  # never grade unisolated: say why instead
+            log.warning("grading %s refused: %s", session_id, e)
+            self.emit(s, "grade.skipped", "system",
+                      {"reason": f"graded code cannot be isolated here: {e}"})
+            return None
         except Exception as e:  # a grader failure must not take the service down
             log.exception("grading %s failed", session_id)
             result = {"score": 0.0, "passed": 0, "total": 0, "tests": [],
@@ -392,6 +412,19 @@ class Service:
         if s.status == "created":
             self._transition(s, "start", "candidate")
 
+    def check_activity_room(self, s: Session, type_: str | None, size: int) -> None:
+        """Refuse activity past the session's quota (on the request's headers too, with
+        `type_` None and the announced size, so a flood's bodies are never read)."""
+        usage = self.usage[s.id]
+        refused = usage.refusal(self.quota, type_, size)
+        if refused is not None:
+            limit, err = refused
+            if limit not in usage.reported:  # tell the interviewer once, not per refusal
+                usage.reported.add(limit)
+                self.emit(s, "quota.reached", "system", {"limit": limit, "message": err.message},
+                          audience="interviewer")
+            raise err
+
     def record_activity(self, s: Session, type_: str, payload: dict[str, Any]) -> dict:
         if s.ended:
             raise IBError("session_ended", "This session has ended; activity is no longer recorded.")
@@ -399,10 +432,13 @@ class Service:
             catalogue.check_payload(type_, payload)
         except ValueError as e:
             raise IBError("invalid_request", f"The activity cannot be recorded: {e}.") from None
+        encoded = json.dumps(payload)
+        self.check_activity_room(s, type_, len(encoded))
+        self.usage[s.id].add(type_, len(encoded))
         s.last_activity_at = self.now()
         if type_ == "activity.paste":
             s.flags["large_paste"] += 1
-        event = self.emit(s, type_, "candidate", payload)
+        event = self.emit(s, type_, "candidate", payload, encoded=encoded)
         self.save(s)
         return event
 
@@ -415,6 +451,15 @@ class Service:
     async def events(self, session_id: str, types: list[str] | None = None) -> list[Event]:
         """Oldest first; `types` may end in * to match a prefix."""
         return [event_view(e) for e in await self.store.run(self.store.events, session_id, types)]
+
+    async def event(self, session_id: str, event_id: str) -> Event:
+        """One event with its whole payload (the feed refers to big ones by address)."""
+        self.get(session_id)
+        row = (await self.store.run(self.store.event, session_id, int(event_id))
+               if event_id.isdigit() and len(event_id) < 19 else None)
+        if row is None:
+            raise IBError("not_found", f"Session {session_id} has no event {event_id}.")
+        return event_view(row)
 
     async def conversation_matches(self, text: str) -> set[str]:
         """Sessions whose conversation contains `text`."""
@@ -466,4 +511,19 @@ def message_view(m: dict[str, Any]) -> Message:
 
 
 def event_view(e: dict[str, Any]) -> Event:
-    return Event(**{**e, "at": iso(e["at"])})
+    return Event(**{k: v for k, v in e.items() if k not in ("payload_bytes", "at")},
+                 at=iso(e["at"]))
+
+
+FEED_PAYLOAD_BYTES = 4096  # larger event payloads reach the feed as a reference
+
+
+def feed_event(e: dict[str, Any]) -> dict[str, Any]:
+    """An event as live readers get it: a payload over FEED_PAYLOAD_BYTES is replaced by
+    `payload_url` (where an interviewer reads it) and its size."""
+    size = e.get("payload_bytes", 0)
+    if size <= FEED_PAYLOAD_BYTES:
+        return event_view(e).model_dump()
+    return FeedEvent(**{**e, "at": iso(e["at"]), "payload": {}, "payload_bytes": size,
+                        "payload_url": f"/ib/api/sessions/{e['session_id']}/events/{e['id']}"}
+                     ).model_dump()

@@ -31,14 +31,18 @@ class Principal:
     session: Session | None = None
 
 
+def candidate_session(authorization: str, service: Service | None) -> Session | None:
+    """The session a `Bearer <candidate token>` header names, if it names one."""
+    m = _BEARER.match(authorization or "")
+    return service.session_for_token(m.group(1)) if m and service is not None else None
+
+
 def resolve(current_user: object, authorization: str, service: Service | None) -> Principal:
     # The explicit credential wins: a candidate token in the header makes a candidate
     # even if the same client also carries the interviewer's login cookie.
-    m = _BEARER.match(authorization or "")
-    if m and service is not None:
-        session = service.session_for_token(m.group(1))
-        if session is not None:
-            return Principal(CANDIDATE, session)
+    session = candidate_session(authorization, service)
+    if session is not None:
+        return Principal(CANDIDATE, session)
     if current_user is not None:
         return Principal(INTERVIEWER)
     return Principal(ANONYMOUS)

@@ -8,6 +8,8 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__
+from ..api.errors import KINDS
+from ..api.requests import SESSION_ID
 from .handlers import base as h
 from .handlers import candidate as hc
 from .handlers import interviewer as hi
@@ -36,6 +38,7 @@ ROUTES: list[tuple[str, type[h.IBHandler], dict[str, Any]]] = [
     (f"/ib/api/sessions/{SID}/token", hi.TokenHandler, {}),
     (f"/ib/api/sessions/{SID}/messages", hi.SessionMessagesHandler, {}),
     (f"/ib/api/sessions/{SID}/events", hi.SessionEventsHandler, {}),
+    (f"/ib/api/sessions/{SID}/events/{{event_id}}", hi.SessionEventHandler, {}),
     (f"/ib/api/sessions/{SID}/record", hi.SessionRecordHandler, {}),
     (f"/ib/api/sessions/{SID}/grade", hi.GradeHandler, {}),
     ("/ib/api/feed", hi.FeedHandler, {}),
@@ -44,6 +47,11 @@ ROUTES: list[tuple[str, type[h.IBHandler], dict[str, Any]]] = [
 ]
 
 _PARAM = re.compile(r"\{(\w+)\}")
+
+
+def largest_body(default_limit: int) -> int:
+    """The largest request body any route accepts (`default_limit` where it names none)."""
+    return max(op.max_body or default_limit for _, cls, _ in ROUTES for op in cls.ops.values())
 
 
 def tornado_pattern(template: str) -> str:
@@ -63,21 +71,60 @@ SECURITY = {
     CANDIDATE: [{"candidateToken": []}],
     INTERVIEWER: [{"interviewerToken": []}],
 }
+# What a path parameter may be; the service answers anything else with a 404.
+PATH_PARAMS: dict[str, dict[str, Any]] = {
+    "session_id": {"type": "string", "pattern": f"^{SESSION_ID.pattern}$"},
+    "event_id": {"type": "integer", "minimum": 1},
+    "challenge_id": {"type": "string", "minLength": 1, "maxLength": 200,
+                     "pattern": "^[A-Za-z0-9_.-]+$"},
+}
+ERROR = {"type": "object", "required": ["error"], "additionalProperties": False, "properties": {
+    "error": {"type": "object", "required": ["code", "message", "type", "param"], "properties": {
+        "code": {"type": "string", "enum": sorted(KINDS)}, "message": {"type": "string"},
+        "type": {"type": "string"}, "param": {"type": ["string", "null"]}}}}}
 
 
 def _component_schemas() -> tuple[dict[tuple, Any], dict[str, Any]]:
-    """Every request and response model as a component (their nested models too), so each
-    `$ref` in the document resolves."""
-    models = {m for _, cls, _ in ROUTES for op in cls.ops.values()
-              for m in (op.body, op.response) if m is not None}
-    keyed = [(m, mode) for m in sorted(models, key=lambda m: m.__name__)
-             for mode in ("validation", "serialization")]
-    refs, doc = models_json_schema(keyed, ref_template="#/components/schemas/{model}")
-    return refs, doc.get("$defs", {})
+    """Every request body (validation) and response (serialization) model as a component,
+    their nested models too, so each `$ref` in the document resolves."""
+    keyed = {(op.body, "validation") for _, cls, _ in ROUTES for op in cls.ops.values()
+             if op.body is not None}
+    keyed |= {(op.response, "serialization") for _, cls, _ in ROUTES
+              for op in cls.ops.values() if op.response is not None}
+    refs, top = models_json_schema(sorted(keyed, key=lambda k: (k[0].__name__, k[1])),
+                                   ref_template="#/components/schemas/{model}")
+    return refs, top.get("$defs", {})
 
 
-def openapi(base_url: str = "/") -> dict[str, Any]:
-    refs, schemas = _component_schemas()
+def _query_schema(kind: str | dict[str, Any]) -> dict[str, Any]:
+    return {"type": kind} if isinstance(kind, str) else kind
+
+
+def _responses(op: h.Op, refs: dict[tuple, Any]) -> dict[str, Any]:
+    body = (refs[(op.response, "serialization")] if op.response is not None
+            else {"type": ["object", "array"]})
+    success = {"application/json": {"schema": body}}
+    if op.streams:
+        success["text/event-stream"] = {"schema": {"type": "string"}}
+    return {
+        str(op.success): {"description": "OK", "content": success},
+        "4XX": {"description": "Refused, with a sentence saying why", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+    }
+
+
+def openapi(base_url: str = "/",
+            choices: dict[tuple[str, str], list[str]] | None = None) -> dict[str, Any]:
+    """The document, derived from the route table and the wire models (api/requests.py,
+    api/models.py): a new route or field shows up here without more code. `choices` are
+    what this service offers for a (model, field), such as its models: they become the
+    field's `enum`."""
+    refs, components = _component_schemas()
+    for (name, field), values in (choices or {}).items():
+        prop = components.get(name, {}).get("properties", {}).get(field)
+        if prop is not None:
+            nullable = [{"type": "null"}] if "null" in str(prop) else []
+            components[name]["properties"][field] = {"anyOf": [{"enum": list(values)}, *nullable]}
     paths: dict[str, Any] = {}
     for template, cls, _ in ROUTES:
         item = paths.setdefault(template, {})
@@ -87,16 +134,12 @@ def openapi(base_url: str = "/") -> dict[str, Any]:
                 "summary": op.summary,
                 "operationId": f"{verb}_{template.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
                 "security": SECURITY[op.audience],
-                "responses": {
-                    str(op.success): {"description": "OK", "content": {"application/json": (
-                        {"schema": refs[(op.response, "serialization")]} if op.response else {})}},
-                    "4XX": {"description": "Refused", "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/Error"}}}},
-                },
+                "responses": _responses(op, refs),
             }
-            params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+            params = [{"name": n, "in": "path", "required": True,
+                       "schema": PATH_PARAMS.get(n, {"type": "string"})}
                       for n in _PARAM.findall(template)]
-            params += [{"name": n, "in": "query", "required": False, "schema": {"type": t},
+            params += [{"name": n, "in": "query", "required": False, "schema": _query_schema(t),
                         "description": d} for n, t, d in op.query]
             if params:
                 operation["parameters"] = params
@@ -118,9 +161,6 @@ def openapi(base_url: str = "/") -> dict[str, Any]:
                 "interviewerToken": {"type": "apiKey", "in": "header", "name": "Authorization",
                                      "description": "'token <IB_TOKEN>' (Jupyter auth)"},
             },
-            "schemas": {**schemas, "Error": {"type": "object", "required": ["error"], "properties": {
-                "error": {"type": "object", "required": ["code", "message"], "properties": {
-                    "code": {"type": "string"}, "message": {"type": "string"},
-                    "type": {"type": "string"}, "param": {"type": ["string", "null"]}}}}}},
+            "schemas": {**components, "Error": ERROR},
         },
     }

@@ -99,6 +99,10 @@ EVENT_COLUMNS = ["id", "session_id", "type", "actor", "payload", "at"]
 JSON_COLUMNS = {"challenge", "warnings", "warned", "flags", "payload", "grade"}
 
 
+class Encoded(str):
+    """A JSON column's value already encoded (the caller measured it), stored as is."""
+
+
 def _cols(columns: list[str]) -> str:
     return ", ".join(f'"{c}"' for c in columns)
 
@@ -111,12 +115,14 @@ def _decode(columns: list[str], row: tuple) -> dict[str, Any]:
 
 
 def _encode(columns: list[str], d: dict[str, Any]) -> list[Any]:
-    return [json.dumps(d[c]) if c in JSON_COLUMNS else d[c] for c in columns]
+    return [json.dumps(d[c]) if c in JSON_COLUMNS and not isinstance(d[c], Encoded) else d[c]
+            for c in columns]
 
 
 class Store:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, memory_mb: int = 256):
         self.path = Path(path)
+        self.memory_mb = memory_mb
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ib-duckdb")
         self._con: duckdb.DuckDBPyConnection | None = None
 
@@ -126,7 +132,8 @@ class Store:
         self._executor.submit(self._open).result()
 
     def _open(self) -> None:
-        self._con = duckdb.connect(str(self.path))
+        # DuckDB would cache up to 80 % of the machine's memory; past this it spills to disk.
+        self._con = duckdb.connect(str(self.path), config={"memory_limit": f"{self.memory_mb}MB"})
         self._migrate()
 
     def close(self) -> None:
@@ -233,6 +240,19 @@ class Store:
             params += [t.replace("*", "%") for t in types]
         rows = self.con.execute(sql + " ORDER BY id", params).fetchall()
         return [_decode(EVENT_COLUMNS, r) for r in rows]
+
+    def event(self, session_id: str, event_id: int) -> dict[str, Any] | None:
+        row = self.con.execute(
+            f"SELECT {_cols(EVENT_COLUMNS)} FROM events WHERE session_id = ? AND id = ?",
+            [session_id, event_id]).fetchone()
+        return _decode(EVENT_COLUMNS, row) if row else None
+
+    def activity_usage(self) -> list[tuple[str, int, int, int]]:
+        """(session id, activity events, snapshots, payload bytes) of every session."""
+        return self.con.execute(
+            "SELECT session_id, count(*), count(*) FILTER (WHERE type = 'activity.snapshot'), "
+            "coalesce(sum(strlen(payload::VARCHAR)), 0) FROM events "
+            "WHERE type LIKE 'activity.%' GROUP BY session_id").fetchall()
 
     def max_event_id(self) -> int:
         return self.con.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]

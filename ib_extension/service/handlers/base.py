@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
@@ -34,14 +36,24 @@ class Op:
     audience: str
     summary: str
     body: type[BaseModel] | None = None
-    query: tuple[tuple[str, str, str], ...] = ()  # (name, type, description)
+    # (name, JSON type or a whole JSON schema, description)
+    query: tuple[tuple[str, str | dict[str, Any], str], ...] = ()
     max_body: int | None = None  # bytes; None = the service's max_body_bytes
     success: int = 200
     response: type[BaseModel] | None = None  # the success body (api/models.py)
+    streams: bool = False  # may answer text/event-stream
 
 
+@web.stream_request_body
 class IBHandler(APIHandler):
+    """Bodies are streamed: `prepare()` runs on the headers alone, so a caller who may not
+    use the route, or announces a body over its limit, is refused before any of it is
+    read; past the limit, what arrives is dropped, never kept."""
+
     ops: ClassVar[dict[str, Op]] = {}
+    _body: bytearray
+    _body_limit = 0
+    _body_over = 0  # bytes received past the limit (dropped)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Our roles module decides who may call what, including candidates who have no
@@ -71,10 +83,37 @@ class IBHandler(APIHandler):
         self.principal = roles.resolve(self.current_user, auth, self.settings.get("ib_service"))
         roles.require(self.principal, op.audience, auth)
         self.op = op
+        self._body = bytearray()
+        self._body_limit = op.max_body or self.ib.max_body_bytes
+        announced = self.request.headers.get("Content-Length")
+        if announced and announced.isdigit() and int(announced) > self._body_limit:
+            raise self._too_large(int(announced))
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._body_over or len(self._body) + len(chunk) > self._body_limit:
+            self._body_over += len(chunk)
+        else:
+            self._body += chunk
+
+    def _too_large(self, size: int) -> IBError:
+        return IBError("payload_too_large", f"The request body is {size} bytes; the limit "
+                       f"here is {self._body_limit}.")
+
+    @property
+    def raw_body(self) -> bytearray:
+        if self._body_over:
+            raise self._too_large(len(self._body) + self._body_over)
+        return self._body
 
     def check_xsrf_cookie(self) -> None:
-        # A header-authenticated request cannot be forged by another site's form.
-        if self.request.headers.get("Authorization"):
+        # XSRF guards an ambient credential, the interviewer's login cookie. Exempt are a
+        # request whose own header authenticated it (a candidate token naming a session;
+        # Jupyter exempts its own token) and one with no credential at all (refused
+        # with a 401 by the roles); a header that authenticates nothing exempts nothing.
+        if roles.candidate_session(self.request.headers.get("Authorization", ""),
+                                   self.settings.get("ib_service")) is not None:
+            return None
+        if getattr(self, "_jupyter_current_user", "unresolved") is None:
             return None
         return super().check_xsrf_cookie()
 
@@ -90,6 +129,10 @@ class IBHandler(APIHandler):
         for k, v in err.headers().items():
             self.set_header(k, v)
         self.finish(json.dumps(err.body()))
+        if exc is not None:
+            # The traceback holds the frames that refused a request, and their locals its
+            # (possibly megabytes of) body: let them go now, not at the next GC cycle.
+            traceback.clear_frames(exc.__traceback__)
 
     def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
         if isinstance(value, IBError):
@@ -100,14 +143,8 @@ class IBHandler(APIHandler):
 
     # ---- helpers -----------------------------------------------------------------
     def body(self, model: type[BaseModel]):
-        limit = self.op.max_body or self.ib.max_body_bytes
-        if len(self.request.body) > limit:
-            raise IBError("payload_too_large",
-                          f"The request body is {len(self.request.body)} bytes; the limit is {limit}.")
-        try:
-            data = json.loads(self.request.body or b"null")
-        except (ValueError, UnicodeDecodeError) as e:
-            raise IBError("invalid_request", f"The request body is not valid JSON ({e}).") from e
+        data = schemas.parse_json(self.raw_body)
+        self._body = bytearray()  # parsed: the raw bytes are not needed any more
         return schemas.parse(model, data)
 
     def query(self, name: str, default: str | None = None) -> str | None:
@@ -149,9 +186,12 @@ class IBHandler(APIHandler):
                           "2026-11-25 or an ISO 8601 time.", param=name) from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
-        if end and len(raw) == 10:
-            when += timedelta(days=1)
-        return when.timestamp()
+        try:
+            if end and len(raw) == 10:
+                when += timedelta(days=1)
+            return when.timestamp()
+        except OverflowError:  # past datetime's range: after 9999-12-31 or before year 1,
+            return math.inf if when.year > 1 else -math.inf  # so after or before everything
 
     def reply(self, data: Any, status: int | None = None) -> None:
         if isinstance(data, BaseModel):
@@ -181,8 +221,10 @@ class FeedBase(IBHandler):
         self.reply(models.FeedPage(epoch=feed.epoch, cursor=feed.cursor, reset=reset, items=items))
 
 
-FEED_QUERY = (("cursor", "integer", "the last cursor you got; omit to get the current one"),
-              ("timeout", "integer", "seconds to wait for news, 0-60 (default 25)"),
+FEED_QUERY = (("cursor", {"type": "integer", "minimum": 0, "maximum": 2**62},
+               "the last cursor you got; omit to get the current one"),
+              ("timeout", {"type": "integer", "minimum": 0, "maximum": 60},
+               "seconds to wait for news, 0-60 (default 25)"),
               ("epoch", "string", "the epoch you got with the cursor"))
 
 
@@ -203,7 +245,12 @@ class OpenAPIHandler(IBHandler):
     async def get(self) -> None:
         from ..routes import openapi
 
-        self.reply(openapi(self.base_url))
+        svc = self.settings.get("ib_service")
+        library = [ch.id for ch in svc.challenges] if svc and svc.challenges else []
+        self.reply(openapi(self.base_url, choices={
+            ("CreateSession", "model"): list(self.ib.models),
+            ("CreateSession", "assist_policy"): list(self.ib.assist_policies),
+            ("CreateSession", "challenge_id"): library}))
 
 
 class NotFoundHandler(IBHandler):

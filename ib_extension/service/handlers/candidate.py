@@ -16,7 +16,7 @@ from tornado.iostream import StreamClosedError
 from ...api import models as m
 from ...api import requests as schemas
 from .. import gateway
-from ..core import event_view
+from ..core import feed_event
 from ..roles import CANDIDATE
 from .base import FEED_QUERY, FeedBase, IBHandler, Op
 
@@ -33,7 +33,7 @@ class ModelsV1Handler(IBHandler):
 
 class ChatCompletionsHandler(IBHandler):
     ops = {"post": Op(CANDIDATE, "OpenAI-compatible chat completion, streaming or not",
-                      body=schemas.ChatRequest)}
+                      body=schemas.ChatRequest, streams=True)}
 
     def initialize(self) -> None:
         self._disconnected = asyncio.Event()
@@ -141,12 +141,18 @@ class MeFeedHandler(FeedBase):
 class MeEventsHandler(IBHandler):
     ops = {"post": Op(CANDIDATE, "Report candidate activity (cell runs, snapshots, copies, pastes)",
                       body=schemas.Activity, max_body=5_000_000, success=201,
-                      response=m.Event)}
+                      response=m.FeedEvent)}
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        announced = self.request.headers.get("Content-Length", "")
+        if announced.isdigit():  # a session at its quota has its flood refused unread
+            self.service.check_activity_room(self.me, None, int(announced))
 
     async def post(self) -> None:
         req = self.body(schemas.Activity)
         event = self.service.record_activity(self.me, req.type, req.payload)
-        self.reply(event_view(event))
+        self.reply(feed_event(event))  # no echo of a big payload
 
 
 class MeSubmitHandler(IBHandler):

@@ -10,6 +10,9 @@ from ..roles import INTERVIEWER
 from ..sessions import STATUSES, TRANSITIONS
 from .base import FEED_QUERY, FeedBase, IBHandler, Op
 
+STATUS_LIST = f"^({'|'.join(sorted(STATUSES))})(,({'|'.join(sorted(STATUSES))}))*$"
+DATE = {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]}
+
 
 class ModelsHandler(IBHandler):
     ops = {"get": Op(INTERVIEWER, "Models and assist policies sessions may use",
@@ -24,16 +27,19 @@ class ModelsHandler(IBHandler):
 class SessionsHandler(IBHandler):
     ops = {
         "get": Op(INTERVIEWER, "List sessions, newest first", query=(
-            ("status", "string", "comma-separated statuses"),
+            ("status", {"type": "string", "pattern": STATUS_LIST},
+             "comma-separated statuses"),
             ("q", "string", "text in the candidate, challenge or conversation"),
             ("challenge_id", "string", "sessions of one challenge"),
             ("candidate", "string", "part of the candidate's name"),
-            ("from", "string", "created on or after this date (YYYY-MM-DD or ISO 8601)"),
-            ("to", "string", "created on or before this date (YYYY-MM-DD: the whole day)"),
+            ("from", DATE, "created on or after this date (YYYY-MM-DD or ISO 8601)"),
+            ("to", DATE, "created on or before this date (YYYY-MM-DD: the whole day)"),
             ("min_score", "number", "graded at least this (0-1)"),
             ("max_score", "number", "graded at most this (0-1)"),
-            ("limit", "integer", "page size, 1-500 (default 50)"),
-            ("offset", "integer", "rows to skip")), response=m.SessionPage),
+            ("limit", {"type": "integer", "minimum": 1, "maximum": 500},
+             "page size, 1-500 (default 50)"),
+            ("offset", {"type": "integer", "minimum": 0, "maximum": 10**9}, "rows to skip")),
+            response=m.SessionPage),
         "post": Op(INTERVIEWER, "Create a session", body=schemas.CreateSession, success=201,
                    response=m.CreatedSession),
     }
@@ -80,7 +86,7 @@ class SessionActionHandler(IBHandler):
         self.action = action
 
     async def post(self, session_id: str) -> None:
-        if self.request.body.strip() not in (b"", b"{}", b"null"):
+        if self.raw_body.strip() not in (b"", b"{}", b"null"):
             raise IBError("invalid_request", f"The {self.action} action takes no request body.")
         self.reply(self.service.view(self.service.act(session_id, self.action)))
 
@@ -135,6 +141,14 @@ class SessionEventsHandler(IBHandler):
         self.reply(m.Events(events=await svc.events(session_id, types or None)))
 
 
+class SessionEventHandler(IBHandler):
+    ops = {"get": Op(INTERVIEWER, "One event with its whole payload (the feed refers to big "
+                                  "payloads by this address)", response=m.Event)}
+
+    async def get(self, session_id: str, event_id: str) -> None:
+        self.reply(await self.service.event(session_id, event_id))
+
+
 class SessionRecordHandler(IBHandler):
     ops = {"get": Op(INTERVIEWER, "Everything about one session, for analytics and export",
                      response=m.Record)}
@@ -166,7 +180,8 @@ class ChallengesHandler(IBHandler):
     ops = {
         "get": Op(INTERVIEWER, "List or search the challenge library", query=(
             ("q", "string", "words that must all appear"), ("category", "string", ""),
-            ("difficulty", "string", "easy, medium or hard"), ("tag", "string", ""))),
+            ("difficulty", {"type": "string", "enum": ["easy", "medium", "hard"]},
+             "easy, medium or hard"), ("tag", "string", ""))),
         "post": Op(INTERVIEWER, "Add an interviewer-made challenge (fields, or `source`: "
                                 "the text of a challenge file)", body=schemas.NewChallenge,
                    success=201),
