@@ -308,13 +308,10 @@ def test_jupyterlab_draws_the_charts_of_the_untrusted_notebook_offline(
     record, tmp_path, offline_page
 ):
     export.write(record, "ipynb", tmp_path / "review.ipynb")
-    (tmp_path / "config.json").write_text(
-        json.dumps({"ServerApp": {"jpserver_extensions": {"ib_extension": False}}})
-    )
     port, token = free_port(), "review-test-token"
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-         f"--config={tmp_path / 'config.json'}", "--ServerApp.ip=127.0.0.1",
+         "--ServerApp.ip=127.0.0.1",
          f"--port={port}", f"--IdentityProvider.token={token}",
          f"--ServerApp.root_dir={tmp_path}", f"--LabApp.workspaces_dir={tmp_path / 'ws'}",
          f"--LabApp.user_settings_dir={tmp_path / 'settings'}"],

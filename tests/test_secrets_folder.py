@@ -25,7 +25,7 @@ def jp_server_config(ib_config, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     SecretsFolder(folder_of(ib_config["data_dir"])).write(PROVIDER_KEY, KEY_IN_FILE)
     return {
-        "ServerApp": {"jpserver_extensions": {"ib_extension": True},
+        "ServerApp": {"jpserver_extensions": {"ib_extension.service": True},
                       "reraise_server_extension_failures": True},
         "IdentityProvider": {"token": INTERVIEWER_TOKEN},
         "IBExtension": ib_config,
