@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from ..api.errors import IBError
 from ..api.requests import CreateSession
 from . import tokens
+from .admission import Gate
 from .budget import Ledger
 from .clock import iso
 from .feed import Feed
@@ -77,6 +78,7 @@ class Config(Protocol):
     warning_thresholds: list[int]
     rate_limit_per_minute: int
     max_concurrent_provider_calls: int
+    max_provider_calls_per_session: int
 
 
 class Clock(Protocol):
@@ -98,8 +100,11 @@ class Service:
         self.feed = Feed()
         self.rate = SlidingWindow(config.rate_limit_per_minute)
         self.provider_slots = asyncio.Semaphore(config.max_concurrent_provider_calls)
-        # session id -> the cut-off events of its running streams
+        # session id -> the cut-off events of its running (or waiting) chat requests
         self.streams: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._gates: dict[str, Gate] = {}
+        self._replies: dict[str, list[str]] = {}  # session id -> the replies it was given
+        self.flagged_seen: dict[str, set[str]] = defaultdict(set)
         self._event_id = 0
         self._message_seq = 0  # conversation order, even when two messages share a timestamp
 
@@ -328,6 +333,7 @@ class Service:
     def extend_tokens(self, session_id: str, tokens_: int, actor: str = "interviewer") -> Session:
         s = self.get(session_id)
         s.extend_tokens(tokens_)
+        self.gate(s).changed()  # requests waiting for tokens may fit now
         self.emit(s, "tokens.extended", actor, {"tokens": tokens_})
         self.check_warnings(s)
         self.save(s)
@@ -373,6 +379,25 @@ class Service:
             log.warning("stored challenge %s not loaded: %s", name, e.problem)
 
     # ---- candidate side ----------------------------------------------------------
+    def gate(self, s: Session) -> Gate:
+        """The session's queue in front of its budget and its share of provider calls."""
+        gate = self._gates.get(s.id)
+        if gate is None:
+            gate = self._gates[s.id] = Gate(s.ledger, self.config.max_provider_calls_per_session)
+        return gate
+
+    async def replies(self, s: Session) -> list[str]:
+        """The replies this session was given (read from the file once, then kept)."""
+        if s.id not in self._replies:
+            rows = await self.store.run(self.store.messages, s.id)
+            self._replies.setdefault(
+                s.id, [m["content"].strip() for m in rows if m["role"] == "assistant"])
+        return self._replies[s.id]
+
+    def remember_reply(self, s: Session, text: str) -> None:
+        if s.id in self._replies:
+            self._replies[s.id].append(text.strip())
+
     def candidate_seen(self, s: Session, *, active: bool = True) -> None:
         """The candidate's first request starts the clock; `active` counts as activity."""
         if active:

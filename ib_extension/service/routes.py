@@ -18,6 +18,7 @@ ROUTES: list[tuple[str, type[h.IBHandler], dict[str, Any]]] = [
     ("/ib/api/health", h.HealthHandler, {}),
     ("/ib/api/openapi.json", h.OpenAPIHandler, {}),
     ("/ib/v1/models", hc.ModelsV1Handler, {}),
+    ("/ib/v1/models/{model_id}", hc.ModelV1Handler, {}),
     ("/ib/v1/chat/completions", hc.ChatCompletionsHandler, {}),
     ("/ib/api/me", hc.MeHandler, {}),
     ("/ib/api/me/messages", hc.MeMessagesHandler, {}),

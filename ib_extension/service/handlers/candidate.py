@@ -14,6 +14,8 @@ from typing import Any
 from tornado.iostream import StreamClosedError
 
 from ...api import requests as schemas
+from ...api.chat import ChatRequest
+from ...api.errors import IBError
 from .. import gateway
 from ..core import event_view, message_view
 from ..roles import CANDIDATE
@@ -25,14 +27,28 @@ class ModelsV1Handler(IBHandler):
 
     async def get(self) -> None:
         self.service.candidate_seen(self.me)
-        self.reply({"object": "list", "data": [
-            {"id": self.me.model, "object": "model", "created": int(self.me.created_at),
-             "owned_by": "interview-buddy"}]})
+        self.reply({"object": "list", "data": [_model(self.me)]})
+
+
+class ModelV1Handler(IBHandler):
+    ops = {"get": Op(CANDIDATE, "The interview's model by its id (OpenAI model shape)")}
+
+    async def get(self, model_id: str) -> None:
+        if model_id != self.me.model:  # a client's mistake: not activity
+            raise IBError("not_found", f"This interview uses the model '{self.me.model}', "
+                          f"not '{model_id}'.", param="model")
+        self.service.candidate_seen(self.me)
+        self.reply(_model(self.me))
+
+
+def _model(s) -> dict:
+    return {"id": s.model, "object": "model", "created": int(s.created_at),
+            "owned_by": "interview-buddy"}
 
 
 class ChatCompletionsHandler(IBHandler):
     ops = {"post": Op(CANDIDATE, "OpenAI-compatible chat completion, streaming or not",
-                      body=schemas.ChatRequest)}
+                      body=ChatRequest)}
 
     def initialize(self) -> None:
         self._disconnected = asyncio.Event()
@@ -41,7 +57,7 @@ class ChatCompletionsHandler(IBHandler):
         self._disconnected.set()
 
     async def post(self) -> None:
-        req = self.body(schemas.ChatRequest)
+        req = self.body(ChatRequest)
         stream = gateway.chat(self.service, self.me, req, self.ib.gateway_settings(),
                               self._disconnected)
         async with aclosing(stream):
@@ -50,16 +66,16 @@ class ChatCompletionsHandler(IBHandler):
                 await self._stream(stream, reply, req)
             else:
                 async for kind, data in stream:
-                    if kind == "end":
+                    if kind == "end" and not self._disconnected.is_set():
                         self._complete(data)
 
-    async def _stream(self, stream, reply: gateway.Reply, req: schemas.ChatRequest) -> None:
+    async def _stream(self, stream, reply: gateway.Reply, req: ChatRequest) -> None:
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         first = True
         async for kind, data in stream:
             if kind == "delta":
-                delta = {"content": data}
+                delta = dict(data)
                 if first:
                     delta["role"] = "assistant"
                     first = False
@@ -69,7 +85,7 @@ class ChatCompletionsHandler(IBHandler):
                     await self._send(data.error.body())
                 else:
                     await self._send(_chunk(reply, [{"index": 0, "delta": {},
-                                                     "finish_reason": data.finish_reason or "stop"}]))
+                                                     "finish_reason": _finish(data)}]))
                     if req.stream_options and req.stream_options.include_usage:
                         await self._send({**_chunk(reply, []), "usage": _usage(data)})
                     await self._send("[DONE]")
@@ -87,19 +103,25 @@ class ChatCompletionsHandler(IBHandler):
             self._disconnected.set()
 
     def _complete(self, reply: gateway.Reply) -> None:
-        if reply.error is not None and not reply.text:
+        if reply.error is not None:
+            # Cut off (pause, lock, end, time up) or failed: the partial reply is logged and
+            # charged, and the client gets the reason, never a silently short answer.
             raise reply.error
-        body = {
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content or None,
+                                   "refusal": "".join(reply.refusal) or None}
+        if reply.tool_calls:
+            message["tool_calls"] = reply.tool_calls
+        self.reply({
             "id": reply.id, "object": "chat.completion", "created": reply.created,
             "model": reply.model,
-            "choices": [{"index": 0, "finish_reason": reply.finish_reason or "stop",
-                         "message": {"role": "assistant", "content": "".join(reply.text)}}],
+            "choices": [{"index": 0, "finish_reason": _finish(reply), "message": message,
+                         "logprobs": None}],
             "usage": _usage(reply),
-        }
-        if reply.error is not None:  # cut off after some text: return what was paid for
-            body["choices"][0]["finish_reason"] = "length"
-            body["ib_cut_off"] = reply.error.body()["error"]
-        self.reply(body)
+        })
+
+
+def _finish(reply: gateway.Reply) -> str:
+    return reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
 
 
 def _chunk(reply: gateway.Reply, choices: list) -> dict:
