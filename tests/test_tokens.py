@@ -258,3 +258,40 @@ def test_works_offline_from_an_empty_cache_in_concurrent_processes(tmp_path):
         assert proc.returncode == 0, err
         assert out.strip() == expected
     assert len(os.listdir(cache)) == 2  # one file per encoding, no temporary leftovers
+
+
+# The OpenAI cookbook's tool example ("How to count tokens with tiktoken", section
+# "Counting tokens for chat completions with tool calls") and the prompt tokens the API
+# billed for it, as published there.
+COOKBOOK_TOOLS = [{"type": "function", "function": {
+    "name": "get_current_weather",
+    "description": "Get the current weather in a given location",
+    "parameters": {"type": "object", "properties": {
+        "location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"},
+        "unit": {"type": "string", "description": "The unit of temperature to return",
+                 "enum": ["celsius", "fahrenheit"]}},
+        "required": ["location"]}}}]
+COOKBOOK_MESSAGES = [
+    {"role": "system",
+     "content": "You are a helpful assistant that can answer to questions about the weather."},
+    {"role": "user", "content": "What's the weather like in San Francisco?"},
+]
+
+
+@pytest.mark.parametrize("model,billed", [("gpt-4o", 101), ("gpt-4o-mini", 101),
+                                          ("gpt-3.5-turbo", 105), ("gpt-4", 105)])
+def test_tool_definitions_count_as_openai_published(model, billed):
+    assert tokens.count_prompt_tokens(COOKBOOK_MESSAGES, model, tools=COOKBOOK_TOOLS) == billed
+
+
+def test_nested_tool_schemas_and_output_schemas_add_tokens():
+    nested = {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"items": {"type": "array", "items": {
+            "type": "object", "properties": {"a": {"type": "integer"}}}}}}}}
+    flat = {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"items": {"type": "string"}}}}}
+    base = tokens.count_prompt_tokens(COOKBOOK_MESSAGES, "gpt-4o")
+    assert tokens.count_prompt_tokens(COOKBOOK_MESSAGES, "gpt-4o", tools=[nested]) > \
+        tokens.count_prompt_tokens(COOKBOOK_MESSAGES, "gpt-4o", tools=[flat]) > base
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    assert tokens.count_prompt_tokens(COOKBOOK_MESSAGES, "gpt-4o", response_format=fmt) > base

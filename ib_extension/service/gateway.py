@@ -144,6 +144,9 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
                                    timeout=settings.queue_timeout, stops=(cut, disconnected))
         except NotAdmitted as e:
             raise _not_admitted(service, s, gate, e.why, prompt_reserve, settings, cut) from None
+        if cut.is_set() or disconnected.is_set():  # stopped in the moment it got in
+            gate.release(reply.id)
+            raise _not_admitted(service, s, gate, "stopped", prompt_reserve, settings, cut)
 
         # The reservation is held from here: every path ends in _settle.
         started = time.monotonic()
