@@ -22,6 +22,7 @@ from .budget import Ledger
 from .clock import iso
 from .feed import Feed
 from .ratelimit import SlidingWindow
+from .refusals import RefusalCounter
 from .sessions import Session, hash_token, new_id, new_token
 from .store import Store
 
@@ -99,6 +100,7 @@ class Service:
         self._by_token: dict[str, str] = {}
         self.feed = Feed()
         self.rate = SlidingWindow(config.rate_limit_per_minute)
+        self.refusals = RefusalCounter()
         self.provider_slots = asyncio.Semaphore(config.max_concurrent_provider_calls)
         # session id -> the cut-off events of its running (or waiting) chat requests
         self.streams: dict[str, set[asyncio.Event]] = defaultdict(set)
@@ -150,6 +152,7 @@ class Service:
         for events in self.streams.values():
             for ev in events:
                 ev.set()
+        self._summarise_refusals(self.refusals.due(self.now(), everything=True))
         self.store.close()
 
     async def run_ticks(self, interval: float) -> None:
@@ -161,8 +164,10 @@ class Service:
             await asyncio.sleep(interval)
 
     def tick(self) -> None:
-        """Expire sessions whose time ran out and send due time warnings."""
+        """Expire sessions whose time ran out, send due time warnings, store the refusals
+        counted in windows that are over."""
         now = self.now()
+        self._summarise_refusals(self.refusals.due(now))
         for s in list(self.sessions.values()):
             if s.status == "active" and s.time_left(now) <= 0:
                 self._transition(s, "expire", "system")
@@ -442,11 +447,24 @@ class Service:
         }
 
     def refuse(self, s: Session, err: IBError) -> IBError:
-        """Log a refusal as an event, then hand the error back for raising."""
+        """Log a refusal, then hand the error back for raising. Past the first few in a
+        minute, refusals are only counted (a `refusals.counted` event sums them up)."""
+        now = self.now()
         s.flags["refusals"] += 1
-        self.emit(s, "refusal", "system", {"code": err.code, "message": err.message})
-        self.save(s)
+        ended = self.refusals.ended(s.id, now)
+        if ended:
+            self._summarise_refusals([(s.id, ended)])
+        if self.refusals.record(s.id, err.code, now):
+            self.emit(s, "refusal", "system", {"code": err.code, "message": err.message})
+            self.save(s)
         return err
+
+    def _summarise_refusals(self, summaries: list[tuple[str, dict]]) -> None:
+        for sid, summary in summaries:
+            s = self.sessions.get(sid)
+            if s is not None:
+                self.emit(s, "refusals.counted", "system", {**summary, "since": iso(summary["since"])})
+                self.save(s)
 
     def check_warnings(self, s: Session) -> None:
         now = self.now()
