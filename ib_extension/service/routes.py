@@ -20,6 +20,7 @@ ROUTES: list[tuple[str, type[h.IBHandler], dict[str, Any]]] = [
     ("/ib/v1/models", hc.ModelsV1Handler, {}),
     ("/ib/v1/models/{model_id}", hc.ModelV1Handler, {}),
     ("/ib/v1/chat/completions", hc.ChatCompletionsHandler, {}),
+    ("/ib/v1/responses", hc.ResponsesHandler, {}),
     ("/ib/api/me", hc.MeHandler, {}),
     ("/ib/api/me/messages", hc.MeMessagesHandler, {}),
     ("/ib/api/me/feed", hc.MeFeedHandler, {}),

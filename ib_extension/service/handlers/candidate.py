@@ -16,7 +16,8 @@ from tornado.iostream import StreamClosedError
 from ...api import requests as schemas
 from ...api.chat import ChatRequest
 from ...api.errors import IBError
-from .. import gateway
+from ...api.responses import EventStream, ResponsesRequest, output_items, response_object
+from .. import gateway, responses_api
 from ..core import event_view, message_view
 from ..roles import CANDIDATE
 from .base import FEED_QUERY, FeedBase, IBHandler, Op
@@ -46,9 +47,8 @@ def _model(s) -> dict:
             "owned_by": "interview-buddy"}
 
 
-class ChatCompletionsHandler(IBHandler):
-    ops = {"post": Op(CANDIDATE, "OpenAI-compatible chat completion, streaming or not",
-                      body=ChatRequest)}
+class _GatewayHandler(IBHandler):
+    """A candidate route answered by the gateway: streams server-sent events or JSON."""
 
     def initialize(self) -> None:
         self._disconnected = asyncio.Event()
@@ -56,11 +56,36 @@ class ChatCompletionsHandler(IBHandler):
     def on_connection_close(self) -> None:
         self._disconnected.set()
 
+    def _chat(self, req: ChatRequest):
+        return gateway.chat(self.service, self.me, req, self.ib.gateway_settings(),
+                            self._disconnected)
+
+    def _open_stream(self) -> None:
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+
+    async def _send(self, payload: Any, event: str | None = None) -> None:
+        if self._disconnected.is_set():
+            return
+        text = payload if isinstance(payload, str) else json.dumps(payload)
+        self.write((f"event: {event}\n" if event else "") + f"data: {text}\n\n")
+        try:
+            await self.flush()
+        except StreamClosedError:
+            self._disconnected.set()
+
+    def _close_stream(self) -> None:
+        if not self._disconnected.is_set():
+            self.finish(set_content_type="text/event-stream")
+
+
+class ChatCompletionsHandler(_GatewayHandler):
+    ops = {"post": Op(CANDIDATE, "OpenAI-compatible chat completion, streaming or not",
+                      body=ChatRequest)}
+
     async def post(self) -> None:
         req = self.body(ChatRequest)
-        stream = gateway.chat(self.service, self.me, req, self.ib.gateway_settings(),
-                              self._disconnected)
-        async with aclosing(stream):
+        async with aclosing(self._chat(req)) as stream:
             _, reply = await stream.__anext__()  # refusals raise here, before any byte is sent
             if req.stream:
                 await self._stream(stream, reply, req)
@@ -70,8 +95,7 @@ class ChatCompletionsHandler(IBHandler):
                         self._complete(data)
 
     async def _stream(self, stream, reply: gateway.Reply, req: ChatRequest) -> None:
-        self.set_header("Content-Type", "text/event-stream")
-        self.set_header("Cache-Control", "no-cache")
+        self._open_stream()
         first = True
         async for kind, data in stream:
             if kind == "delta":
@@ -89,18 +113,7 @@ class ChatCompletionsHandler(IBHandler):
                     if req.stream_options and req.stream_options.include_usage:
                         await self._send({**_chunk(reply, []), "usage": _usage(data)})
                     await self._send("[DONE]")
-        if not self._disconnected.is_set():
-            self.finish(set_content_type="text/event-stream")
-
-    async def _send(self, payload: Any) -> None:
-        if self._disconnected.is_set():
-            return
-        text = payload if isinstance(payload, str) else json.dumps(payload)
-        self.write(f"data: {text}\n\n")
-        try:
-            await self.flush()
-        except StreamClosedError:
-            self._disconnected.set()
+        self._close_stream()
 
     def _complete(self, reply: gateway.Reply) -> None:
         if reply.error is not None:
@@ -118,6 +131,48 @@ class ChatCompletionsHandler(IBHandler):
                          "logprobs": None}],
             "usage": _usage(reply),
         })
+
+
+class ResponsesHandler(_GatewayHandler):
+    ops = {"post": Op(CANDIDATE, "OpenAI Responses API without server-side state: text and "
+                                 "function tools, streaming or not", body=ResponsesRequest)}
+
+    async def post(self) -> None:
+        req = self.body(ResponsesRequest)
+        chat_req = responses_api.to_chat(req)
+        async with aclosing(self._chat(chat_req)) as stream:
+            _, reply = await stream.__anext__()  # refusals raise here, before any byte is sent
+            events = EventStream(req, reply.id, reply.created, reply.model)
+            if req.stream:
+                self._open_stream()
+                for ev in events.start():
+                    await self._send(ev, ev["type"])
+            async for kind, data in stream:
+                if kind == "delta" and req.stream:
+                    for ev in events.delta(data):
+                        await self._send(ev, ev["type"])
+                elif kind == "end" and req.stream:
+                    if data.error is not None:
+                        ev = events.error(data.error.body())
+                        await self._send(ev, "error")
+                    else:
+                        for ev in events.end(_finish(data), _tokens(data)):
+                            await self._send(ev, ev["type"])
+                elif kind == "end" and not self._disconnected.is_set():
+                    if data.error is not None:
+                        raise data.error  # cut off or failed: charged, and said so
+                    status = "incomplete" if _finish(data) == "length" else "completed"
+                    output = output_items(reply.id, data.content or "".join(data.refusal),
+                                          data.tool_calls)
+                    self.reply(response_object(req, response_id=reply.id, created=reply.created,
+                                               model=reply.model, status=status, output=output,
+                                               usage=_tokens(data)))
+            if req.stream:
+                self._close_stream()
+
+
+def _tokens(reply: gateway.Reply) -> tuple[int, int]:
+    return reply.prompt_tokens, reply.completion_tokens
 
 
 def _finish(reply: gateway.Reply) -> str:
