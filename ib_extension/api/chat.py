@@ -17,6 +17,12 @@ class _Shape(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _Message(_Shape):
+    # Anthropic-style prompt-caching marker that LiteLLM (jupyter-ai) puts on messages and
+    # text parts: accepted and dropped, since OpenAI-compatible providers refuse it.
+    cache_control: dict[str, Any] | None = None
+
+
 class TextPart(_Shape):
     type: Literal["text"]
     text: str
@@ -73,19 +79,19 @@ class ToolCall(_Shape):
     function: FunctionCall
 
 
-class SystemMessage(_Shape):
+class SystemMessage(_Message):
     role: Literal["system", "developer"]
     content: _content(TextPart)
     name: str | None = Field(default=None, max_length=64)
 
 
-class UserMessage(_Shape):
+class UserMessage(_Message):
     role: Literal["user"]
     content: _content(UserPart)
     name: str | None = Field(default=None, max_length=64)
 
 
-class AssistantMessage(_Shape):
+class AssistantMessage(_Message):
     role: Literal["assistant"]
     content: _content(AssistantPart) | None = None
     refusal: str | None = None
@@ -95,7 +101,7 @@ class AssistantMessage(_Shape):
     audio: dict[str, Any] | None = None  # refused: no audio in an interview
 
 
-class ToolMessage(_Shape):
+class ToolMessage(_Message):
     role: Literal["tool"]
     content: _content(TextPart)
     tool_call_id: str = Field(max_length=200)

@@ -2,7 +2,7 @@
 
 | request field | what the service does |
 |---|---|
-| messages | forwarded after the service's system prompt; `cache_control` markers dropped |
+| messages | forwarded after the service's system prompt; `cache_control` markers (on messages and text parts, as LiteLLM sends them) dropped |
 | image, audio and file parts | refused by policy: "not allowed in this interview" (the interview is about code, and an image's token cost depends on its size, which a URL does not give) |
 | tools, tool_choice, parallel_tool_calls, response_format | forwarded; tool definitions, calls and schemas are counted in the prompt estimate |
 | temperature, top_p, presence/frequency_penalty, stop, seed, logit_bias, reasoning_effort, verbosity | forwarded |
@@ -81,7 +81,7 @@ def messages(req: ChatRequest) -> list[dict[str, Any]]:
     """The candidate's messages as the provider gets them."""
     out = []
     for m in req.messages:
-        d = m.model_dump(exclude_none=True, by_alias=True)
+        d = m.model_dump(exclude_none=True, by_alias=True, exclude={"cache_control"})
         if isinstance(d.get("content"), list):
             for part in d["content"]:
                 part.pop("cache_control", None)
