@@ -188,3 +188,17 @@ async def test_message_too_long(base_url, make_session, ib_app):
 async def test_bad_list_filters(aio_interviewer, query):
     r = await aio_interviewer.get(f"/ib/api/sessions?{query}")
     assert_error_shape(r, 400, "invalid_request")
+
+
+async def test_models_retrieve_answers_for_the_session_model_only(base_url, make_session, service):
+    import openai
+    from helpers import candidate_client
+
+    created = await make_session(model="gpt-4o")
+    client = candidate_client(base_url, created["candidate_token"])
+    with pytest.raises(openai.NotFoundError) as e:
+        await client.models.retrieve("gpt-4o-mini")
+    assert "'gpt-4o'" in e.value.message
+    assert service.sessions[created["id"]].status == "created"  # a mistake is not activity
+    model = await client.models.retrieve("gpt-4o")
+    assert model.id == "gpt-4o" and model.object == "model"

@@ -87,6 +87,7 @@ class Recorder:
         self.clients: dict[str, httpx.Client] = {}
         self.walk = walk
         self.challenge_id = ""
+        self.model_id = ""
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -100,7 +101,7 @@ class Recorder:
         elif role.startswith("candidate"):
             headers["Authorization"] = f"Bearer {token}"
         path = template.replace("{session_id}", session_id).replace(
-            "{challenge_id}", self.challenge_id)
+            "{challenge_id}", self.challenge_id).replace("{model_id}", self.model_id)
         if role not in self.clients:
             self.clients[role] = httpx.Client(base_url=self.url, timeout=30)
         r = self.clients[role].request(verb.upper(), path, json=body, params=params, headers=headers)
@@ -120,6 +121,7 @@ def sample_body(verb: str, template: str, model: str):
             "challenge_text": "Write `add(a, b)`."},
         ("post", "/ib/v1/chat/completions"): {
             "model": model, "messages": [{"role": "user", "content": f"Sort {MESSAGE_MARKER}?"}]},
+        ("post", "/ib/v1/responses"): {"model": model, "input": f"Sort {MESSAGE_MARKER}?"},
         ("post", "/ib/api/me/events"): {"type": "activity.paste", "payload": {"chars": 12}},
         ("post", "/ib/api/me/submit"): {"notebook": {
             "nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []}},
@@ -150,7 +152,7 @@ def walk_openapi(rec: Recorder) -> None:
     # Interviewers act on a session no candidate touches, so that `start` can succeed
     # and the candidate's own session stays usable.
     watched = create_session(rec, "Watched Walter")
-    model = mine["session"]["model"]
+    model = rec.model_id = mine["session"]["model"]
     roles = {"anonymous": None, "candidate": mine["candidate_token"],
              "candidate-of-other": other["candidate_token"], "interviewer": INTERVIEWER}
     library = rec.call("interviewer", INTERVIEWER, "get", "/ib/api/challenges")

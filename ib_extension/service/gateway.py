@@ -167,9 +167,10 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
                 async with aclosing(_until(stream, cut, disconnected)) as chunks:
                     async for chunk in chunks:
                         delta = _absorb(reply, chunk, s.model)
+                        if delta and delta.get("content"):  # live readers follow the text
+                            service.feed.publish(s.id, "delta", {"message_id": reply.id,
+                                                                 "text": delta["content"]})
                         if delta:
-                            service.feed.publish(s.id, "delta",
-                                                 {"message_id": reply.id, **delta})
                             yield "delta", delta
                         if _past_cap(reply, cap, s.model):
                             reply.cut_reason, reply.finish_reason = "budget", "length"
