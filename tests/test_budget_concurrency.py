@@ -75,7 +75,7 @@ async def test_a_fresh_100_token_session_is_not_told_its_budget_is_used_up(
     assert "100-token budget" in e.value.message and "at most 100" in e.value.message
 
 
-async def test_a_spent_budget_says_how_much_is_left(make_session, base_url, service):
+async def test_a_spent_budget_is_used_up(make_session, base_url, service):
     created = await make_session(token_budget=400)
     client = candidate_client(base_url, created["candidate_token"])
     r = await client.chat.completions.create(  # capped to what is left after the prompt
@@ -86,8 +86,23 @@ async def test_a_spent_budget_says_how_much_is_left(make_session, base_url, serv
     with pytest.raises(openai.RateLimitError) as e:
         await client.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "more?"}])
-    assert f"at most {400 - s.ledger.used} of your 400-token budget" in e.value.message
+    # What is left is less than the interview's instructions alone: used up, and it says so.
+    assert e.value.body["message"].startswith("Your token budget is used up")
+    assert f"{400 - s.ledger.used} of your 400 tokens are left" in e.value.message
     assert e.value.response.headers["x-should-retry"] == "false"
+
+
+async def test_a_message_too_big_for_what_is_left_says_so(make_session, base_url, service):
+    created = await make_session(token_budget=600)
+    client = candidate_client(base_url, created["candidate_token"])
+    await client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Some [[tokens:100]]"}])
+    s = service.sessions[created["id"]]
+    with pytest.raises(openai.RateLimitError) as e:
+        await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Explain this. " * 150}])
+    assert "used up" not in e.value.message
+    assert f"at most {600 - s.ledger.used} of your 600-token budget" in e.value.message
 
 
 @pytest.fixture

@@ -93,13 +93,16 @@ def system_prompt(settings: Settings, s: Session, policies: dict[str, str]) -> s
     )
 
 
-def budget_refusal(ledger: Ledger, prompt: int) -> IBError:
-    """The true sentence for a request the settled budget cannot hold."""
+def budget_refusal(ledger: Ledger, prompt: int, smallest: int) -> IBError:
+    """The true sentence for a request the settled budget cannot hold. `smallest` is what
+    the shortest possible message would need: below it, and once something was spent, the
+    budget is used up; otherwise this message is too big for what is left."""
     left = ledger.settled_left
-    if left == 0:
+    if ledger.used and left < smallest:
         return IBError("budget_exhausted",
-                       f"Your token budget of {ledger.budget} is used up, so the AI assistant "
-                       "is closed. Ask the interviewer if you need more tokens.")
+                       f"Your token budget is used up: {left} of your {ledger.budget} tokens "
+                       "are left, fewer than any message needs, so the AI assistant is "
+                       "closed. Ask the interviewer if you need more tokens.")
     running = " once your replies still running are charged" if ledger.reserved else ""
     return IBError("budget_exhausted",
                    f"This message needs about {prompt} tokens with the conversation so far "
@@ -143,10 +146,12 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
             cap = await gate.enter(reply.id, prompt_reserve, wanted,
                                    timeout=settings.queue_timeout, stops=(cut, disconnected))
         except NotAdmitted as e:
-            raise _not_admitted(service, s, gate, e.why, prompt_reserve, settings, cut) from None
+            raise _not_admitted(service, s, gate, e.why, prompt_reserve, settings, cut,
+                                messages[0]) from None
         if cut.is_set() or disconnected.is_set():  # stopped in the moment it got in
             gate.release(reply.id)
-            raise _not_admitted(service, s, gate, "stopped", prompt_reserve, settings, cut)
+            raise _not_admitted(service, s, gate, "stopped", prompt_reserve, settings, cut,
+                                messages[0])
 
         # The reservation is held from here: every path ends in _settle.
         started = time.monotonic()
@@ -311,9 +316,12 @@ def _rate_refusal(service: Service, s: Session, now: float) -> IBError | None:
 
 
 def _not_admitted(service: Service, s: Session, gate: Gate, why: str, prompt: int,
-                  settings: Settings, cut: asyncio.Event) -> IBError:
+                  settings: Settings, cut: asyncio.Event, system: dict[str, Any]) -> IBError:
     if why == "budget":
-        return service.refuse(s, budget_refusal(s.ledger, prompt))
+        # The shortest message: the service's instructions and an empty question, one token of reply.
+        shortest = tokens.count_message_tokens([system, {"role": "user", "content": ""}], s.model)
+        smallest = s.ledger.prompt_reserve(shortest, settings.prompt_margin) + 1
+        return service.refuse(s, budget_refusal(s.ledger, prompt, smallest))
     if why == "budget_wait":
         return service.refuse(s, IBError(
             "budget_reserved",
