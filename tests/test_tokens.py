@@ -295,3 +295,19 @@ def test_nested_tool_schemas_and_output_schemas_add_tokens():
         tokens.count_prompt_tokens(COOKBOOK_MESSAGES, "gpt-4o", tools=[flat]) > base
     fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
     assert tokens.count_prompt_tokens(COOKBOOK_MESSAGES, "gpt-4o", response_format=fmt) > base
+
+
+# Tool calls and results in a conversation: OpenAI publishes no formula. Counts billed by
+# the API for gpt-3.5-turbo, as reported on the OpenAI developer forum ("Strange token cost
+# calculation for tool_calls"): one user message, then 1, 2 or 3 pairs of a calculator
+# call and its result cost 40, 89 and 114 prompt tokens. The estimate (the calls' JSON)
+# must never be below what is billed, and not far above.
+@pytest.mark.parametrize("pairs,billed", [(1, 40), (2, 89), (3, 114)])
+def test_tool_call_history_is_estimated_at_or_above_what_is_billed(pairs, billed):
+    call = {"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": {
+        "name": "calculator", "arguments": '{"a":2, "b":2}'}}]}
+    result = {"role": "tool", "tool_call_id": "a", "content": "4"}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "How much is 2 plus 2?"}]}]
+    messages += [call, result] * pairs
+    estimate = tokens.count_prompt_tokens(messages, "gpt-3.5-turbo")
+    assert billed <= estimate <= 1.5 * billed

@@ -169,8 +169,8 @@ def _field_text(key: str, value: object, index: int) -> str:
         return value
     if key == "content" and isinstance(value, list):
         return "".join(_text_of_part(part, index) for part in value)
-    # Structured fields such as tool_calls reach the model serialised; their
-    # JSON is a fair estimate of what they cost.
+    # Structured fields such as tool_calls reach the model serialised; their JSON is an
+    # estimate at or above what OpenAI bills (tests/test_tokens.py checks published counts).
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
