@@ -158,7 +158,8 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
         assistant: dict[str, Any] | None = None
         answering = False
         try:
-            await _log_request(service, s, req, estimate, service.now())
+            await _log_request(service, s, req, estimate, service.now(),
+                               settings.max_message_chars)
             assistant = _message(s, "assistant", "", service.now(), status="streaming",
                                  prompt_tokens=estimate)
             assistant["id"] = reply.id
@@ -343,9 +344,10 @@ def _not_admitted(service: Service, s: Session, gate: Gate, why: str, prompt: in
 
 
 async def _log_request(service: Service, s: Session, req: ChatRequest, estimate: int,
-                       now: float) -> None:
+                       now: float, max_chars: int) -> None:
     """Log the candidate's turn and flag what needs the interviewer's eye, durably,
-    before the provider is called."""
+    before the provider is called. A flagged message is stored up to `max_chars` (the
+    limit of a candidate's message), with its full length."""
     turn = chat_log.candidate_turn(req.messages)
     user_msg = _message(s, "user", turn, now, prompt_tokens=estimate)
     s.message_count += 1
@@ -364,7 +366,9 @@ async def _log_request(service: Service, s: Session, req: ChatRequest, estimate:
         seen.add(mark)
         s.flags["flagged_messages"] = s.flags.get("flagged_messages", 0) + 1
         service.emit(s, "chat.flagged_message", "candidate",
-                     {**item, "message_id": user_msg["id"]}, audience="interviewer")
+                     {**item, "content": item["content"][:max_chars],
+                      "chars": len(item["content"]), "message_id": user_msg["id"]},
+                     audience="interviewer")
     await asyncio.wrap_future(service.save_message(user_msg))
     service.save(s)  # the count and last activity, durable before the provider is called
 
