@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install install-test browser lint bench clean
+.PHONY: demo test install install-test browser lint lint-only bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +27,15 @@ browser:
 demo: install
 	$(BIN)/ib demo
 
-test: install-test browser
+test: install-test browser lint-only
 	$(BIN)/pytest
 
-lint: install-test
+lint: install-test lint-only
+
+# Style (ruff) and the package's layers (import-linter, contracts in pyproject.toml).
+lint-only:
 	$(BIN)/ruff check ib_extension tests benchmarks
+	$(BIN)/lint-imports
 
 bench: install-test
 	$(BIN)/python benchmarks/overhead.py

@@ -46,7 +46,6 @@ def clock():
 def ib_config(fake_llm_url, tmp_path):
     """Extra IBExtension settings a test can override before the server starts."""
     return {
-        "role": "service",
         "data_dir": str(tmp_path / "ib-data"),
         "llm_base_url": fake_llm_url,
         "models": ["gpt-4o-mini", "gpt-4o"],
@@ -60,7 +59,7 @@ def ib_config(fake_llm_url, tmp_path):
 def jp_server_config(ib_config, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", PROVIDER_KEY)
     return {
-        "ServerApp": {"jpserver_extensions": {"ib_extension": True},
+        "ServerApp": {"jpserver_extensions": {"ib_extension.service": True},
                       "reraise_server_extension_failures": True},
         "IdentityProvider": {"token": INTERVIEWER_TOKEN},
         "IBExtension": ib_config,
@@ -70,7 +69,7 @@ def jp_server_config(ib_config, monkeypatch):
 @pytest.fixture
 def ib_app(jp_serverapp, clock):
     """The loaded extension, its service's clock swapped for the manual one."""
-    app = jp_serverapp.extension_manager.extension_apps["ib_extension"]
+    app = jp_serverapp.extension_manager.extension_apps["ib_extension.service"]
     app = next(iter(app))
     app.clock = clock
     app.service.clock = clock

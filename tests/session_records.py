@@ -19,6 +19,12 @@ import copy
 from datetime import datetime, timedelta, timezone
 
 import nbformat
+from views import THRESHOLDS
+
+from ib_extension.api.events import check_payload
+from ib_extension.api.models import Event, Grade, Message, Record
+from ib_extension.service.budget import Ledger
+from ib_extension.service.sessions import Session, hash_token
 
 T0 = datetime(2026, 11, 25, 9, 0, 0, tzinfo=timezone.utc)
 
@@ -71,6 +77,10 @@ def _plain(node):
 
 
 class RecordBuilder:
+    """Plays the service: a real `Session` (its transitions, ledger and clock), events
+    checked against the catalogue, every shape validated by the wire models, so a test
+    cannot build a record the service would not produce."""
+
     def __init__(
         self,
         *,
@@ -81,36 +91,33 @@ class RecordBuilder:
         challenge: dict | None = CHALLENGE,
         model: str = "gpt-4o-mini",
     ):
-        self.session_id = session_id
-        self.candidate_name = candidate_name
-        self.time_limit_seconds = time_limit_seconds
-        self.token_budget = token_budget
         self.challenge = copy.deepcopy(challenge)
-        self.model = model
+        self.session = Session(
+            id=session_id, candidate_name=candidate_name, candidate_email="ada@example.com",
+            challenge=copy.deepcopy(challenge) or {"id": None, "title": "Custom challenge",
+                                                    "statement": "Solve it."},
+            model=model, assist_policy="full", time_limit_seconds=float(time_limit_seconds),
+            ledger=Ledger(token_budget), token_hash=hash_token("builder"), created_at=_at(0),
+            last_activity_at=_at(0))
         self.messages: list[dict] = []
         self.events: list[dict] = []
         self.final_notebook: dict | None = None
-        self.grade_result: dict | None = None
-        self.started: float | None = None
-        self.ended: float | None = None
-        self.submitted: float | None = None
-        self.end_reason: str | None = None
-        self.status = "created"
-        self.locked = False
-        self.warnings: list[dict] = []
-        self.event(0, "session.created", actor="interviewer")
+        self.last = 0.0
+        self.event(0, "session.created", actor="interviewer", time_limit_seconds=time_limit_seconds,
+                   token_budget=token_budget, model=model, assist_policy="full",
+                   challenge_id=(challenge or {}).get("id"))
+
+    @property
+    def session_id(self) -> str:
+        return self.session.id
 
     # -- raw entries ---------------------------------------------------------
     def event(self, t: float, type: str, actor: str = "system", **payload) -> dict:
-        ev = {
-            "id": len(self.events) + 1,
-            "session_id": self.session_id,
-            "type": type,
-            "actor": actor,
-            "payload": payload,
-            "at": iso(t),
-        }
+        check_payload(type, payload)
+        ev = Event(id=len(self.events) + 1, session_id=self.session_id, type=type, actor=actor,
+                   payload=payload, at=iso(t)).model_dump()
         self.events.append(ev)
+        self.last = max(self.last, t)
         return ev
 
     def message(
@@ -125,27 +132,29 @@ class RecordBuilder:
         latency_ms=None,
         status: str = "complete",
     ) -> dict:
-        msg = {
-            "id": f"m_{len(self.messages) + 1:04d}",
-            "session_id": self.session_id,
-            "role": role,
-            "content": content,
-            "model": self.model,
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "latency_ms": latency_ms,
-            "status": status,
-            "created_at": iso(t),
-            "finished_at": iso(t if finished is None else finished),
-        }
+        msg = Message(
+            id=f"m_{len(self.messages) + 1:04d}", seq=len(self.messages) + 1,
+            session_id=self.session_id, role=role, content=content, model=self.session.model,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            latency_ms=latency_ms, status=status, created_at=iso(t),
+            finished_at=iso(t if finished is None else finished)).model_dump()
         self.messages.append(msg)
+        self.session.message_count += 1
+        self.session.last_activity_at = _at(t)
+        self.last = max(self.last, t if finished is None else finished)
         return msg
+
+    def _lifecycle(self, t: float, action: str, actor: str, **payload) -> None:
+        s = self.session
+        s.apply(action, _at(t))
+        past = {"start": "started", "pause": "paused", "resume": "resumed", "end": "ended",
+                "expire": "expired", "submit": "submitted"}[action]
+        self.event(t, f"session.{past}", actor=actor, **payload, status=s.status,
+                   reason=s.end_reason if s.ended else None)
 
     # -- what the service logs -----------------------------------------------
     def start(self, t: float = 0) -> None:
-        self.started = t
-        self.status = "active"
-        self.event(t, "session.started", actor="interviewer")
+        self._lifecycle(t, "start", "interviewer")
 
     def ask(
         self,
@@ -171,129 +180,88 @@ class RecordBuilder:
             latency_ms=round(latency * 1000),
             status=status,
         )
+        self.session.ledger.settle(reply["id"], prompt_tokens, completion_tokens)
         self.event(
             t + latency,
-            "chat.completed",
+            "chat.completed" if status == "complete" else "chat.cut",
             message_id=reply["id"],
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             latency_ms=round(latency * 1000),
+            **({} if status == "complete" else {"reason": status}),
         )
         return user, reply
 
     def pause(self, t: float) -> None:
-        self.status = "paused"
-        self.event(t, "session.paused", actor="interviewer")
+        self._lifecycle(t, "pause", "interviewer")
 
     def resume(self, t: float) -> None:
-        self.status = "active"
-        self.event(t, "session.resumed", actor="interviewer")
+        self._lifecycle(t, "resume", "interviewer")
 
     def lock(self, t: float) -> None:
-        self.locked = True
-        self.event(t, "session.locked", actor="interviewer")
+        self.session.set_locked(True)
+        self.event(t, "session.locked", actor="interviewer", locked=True)
 
     def extend_tokens(self, t: float, tokens: int) -> None:
-        self.token_budget += tokens
+        self.session.extend_tokens(tokens)
         self.event(t, "tokens.extended", actor="interviewer", tokens=tokens)
 
     def extend_time(self, t: float, seconds: int) -> None:
-        self.time_limit_seconds += seconds
-        self.event(t, "time.extended", actor="interviewer", seconds=seconds)
+        reopened = self.session.extend_time(seconds, _at(t))
+        self.event(t, "time.extended", actor="interviewer", seconds=seconds, reopened=reopened)
 
     def refusal(self, t: float, code: str = "budget_exhausted") -> None:
+        self.session.flags["refusals"] += 1
         self.event(t, "refusal", code=code, message=f"refused: {code}")
 
     def warning(self, t: float, kind: str = "tokens", threshold: int = 25) -> None:
-        self.warnings.append({"kind": kind, "threshold": threshold, "at": iso(t)})
-        self.event(t, "warning", kind=kind, threshold=threshold, left=0)
+        self.session.warnings.append({"kind": kind, "threshold": threshold, "at": _at(t)})
+        self.session.flags["warnings"] += 1
+        left = (self.session.ledger.settled_left if kind == "tokens"
+                else round(self.session.time_left(_at(t))))
+        self.event(t, "warning", kind=kind, threshold=threshold, left=left)
 
     def injection(self, t: float, pattern: str = "ignore previous", excerpt: str = "...") -> None:
+        self.session.flags["injection"] += 1
         self.event(t, "injection.suspected", pattern=pattern, excerpt=excerpt)
 
     def activity(self, t: float, kind: str, **payload) -> None:
+        if kind == "paste":
+            self.session.flags["large_paste"] += 1
         self.event(t, f"activity.{kind}", actor="candidate", **payload)
 
     def submit(self, t: float, nb: dict) -> None:
-        self.submitted = t
         self.final_notebook = nb
-        self.event(t, "session.submitted", actor="candidate", notebook=nb)
-        self.end(t, "submitted", actor="candidate")
+        self._lifecycle(t, "submit", "candidate", notebook=nb)
 
-    def end(self, t: float, reason: str = "interviewer", actor: str = "interviewer") -> None:
-        self.ended = t
-        self.end_reason = reason
-        self.status = "completed"
-        self.event(t, "session.ended", actor=actor, reason=reason)
+    def end(self, t: float, actor: str = "interviewer") -> None:
+        self._lifecycle(t, "end", actor)
+
+    def expire(self, t: float) -> None:
+        self._lifecycle(t, "expire", "system")
 
     def grade(self, tests: list[tuple[str, bool, bool]], *, error: str | None = None) -> None:
-        """``tests``: (name, visible, passed) triples."""
+        """``tests``: (name, visible, passed) triples; graded as the grader does."""
         passed = sum(1 for _, _, ok in tests if ok)
-        self.grade_result = {
-            "score": round(100 * passed / len(tests)) if tests else 0,
-            "passed": passed,
-            "total": len(tests),
-            "tests": [
-                {"name": n, "visible": v, "passed": ok, "message": "" if ok else "AssertionError"}
-                for n, v, ok in tests
-            ],
-            "duration_seconds": 0.5,
-            "error": error,
-        }
+        result = Grade(
+            score=passed / len(tests) if tests else 0.0, passed=passed, total=len(tests),
+            tests=[{"name": n, "visible": v, "passed": ok,
+                    "message": "" if ok else "AssertionError"} for n, v, ok in tests],
+            duration_seconds=0.5, error=error).model_dump()
+        self.session.grade = result
+        self.event(self.last, "grade.completed", **result)
 
     # -- the record ------------------------------------------------------------
     def build(self) -> dict:
-        prompt = sum(m["prompt_tokens"] or 0 for m in self.messages if m["role"] == "user")
-        completion = sum(m["completion_tokens"] or 0 for m in self.messages)
-        last = max(
-            [0.0]
-            + [_seconds(e["at"]) for e in self.events]
-            + [_seconds(m["finished_at"]) for m in self.messages]
-        )
-        session = {
-            "id": self.session_id,
-            "candidate_name": self.candidate_name,
-            "candidate_email": "ada@example.com",
-            "challenge": copy.deepcopy(self.challenge),
-            "model": self.model,
-            "assist_policy": "full",
-            "status": self.status,
-            "locked": self.locked,
-            "time_limit_seconds": self.time_limit_seconds,
-            "time_used_seconds": None,
-            "time_left_seconds": None,
-            "deadline": None,
-            "token_budget": self.token_budget,
-            "tokens_prompt": prompt,
-            "tokens_completion": completion,
-            "tokens_used": prompt + completion,
-            "tokens_reserved": 0,
-            "tokens_left": self.token_budget - prompt - completion,
-            "message_count": len(self.messages),
-            "created_at": iso(0),
-            "started_at": None if self.started is None else iso(self.started),
-            "ended_at": None if self.ended is None else iso(self.ended),
-            "last_activity_at": iso(last),
-            "end_reason": self.end_reason,
-            "warnings": list(self.warnings),
-            "flags": {
-                "refusals": 0,
-                "injection": 0,
-                "large_paste": 0,
-                "warnings": len(self.warnings),
-            },
-            "submitted_at": None if self.submitted is None else iso(self.submitted),
-        }
-        return copy.deepcopy(
-            {
-                "session": session,
-                "messages": self.messages,
-                "events": self.events,
-                "final_notebook": self.final_notebook,
-                "grade": self.grade_result,
-                "challenge": self.challenge,
-            }
-        )
+        view = self.session.view(_at(self.last), THRESHOLDS)
+        record = Record(session=view, messages=self.messages, events=self.events,
+                        final_notebook=self.final_notebook, grade=self.session.grade,
+                        challenge=self.challenge or view.challenge.model_dump())
+        return copy.deepcopy(record.model_dump())
+
+
+def _at(t: float) -> float:
+    return (T0 + timedelta(seconds=t)).timestamp()
 
 
 def _seconds(stamp: str) -> float:

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 from session_records import T0, RecordBuilder, sample_record
 
-from ib_extension.review import analytics
+from ib_extension.review import analytics, figures, records
 
 
 def test_pause_span_splits_wall_time_into_active_and_paused():
@@ -91,7 +91,7 @@ def test_flags_extensions_and_score():
     assert (s["refusals"], s["warnings"], s["injection_flags"]) == (2, 1, 1)
     assert (s["token_budget"], s["tokens_extended"]) == (1500, 500)
     assert (s["time_limit_seconds"], s["time_extended_seconds"]) == (900, 300)
-    assert (s["score"], s["tests_passed"], s["tests_total"]) == (50, 1, 2)
+    assert (s["score"], s["tests_passed"], s["tests_total"]) == (0.5, 1, 2)
 
 
 def test_session_that_never_started_has_no_time_and_no_questions():
@@ -151,10 +151,10 @@ def test_time_utilisation_covers_the_session_and_what_was_left():
 def test_figures_share_one_look_and_show_the_data():
     record = sample_record()
     figs = [
-        analytics.fig_token_usage(record),
-        analytics.fig_time_utilisation(record),
-        analytics.fig_message_timeline(record),
-        analytics.fig_compare([record, record]),
+        figures.fig_token_usage(record),
+        figures.fig_time_utilisation(record),
+        figures.fig_message_timeline(record),
+        figures.fig_compare([record, record]),
     ]
     assert all(isinstance(f, go.Figure) for f in figs)
     looks = {
@@ -173,15 +173,15 @@ def test_compare_puts_candidates_side_by_side_and_refuses_mixed_challenges():
     a, b = sample_record(), sample_record()
     b["session"]["candidate_name"] = "Grace Hopper"
     b["messages"] = b["messages"][:2]
-    fig = analytics.fig_compare([a, b])
+    fig = figures.fig_compare([a, b])
     tokens = fig.data[0]
     assert list(tokens.x) == ["Ada Lovelace", "Grace Hopper"]
     assert list(tokens.y) == [analytics.summary(r)["tokens_total"] for r in (a, b)]
     b["challenge"] = {**b["challenge"], "id": "fizzbuzz"}
     with pytest.raises(ValueError, match="one challenge"):
-        analytics.fig_compare([a, b])
+        figures.fig_compare([a, b])
     with pytest.raises(ValueError, match="at least one"):
-        analytics.fig_compare([])
+        figures.fig_compare([])
 
 
 def test_csv_and_json_hold_one_summary_per_record():
@@ -227,4 +227,4 @@ def test_a_question_sorts_before_its_reply_whatever_the_ids():
     b.start(0)
     question, reply = b.ask(10, "q", "a")
     question["id"], reply["id"] = "m_zzz", "m_aaa"
-    assert [m["role"] for m in analytics.messages(b.build())] == ["user", "assistant"]
+    assert [m["role"] for m in records.messages(b.build())] == ["user", "assistant"]

@@ -87,10 +87,10 @@ async def test_wrong_method_is_405(aio_interviewer):
 ])
 async def test_bad_control_bodies_change_nothing(aio_interviewer, make_session, service, path, body):
     sid = (await make_session())["id"]
-    before = service.sessions[sid].to_dict(service.now())
+    before = service.view(service.sessions[sid])
     r = await aio_interviewer.post(f"/ib/api/sessions/{sid}/{path}", json=body)
     assert_error_shape(r, 400, "invalid_request")
-    assert service.sessions[sid].to_dict(service.now()) == before
+    assert service.view(service.sessions[sid]) == before
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=abc", "offset=-1", "limit=100000"])

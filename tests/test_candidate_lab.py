@@ -17,8 +17,8 @@ import pytest
 from helpers import stop, wait_for
 from live import SECRETS, STARTER, Lab, start_lab, start_service, stop_service  # noqa: F401  (Lab: used by the tests' types)
 
-from ib_extension.api.resources import shared_dir
-from ib_extension.candidate import lab
+from ib_extension.api.resources import candidate_template
+from ib_extension.candidate import lab, notebook
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +32,9 @@ def workspace(live, tmp_path_factory):
 
 # ---- the template ---------------------------------------------------------------------
 def test_template_gets_the_title_and_starter_code():
-    template = json.loads((shared_dir("notebooks") / lab.TEMPLATE_NAME).read_text())
+    template = json.loads(candidate_template().read_text())
     session = {"id": "s_1", "challenge": {"title": "Two Sum", "starter_code": STARTER}}
-    nb = lab.fill_template(template, session)
+    nb = notebook.fill_template(template, session)
     roles = {c["metadata"].get("ib", {}).get("role"): c for c in nb["cells"]}
     assert "show_panel()" in "".join(roles["panel"]["source"])
     assert roles["title"]["source"].startswith("# Two Sum\n")
@@ -62,7 +62,7 @@ def test_a_wrong_token_stops_ib_lab_with_the_services_sentence(live, tmp_path):
 
 # ---- the running workspace ---------------------------------------------------------------
 def test_workspace_notebook_holds_the_challenge(workspace):
-    nb = json.loads((workspace.workdir / lab.NOTEBOOK_NAME).read_text())
+    nb = json.loads((workspace.workdir / notebook.NOTEBOOK_NAME).read_text())
     assert nb["cells"][1]["source"].startswith("# FizzBuzz\n")
     assert nb["metadata"]["ib"]["session_id"] == workspace.session_id
 
@@ -70,7 +70,7 @@ def test_workspace_notebook_holds_the_challenge(workspace):
 def test_the_first_layout_opens_the_candidate_notebook(workspace):
     with workspace.client() as c:
         layout = c.get("/lab/api/workspaces/default").json()
-    assert layout["data"][f"notebook:{lab.NOTEBOOK_NAME}"]["data"]["path"] == lab.NOTEBOOK_NAME
+    assert layout["data"][f"notebook:{notebook.NOTEBOOK_NAME}"]["data"]["path"] == notebook.NOTEBOOK_NAME
 
 
 def test_preparing_again_keeps_the_candidates_work(tmp_path):
@@ -172,10 +172,10 @@ def test_closing_the_request_stops_the_reply(workspace, live):
 
 
 def test_saving_a_notebook_records_a_snapshot(workspace, live):
-    nb = json.loads((workspace.workdir / lab.NOTEBOOK_NAME).read_text())
+    nb = json.loads((workspace.workdir / notebook.NOTEBOOK_NAME).read_text())
     nb["cells"][2]["source"] = "def fizzbuzz(n):\n    return []\n"
     with workspace.client() as c:
-        r = c.put(f"/api/contents/{lab.NOTEBOOK_NAME}",
+        r = c.put(f"/api/contents/{notebook.NOTEBOOK_NAME}",
                   json={"type": "notebook", "format": "json", "content": nb})
         assert r.status_code == 200, r.text
 
@@ -184,7 +184,7 @@ def test_saving_a_notebook_records_a_snapshot(workspace, live):
         return events[-1] if events else None
 
     event = wait_for(snapshot, "the snapshot event")
-    assert event["payload"]["path"] == lab.NOTEBOOK_NAME
+    assert event["payload"]["path"] == notebook.NOTEBOOK_NAME
     source = event["payload"]["notebook"]["cells"][2]["source"]  # as saved: a list of lines
     assert "".join(source) == nb["cells"][2]["source"]
 
@@ -193,15 +193,21 @@ def test_submit_sends_the_saved_notebook(live, tmp_path):
     ws = start_lab(live, tmp_path)
     try:
         with ws.client() as c:
+            # The candidate's server refuses in the service's one error shape (the panel
+            # shows its sentence).
             bad = c.post("/ib/candidate/submit", json={"path": "notes.txt"})
-            assert bad.status_code == 400 and "path" in bad.json()["message"]
-            assert c.post("/ib/candidate/submit", json={"path": "nope.ipynb"}).status_code == 404
-            absolute = str(ws.workdir / lab.NOTEBOOK_NAME)  # what kernels know
+            assert bad.status_code == 400
+            assert bad.json()["error"]["code"] == "invalid_request"
+            assert "path" in bad.json()["error"]["message"]
+            missing = c.post("/ib/candidate/submit", json={"path": "nope.ipynb"})
+            assert missing.status_code == 404
+            assert missing.json()["error"]["message"] == "There is no notebook at nope.ipynb to submit."
+            absolute = str(ws.workdir / notebook.NOTEBOOK_NAME)  # what kernels know
             r = c.post("/ib/candidate/submit", json={"path": absolute})
         assert r.status_code == 200, r.text
         assert (r.json()["status"], r.json()["end_reason"]) == ("completed", "submitted")
         record = live.client.events(ws.session_id, "session.submitted")["events"][0]
-        saved = nbformat.read(ws.workdir / lab.NOTEBOOK_NAME, as_version=4)
+        saved = nbformat.read(ws.workdir / notebook.NOTEBOOK_NAME, as_version=4)
         assert nbformat.reads(json.dumps(record["payload"]["notebook"]), as_version=4) == saved
     finally:
         stop(ws.proc)

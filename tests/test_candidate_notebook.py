@@ -14,10 +14,10 @@ import nbformat
 from helpers import wait_for
 from live import start_service, stop_service
 
-from ib_extension.api.resources import shared_dir
+from ib_extension.api.resources import candidate_template
 
 HERE = Path(__file__).parent
-NOTEBOOKS = [shared_dir("notebooks") / "candidate.ipynb", HERE / "nb" / "panel_api.ipynb"]
+NOTEBOOKS = [candidate_template(), HERE / "nb" / "panel_api.ipynb"]
 
 
 def run_nbval(notebook: Path, session: dict, url: str, tmp: Path) -> subprocess.CompletedProcess:

@@ -95,7 +95,8 @@ def test_lifecycle_subcommands_change_the_session(live, conn, capsys):
         assert cli.main(["session", *args, *conn]) == 0, capsys.readouterr().err
         printed = json.loads(capsys.readouterr().out)
         assert printed == live.client.session(sid) | {
-            k: printed[k] for k in ("time_used_seconds", "time_left_seconds", "deadline")}
+            k: printed[k] for k in ("time_used_seconds", "time_left_seconds",
+                                    "time_paused_seconds", "deadline")}
         return printed
 
     assert run("pause", sid)["status"] == "paused"

@@ -10,7 +10,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from session_records import RecordBuilder, code_cell, notebook, sample_record
+from views import session_view
 
+from ib_extension.api.events import check_payload, describe
+from ib_extension.api.models import Event
 from ib_extension.dashboards import analytics_page, controls, create, fmt, timeline
 from ib_extension.dashboards.monitor import row_cells
 from ib_extension.dashboards.widgets import Conversation
@@ -21,15 +24,9 @@ NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
 
 
 def session(**over) -> dict:
-    s = {"id": "s_1", "candidate_name": "Ada", "candidate_email": None, "status": "active",
-         "locked": False, "challenge": {"id": None, "title": "FizzBuzz"},
-         "time_limit_seconds": 1800.0, "time_left_seconds": 1200.0,
-         "deadline": (NOW + timedelta(seconds=600)).isoformat().replace("+00:00", "Z"),
-         "token_budget": 1000, "tokens_used": 800, "tokens_left": 200, "tokens_reserved": 0,
-         "message_count": 4, "last_activity_at": None,
-         "flags": {"refusals": 0, "injection": 0, "large_paste": 0, "warnings": 0}}
-    s.update(over)
-    return s
+    """A real session view: started 600 s before NOW with 1,800 s to go, 800 of 1,000 tokens
+    used."""
+    return session_view(NOW, **{"used": 800, "time_limit": 1200.0, **over})
 
 
 def assert_inert(html: str) -> None:
@@ -81,13 +78,12 @@ def test_clock(seconds, text):
 # -- controls ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("status", ["created", "active", "paused", "completed", "expired"])
-def test_lifecycle_buttons_follow_the_status(status):
+def test_lifecycle_buttons_follow_the_actions_the_service_allows(status):
     s = session(status=status)
-    assert controls.allowed("start", s) == (status == "created")
+    for name in ("start", "pause", "resume", "end", "extend-time", "extend-tokens"):
+        assert controls.allowed(name, s) == (name in s["allowed_actions"])
     assert controls.allowed("pause", s) == (status == "active")
-    assert controls.allowed("resume", s) == (status == "paused")
-    assert controls.allowed("end", s) == (status not in fmt.ENDED)
-    assert controls.allowed("extend_time", s) == (status != "completed")
+    assert not controls.allowed("extend-tokens", s) or status not in fmt.ENDED
 
 
 def test_lock_and_unlock_exclude_each_other():
@@ -104,8 +100,10 @@ def test_destructive_actions_ask_first():
 # -- timeline and snapshot -----------------------------------------------------------------
 
 def event(type_: str, **payload) -> dict:
-    return {"id": 1, "type": type_, "actor": "system", "payload": payload,
-            "at": "2026-11-25T12:00:00.000Z"}
+    """An event as the service logs it: the catalogue admits its payload."""
+    check_payload(type_, payload)
+    return Event(id=1, session_id="s_1", type=type_, actor="system", payload=payload,
+                 at="2026-11-25T12:00:00.000Z").model_dump()
 
 
 def test_event_rows_escape_payloads():
@@ -115,13 +113,13 @@ def test_event_rows_escape_payloads():
 
 
 @pytest.mark.parametrize(("type_", "payload", "text"), [
-    ("tokens.extended", {"tokens": 5000}, "+5,000 tokens"),
-    ("time.extended", {"seconds": 600}, "+10 min"),
-    ("warning", {"kind": "time", "threshold": 10}, "time: 10 % left"),
-    ("refusal", {"code": "session_paused", "message": "Paused."}, "session_paused: Paused."),
+    ("tokens.extended", {"tokens": 5000}, "Token budget extended by 5,000"),
+    ("time.extended", {"seconds": 600}, "Time extended by 10 min"),
+    ("warning", {"kind": "time", "threshold": 10, "left": 60}, "Warning: 10 % of the time left"),
+    ("refusal", {"code": "session_paused", "message": "Paused."}, "Refused: Paused."),
 ])
-def test_events_read_as_sentences(type_, payload, text):
-    assert timeline.describe(event(type_, **payload)) == text
+def test_events_read_as_sentences_from_the_catalogue(type_, payload, text):
+    assert timeline.describe(event(type_, **payload)) == text == describe(event(type_, **payload))
 
 
 def test_categories_split_events_by_type():
@@ -136,7 +134,8 @@ def test_latest_snapshot_is_the_newest_notebook_and_is_shown_inert():
     nb_old = notebook(code_cell("old = 1"))
     nb_new = notebook(code_cell(f"s = '{XSS}'"))
     t.show([{**event("activity.snapshot", notebook=nb_old, path="a.ipynb"), "id": 1},
-            {**event("chat.completed"), "id": 2},
+            {**event("chat.completed", message_id="m_1", prompt_tokens=10, completion_tokens=5,
+                     latency_ms=900), "id": 2},
             {**event("activity.snapshot", notebook=nb_new, path="a.ipynb"), "id": 3}])
     found, nb = t.latest_notebook()
     assert found["id"] == 3

@@ -31,7 +31,7 @@ def test_dashboard_notebooks_run_against_a_live_service(fake_llm_url, tmp_path):
         env = dict(os.environ, IB_URL=live.url, IB_TOKEN=live.token, IB_DASHBOARDS_STRICT="1")
         run = subprocess.run(
             [sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
-             "--rootdir", str(REPO), *[str(REPO / "notebooks" / nb) for nb in NOTEBOOKS]],
+             "--rootdir", str(REPO), *[str(REPO / "notebooks" / "dashboards" / nb) for nb in NOTEBOOKS]],
             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     finally:
         stop_service(live)

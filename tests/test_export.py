@@ -23,7 +23,7 @@ from session_records import (
     sample_record,
 )
 
-from ib_extension.review import analytics, export
+from ib_extension.review import analytics, export, records
 from ib_extension.review.provenance import code_blocks, normalise, provenance
 
 KINDS = {
@@ -75,7 +75,7 @@ def test_every_message_appears_once_in_time_order(record):
     random.Random(3).shuffle(shuffled["messages"])
     cells = export.to_ipynb(shuffled).cells
     shown = [ib(c)["message_id"] for c in cells if ib(c)["kind"] == "message"]
-    assert shown == [m["id"] for m in analytics.messages(record)]
+    assert shown == [m["id"] for m in records.messages(record)]
     for m in record["messages"]:
         cell = next(c for c in cells if ib(c).get("message_id") == m["id"])
         assert ib(cell)["role"] == m["role"]
@@ -147,13 +147,20 @@ def test_json_validates_against_the_schema_and_is_complete(record):
     nbformat.validate(nbformat.from_dict(document["final_notebook"]))
 
 
+def test_the_committed_schema_file_is_the_generated_one():
+    from ib_extension.review.export_schema import PATH
+
+    assert json.loads(PATH.read_text(encoding="utf-8")) == export.schema(), (
+        "regenerate it: python -c 'import json; from ib_extension.review import export; "
+        "print(json.dumps(export.schema(), indent=2, ensure_ascii=False))' > " + str(PATH))
+
+
 def test_schema_documents_exactly_the_allowlist():
     s = export.schema()
     jsonschema.Draft202012Validator.check_schema(s)
     assert set(s["$defs"]["session"]["properties"]) == set(export.SESSION_FIELDS)
     assert set(s["$defs"]["message"]["properties"]) == set(export.MESSAGE_FIELDS)
     payload_keys = {k for fields in export.PAYLOAD_FIELDS.values() for k in fields}
-    payload_keys |= set(export.ACTIVITY_FIELDS)
     assert (
         set(s["$defs"]["event"]["properties"]["payload"]["propertyNames"]["enum"]) == payload_keys
     )

@@ -14,6 +14,7 @@ import pytest
 from helpers import wait_for
 
 from ib_extension.api.challenges import Challenge, load_library
+from ib_extension.api.resources import candidate_template
 from ib_extension.grading.grader import (
     ENV_ALLOWLIST,
     candidate_cells,
@@ -311,7 +312,7 @@ def test_candidate_cells_skip_template_cells_and_blank_ones():
 
 
 def test_the_candidate_templates_panel_cell_is_not_graded():
-    template = json.loads((CHALLENGE_DIR.parent / "notebooks" / "candidate.ipynb").read_text())
+    template = json.loads(candidate_template().read_text())
     panel = [
         number
         for number, cell in enumerate(template["cells"], start=1)

@@ -1,4 +1,4 @@
-"""notebooks/history.ipynb and notebooks/replay.ipynb run top to bottom (nbval, lax:
+"""notebooks/dashboards/history.ipynb and replay.ipynb run top to bottom (nbval, lax:
 outputs are widgets, not compared) in a kernel that knows a live service with a played
 session. IB_DASHBOARDS_STRICT makes a page that cannot read the service fail its cell
 instead of showing the problem as a sentence."""
@@ -13,7 +13,8 @@ import pytest
 from helpers import REPO
 from replay_sessions import play
 
-NOTEBOOKS = [REPO / "notebooks" / "history.ipynb", REPO / "notebooks" / "replay.ipynb"]
+NOTEBOOKS = [REPO / "notebooks" / "dashboards" / "history.ipynb",
+             REPO / "notebooks" / "dashboards" / "replay.ipynb"]
 
 
 @pytest.fixture(scope="module")

@@ -3,33 +3,35 @@ cost estimates, the clock. Pure functions, no widget, no service."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
+from views import THRESHOLDS, session_view
 
 from ib_extension.candidate.panel import view
 
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+
 
 def session(**overrides):
-    s = {"status": "active", "locked": False, "end_reason": None,
-         "time_limit_seconds": 1800, "time_left_seconds": 1200.0,
-         "token_budget": 20000, "tokens_used": 1000, "tokens_left": 19000,
-         "challenge": {"title": "FizzBuzz", "statement": "Write `fizzbuzz(n)`."}}
-    s.update(overrides)
-    return s
+    """A real candidate view: 20,000 tokens with 1,000 used, 1,200 s of 1,800 left."""
+    fields = {"budget": 20000, "used": 1000, "elapsed": 600.0, "time_limit": 1800.0,
+              "challenge": {"title": "FizzBuzz", "statement": "Write `fizzbuzz(n)`."}}
+    return session_view(NOW, candidate=True, **{**fields, **overrides})
 
 
 # ---- meter levels --------------------------------------------------------------------
-@pytest.mark.parametrize("index", range(len(view.THRESHOLDS)))
+@pytest.mark.parametrize("index", range(len(THRESHOLDS)))
 def test_each_threshold_starts_the_next_level(index):
-    t = view.THRESHOLDS[index]
-    assert view.level(t + 0.01) == view.LEVELS[index]
-    assert view.level(t) == view.LEVELS[index + 1]
+    t = THRESHOLDS[index]
+    assert view.level(t + 0.01, THRESHOLDS) == view.LEVELS[index]
+    assert view.level(t, THRESHOLDS) == view.LEVELS[index + 1]
 
 
-def test_levels_run_green_to_red():
-    assert view.level(100) == "ok"
-    assert view.level(0) == "critical"
-    assert view.LEVELS == ("ok", "warn", "low", "critical")
-    assert view.THRESHOLDS == (25, 10, 5)  # the issue's 25 % / 10 % / 5 %
+def test_levels_run_green_to_red_at_the_service_thresholds():
+    assert view.level(100, THRESHOLDS) == "ok"
+    assert view.level(0, THRESHOLDS) == "critical"
+    assert session()["thresholds"] == THRESHOLDS  # the service sends them with the state
 
 
 def test_percent_is_clamped_and_safe_for_zero():
@@ -39,16 +41,17 @@ def test_percent_is_clamped_and_safe_for_zero():
 
 
 # ---- state → disabled reason ----------------------------------------------------------
-@pytest.mark.parametrize("overrides, key", [
-    ({"status": "paused"}, "paused"),
-    ({"locked": True}, "locked"),
-    ({"status": "completed", "end_reason": "interviewer"}, "completed"),
-    ({"status": "completed", "end_reason": "submitted"}, "submitted"),
-    ({"status": "expired", "time_left_seconds": 0}, "expired"),
-    ({"tokens_left": 0}, "budget"),
+@pytest.mark.parametrize("overrides, code", [
+    ({"status": "paused"}, "session_paused"),
+    ({"locked": True}, "session_locked"),
+    ({"status": "completed"}, "session_ended"),
+    ({"status": "completed", "submitted": True}, "session_ended"),
+    ({"status": "expired"}, "time_up"),
+    ({"used": 20000}, "budget_exhausted"),
 ])
-def test_each_state_disables_input_with_its_sentence(overrides, key):
-    assert view.blocked(session(**overrides)) == (key, view.SENTENCES[key])
+def test_each_state_disables_input_with_the_service_sentence(overrides, code):
+    state = session(**overrides)
+    assert view.blocked(state) == (code, state["blocked"]["message"]) and code == state["blocked"]["code"]
 
 
 def test_active_session_with_time_and_tokens_is_not_blocked():
@@ -56,28 +59,17 @@ def test_active_session_with_time_and_tokens_is_not_blocked():
     assert view.blocked(session(status="created")) is None
 
 
-def test_the_service_order_of_reasons_applies():
-    # An ended session stays "ended" even when it was also locked and out of tokens.
-    assert view.blocked(session(status="completed", locked=True, tokens_left=0))[0] == "completed"
-    assert view.blocked(session(status="paused", locked=True))[0] == "paused"
-
-
-def test_time_runs_out_while_the_state_is_read():
-    s = session(time_left_seconds=10.0)
-    assert view.blocked(s, elapsed=9.0) is None
-    assert view.blocked(s, elapsed=10.0)[0] == "expired"
-
-
 def test_the_clock_only_runs_while_active():
-    assert view.time_left(session(status="paused", time_left_seconds=100.0), elapsed=60) == 100.0
-    assert view.time_left(session(status="active", time_left_seconds=100.0), elapsed=60) == 40.0
-    assert view.time_left(session(status="active", time_left_seconds=10.0), elapsed=60) == 0.0
+    paused, active = session(status="paused"), session()
+    assert view.time_left(paused, elapsed=60) == paused["time_left_seconds"]
+    assert view.time_left(active, elapsed=60) == active["time_left_seconds"] - 60
+    assert view.time_left(active, elapsed=6000) == 0.0
 
 
 @pytest.mark.parametrize("overrides, key", [
     ({}, "active"), ({"status": "created"}, "created"), ({"status": "paused"}, "paused"),
-    ({"locked": True}, "locked"), ({"tokens_left": 0}, "active"),
-    ({"status": "completed", "end_reason": "submitted"}, "submitted"),
+    ({"locked": True}, "locked"), ({"used": 20000}, "active"), ({"status": "expired"}, "expired"),
+    ({"status": "completed"}, "completed"), ({"status": "completed", "submitted": True}, "submitted"),
 ])
 def test_status_pill(overrides, key):
     assert view.status_key(session(**overrides)) == key
@@ -111,10 +103,10 @@ def test_later_cost_builds_on_the_last_prompt_the_service_counted():
 
 
 def test_messages_left_divides_the_budget_by_the_cost():
-    s = session(tokens_left=10_000)
+    s = session(used=10_000)
     cost = view.next_message_cost(s, [], "x" * 200)
     assert view.messages_left(s, []) == 10_000 // cost
-    assert view.messages_left(session(tokens_left=0), []) == 0
+    assert view.messages_left(session(used=20_000), []) == 0
 
 
 def test_conversation_keeps_what_the_ai_saw_and_said():
@@ -131,18 +123,18 @@ def test_clock(seconds, text):
 
 
 def test_summary_names_status_time_tokens_and_reason():
-    line = view.summary(session(status="paused", time_left_seconds=605), [])
+    state = session(status="paused", elapsed=1195.0)
+    line = view.summary(state, [])
     assert line.startswith(view.STATUS_LABELS["paused"])
     assert "10:05 left" in line
     assert "19,000 of 20,000 tokens left" in line
-    assert line.endswith(view.SENTENCES["paused"])
+    assert line.endswith(state["blocked"]["message"])
 
 
 def test_rules_carry_every_constant_the_browser_mirrors():
     r = view.rules()
-    assert r["thresholds"] == list(view.THRESHOLDS)
     assert r["levels"] == list(view.LEVELS)
-    assert r["sentences"] == view.SENTENCES
+    assert r["pill_for"] == view.PILL_FOR
     assert set(view.STATUS_LABELS) <= set(r["status_labels"])
     # panel.js reads exactly these names
     js = (view.__file__.replace("view.py", "panel.js"))

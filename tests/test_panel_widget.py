@@ -123,16 +123,18 @@ def test_refusals_carry_the_sentence_the_panel_shows(live, panel, action, key):
     live.client.action(panel.session_id, action)
     with pytest.raises(PanelError) as e:
         panel.ask("again")
-    # The panel's own sentence for this state is word for word the service's refusal.
-    assert e.value.message == view.SENTENCES[key]
-    assert view.blocked(panel.state) == (key, view.SENTENCES[key])
+    # What the panel shows is word for word the refusal, as the service publishes it.
+    published = live.client.session(panel.session_id)["blocked"]
+    assert e.value.message == published["message"]
+    assert view.blocked(panel.state) == (published["code"], published["message"])
+    assert view.status_key(panel.state) == key
 
 
 def test_summary_and_repr_describe_the_live_state(live, panel):
     live.client.action(panel.session_id, "start")
-    live.client.action(panel.session_id, "pause")
+    paused = live.client.action(panel.session_id, "pause")
     assert panel.summary() == view.summary(panel.state, panel.history)
-    assert view.SENTENCES["paused"] in repr(panel)
+    assert paused["blocked"]["message"] in repr(panel)
 
 
 def test_submit_sends_the_saved_notebook_and_ends_the_session(live, panel, tmp_path):

@@ -58,9 +58,14 @@ def _ts(iso: str) -> float:
 def assert_same_session(before: dict, after: dict, elapsed: float) -> None:
     """Equal, except that an active session's clock ran on while the service was down
     (within the wall time that passed between the two reads), toward the same deadline."""
+    if before["status"] == "paused":  # the paused span runs on instead of the clock
+        paused_on = after["time_paused_seconds"] - before["time_paused_seconds"]
+        assert 0 <= paused_on <= elapsed
+        before = {**before, "time_paused_seconds": after["time_paused_seconds"]}
     if before["status"] != "active":
         assert after == before
         return
+
     def steady(s: dict) -> dict:
         return {k: v for k, v in s.items() if k not in RUNNING_CLOCK_FIELDS}
 

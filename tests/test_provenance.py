@@ -124,7 +124,8 @@ def test_replies_used_are_listed_in_time_order_whatever_their_ids():
 
 def test_starter_code_and_code_the_candidate_sent_are_not_the_ais():
     mine = "def helper(x):\n    return x * 2"
-    b = RecordBuilder(challenge={"id": "c", "starter_code": "def solve(nums):\n    pass"})
+    b = RecordBuilder(challenge={"id": "c", "title": "Solve", "statement": "Solve it.",
+                                 "starter_code": "def solve(nums):\n    pass"})
     b.start(0)
     # The AI echoes the candidate's helper and the starter line, and adds one line.
     b.ask(

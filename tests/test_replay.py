@@ -35,7 +35,7 @@ def test_a_reply_is_placed_when_it_finished_so_work_done_meanwhile_comes_first()
 
 def test_times_count_from_the_first_step_when_the_session_never_started():
     b = RecordBuilder()
-    b.event(30, "session.expired")
+    b.activity(30, "paste", cell_id="c1", lines_added=40, lines=40, chars=900)
     steps = timeline(b.build())
     assert [s.t for s in steps] == [0, 30]
 
@@ -64,7 +64,8 @@ def test_the_state_so_far_counts_tokens_messages_status_and_lock():
         assert step.tokens == sum(s.detail["tokens"] for s in so_far)
     by_title = {s.title: s for s in steps}
     assert by_title["Session paused"].status == "paused"
-    assert by_title["Chat locked"].locked and by_title["Chat locked"].status == "paused"
+    locked = by_title["AI assistant locked"]
+    assert locked.locked and locked.status == "paused"
     assert by_title["Session resumed"].status == "active"
     assert steps[-1].status == "active" and steps[-1].locked
     # the message steps carry what the service billed for them
@@ -157,14 +158,12 @@ def test_interviewer_actions_and_service_events_are_titled_for_people():
     b.extend_tokens(11, 5000)
     b.warning(12, "tokens", 10)
     b.refusal(13, "budget_exhausted")
-    b.event(14, "some.future_event", answer=42)
     steps = timeline(b.build())
     titles = [s.title for s in steps]
-    assert titles[-5:] == ["Time extended by 10 min", "Token budget extended by 5,000",
-                           "Warning: 10 % of the tokens left", "Refused: refused: budget_exhausted",
-                           "some.future_event"]
-    assert [s.actor for s in steps[-5:]] == ["interviewer", "interviewer", "system", "system",
-                                            "system"]
+    assert titles[-4:] == ["Time extended by 10 min", "Token budget extended by 5,000",
+                           "Warning: 10 % of the token budget left",
+                           "Refused: refused: budget_exhausted"]
+    assert [s.actor for s in steps[-4:]] == ["interviewer", "interviewer", "system", "system"]
 
 
 def test_grading_shows_the_score_as_a_percentage():

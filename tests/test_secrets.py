@@ -108,8 +108,9 @@ class Recorder:
         text = "\n".join(f"{k}: {v}" for k, v in r.headers.items()) + "\n\n" + r.text
         response = Response(role, verb.upper(), template, r.status_code, text)
         self.walk.responses.append(response)
-        if r.status_code < 300 and "candidate_token" in r.text:
-            self.walk.issued[r.json()["candidate_token"]] = response
+        issued = r.json() if r.status_code < 300 and "candidate_token" in r.text else None
+        if isinstance(issued, dict) and "candidate_token" in issued:  # not the OpenAPI document
+            self.walk.issued[issued["candidate_token"]] = response
         return r
 
 

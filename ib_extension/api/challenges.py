@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import re
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -420,8 +419,12 @@ def load_library(dirs: Iterable[str | Path]) -> Library:
 
 
 def default_dirs() -> list[Path]:
-    """The repo's challenges/ in a source checkout, else the copy installed with the package."""
+    """The repo's challenges/ when running from a source checkout, else none.
+
+    The library is never installed with the package: its files hold the answer key, and
+    a candidate's environment installs the package too. A service installed from a wheel
+    names its library with IBExtension.challenge_dirs."""
     checkout = Path(__file__).resolve().parents[2]
     if (checkout / "pyproject.toml").is_file() and (checkout / "challenges").is_dir():
         return [checkout / "challenges"]
-    return [Path(sys.prefix) / "share" / "interview_buddy" / "challenges"]
+    return []

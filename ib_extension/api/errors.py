@@ -35,6 +35,8 @@ KINDS: dict[str, _Kind] = {
     "conflict": _Kind(409, "invalid_request_error"),
     "payload_too_large": _Kind(413, "invalid_request_error"),
     "provider_error": _Kind(502, "server_error", retryable=True),
+    # The candidate's own server could not reach the ib service.
+    "service_unreachable": _Kind(502, "server_error", retryable=True),
     "internal_error": _Kind(500, "server_error", retryable=True),
 }
 

@@ -12,7 +12,6 @@ credential they hold is the session's candidate token (IB_SESSION_TOKEN).
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import secrets
@@ -20,14 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jupyterlab_server.workspaces_handler import WORKSPACE_EXTENSION, slugify
-
 from ..api.client import IBClient
-from ..api.resources import shared_dir
-from .server import FORBIDDEN_ENV
+from ..api.environment import FORBIDDEN_ENV, SERVICE_URL_ENV, SESSION_TOKEN_ENV
+from .notebook import NOTEBOOK_NAME, ensure_notebook
 
-NOTEBOOK_NAME = "interview.ipynb"
-TEMPLATE_NAME = "candidate.ipynb"
 # Lab settings of the workspace: no "Jupyter news?" prompt, no update checks.
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
@@ -64,33 +59,11 @@ def add_lab_parser(sub, client_args=None) -> None:
     p.set_defaults(func=cmd_lab)
 
 
-def fill_template(template: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
-    """The candidate notebook: the template with the challenge's title and starter code in
-    the cells whose metadata says `{"ib": {"role": "title" | "starter"}}`."""
-    nb = copy.deepcopy(template)
-    challenge = session.get("challenge") or {}
-    for cell in nb["cells"]:
-        role = cell.get("metadata", {}).get("ib", {}).get("role")
-        if role == "title":
-            cell["source"] = f"# {challenge.get('title') or 'Interview'}\n\n" + _text(cell["source"])
-        elif role == "starter" and challenge.get("starter_code"):
-            cell["source"] = challenge["starter_code"]
-    nb.setdefault("metadata", {})["ib"] = {"session_id": session["id"]}
-    return nb
-
-
-def _text(source: str | list[str]) -> str:
-    return source if isinstance(source, str) else "".join(source)
-
-
 def prepare_workdir(workdir: Path, session: dict[str, Any]) -> Path:
     """Create the workspace; returns the candidate notebook's path."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    notebook = workdir / NOTEBOOK_NAME
-    if not notebook.exists():
-        template = json.loads((shared_dir("notebooks") / TEMPLATE_NAME).read_text(encoding="utf-8"))
-        notebook.write_text(json.dumps(fill_template(template, session), indent=1) + "\n",
-                            encoding="utf-8")
+    from jupyterlab_server.workspaces_handler import WORKSPACE_EXTENSION, slugify
+
+    notebook = ensure_notebook(workdir, session)
     settings = workdir / ".ib" / "lab-settings"
     for name, value in LAB_SETTINGS.items():
         path = settings / name
@@ -111,8 +84,8 @@ def lab_env(base: dict[str, str], service_url: str, session_token: str, lab_toke
             workdir: Path) -> dict[str, str]:
     """The environment of the candidate's server and kernels: no secret but the session's."""
     env = {k: v for k, v in base.items() if k not in FORBIDDEN_ENV}
-    env.update(IB_SERVICE_URL=service_url, IB_SESSION_TOKEN=session_token,
-               JUPYTER_TOKEN=lab_token, IPYTHONDIR=str(workdir / ".ib" / "ipython"))
+    env.update({SERVICE_URL_ENV: service_url, SESSION_TOKEN_ENV: session_token,
+                "JUPYTER_TOKEN": lab_token, "IPYTHONDIR": str(workdir / ".ib" / "ipython")})
     return env
 
 
@@ -120,7 +93,7 @@ def lab_argv(args, workdir: Path) -> list[str]:
     argv = [sys.executable, "-m", "jupyterlab", "--no-browser",
             f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port}",
             "--ServerApp.port_retries=0", f"--ServerApp.root_dir={workdir}",
-            "--IBExtension.role=candidate",
+            "--ServerApp.jpserver_extensions=ib_extension.candidate=True",
             f"--LabApp.user_settings_dir={workdir / '.ib' / 'lab-settings'}",
             f"--LabApp.workspaces_dir={workdir / '.ib' / 'lab-workspaces'}",
             # The panel's Submit saves the notebook first through JupyterLab's commands.

@@ -31,7 +31,7 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from ..service.app import SECRET_ENV
+from ..api.errors import IBError
 
 log = logging.getLogger("ib_extension.candidate.server")
 
@@ -42,8 +42,6 @@ FORWARDED = (r"/(ib/v1/(?:models(?:/[^/]+)?|chat/completions|responses)"
 PASSED_HEADERS = ("Content-Type", "Cache-Control", "Retry-After", "x-should-retry")
 # Snapshots above this size are sent without outputs (the events route takes 5 MB).
 SNAPSHOT_MAX_BYTES = 4_000_000
-# Environment a candidate's server and kernels must never hold.
-FORBIDDEN_ENV = (*SECRET_ENV, "IB_TOKEN", "IB_URL")
 
 
 class Upstream:
@@ -124,12 +122,17 @@ class ForwardHandler(JupyterHandler):
         self.finish()
 
     def _service_unreachable(self) -> None:
-        self.set_status(502)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"error": {
-            "code": "service_unreachable", "type": "ib_error", "param": None,
-            "message": "The interview service cannot be reached right now; "
-                       "the panel will keep trying."}}))
+        refuse(self, IBError("service_unreachable", "The interview service cannot be reached "
+                             "right now; the panel will keep trying."))
+
+
+def refuse(handler: JupyterHandler, err: IBError) -> None:
+    """Answer with the service's one error shape, so the panel shows the sentence."""
+    handler.set_status(err.status)
+    handler.set_header("Content-Type", "application/json")
+    for name, value in err.headers().items():
+        handler.set_header(name, value)
+    handler.finish(json.dumps(err.body()))
 
 
 class SubmitHandler(APIHandler):
@@ -141,18 +144,26 @@ class SubmitHandler(APIHandler):
     @web.authenticated
     async def post(self) -> None:
         try:
+            await self._submit()
+        except IBError as err:
+            refuse(self, err)
+
+    async def _submit(self) -> None:
+        try:
             path = json.loads(self.request.body or b"{}")["path"]
             if not isinstance(path, str) or not path.endswith(".ipynb"):
                 raise ValueError
         except (ValueError, KeyError, TypeError):
-            raise web.HTTPError(400, 'Send {"path": "<notebook>.ipynb"} to submit a notebook.') from None
+            raise IBError("invalid_request", 'Send {"path": "<notebook>.ipynb"} to submit a '
+                          "notebook.", param="path") from None
         if os.path.isabs(path):  # kernels know their notebook by absolute path
             path = os.path.relpath(os.path.realpath(path), os.path.realpath(self.serverapp.root_dir))
             if path.startswith(".."):
-                raise web.HTTPError(400, "Only notebooks inside the workspace can be submitted.")
+                raise IBError("invalid_request", "Only notebooks inside the workspace can be "
+                              "submitted.", param="path")
         cm = self.contents_manager
         if not await _maybe_await(cm.file_exists(path)):
-            raise web.HTTPError(404, f"There is no notebook at {path} to submit.")
+            raise IBError("not_found", f"There is no notebook at {path} to submit.")
         model = await _maybe_await(cm.get(path, content=True, type="notebook"))
         # As written on disk: without the transient "trusted" marks the model carries.
         notebook = json.loads(nbformat.writes(nbformat.from_dict(model["content"])))
@@ -201,21 +212,7 @@ async def _send_snapshot(upstream: Upstream, payload: dict[str, Any]) -> None:
         log.warning("snapshot not sent: %s", e)
 
 
-def candidate_handlers(app) -> list[tuple]:
-    """Handlers of the candidate role; also scrubs secrets from this server's environment
-    (its kernels inherit it) and installs the snapshot hook."""
-    for name in FORBIDDEN_ENV:
-        os.environ.pop(name, None)
-    url = app.service_url or os.environ.get("IB_SERVICE_URL", "")
-    token = app.session_token or os.environ.get("IB_SESSION_TOKEN", "")
-    upstream = Upstream(url, token)
-    # Kernels find the service with these (the panel's Python side and telemetry).
-    os.environ["IB_SERVICE_URL"] = upstream.url
-    os.environ["IB_SESSION_TOKEN"] = token
-    app.upstream = upstream
-    serverapp = app.serverapp
-    serverapp.contents_manager.register_post_save_hook(
-        make_post_save_hook(upstream, serverapp.root_dir))
+def handlers(upstream: Upstream) -> list[tuple]:
     return [
         (FORWARDED, ForwardHandler, {"upstream": upstream}),
         (r"/ib/candidate/submit", SubmitHandler, {"upstream": upstream}),

@@ -130,9 +130,9 @@ def _client(args) -> IBClient:
 
 # ---- serve ---------------------------------------------------------------------------
 def serve_argv(args) -> list[str]:
-    from ..api.resources import shared_dir
+    from ..api.environment import SECRET_ENV
+    from ..api.resources import dashboards_dir
     from ..dashboards import voila_settings
-    from ..service.app import SECRET_ENV
 
     base_url = args.llm_base_url
     if not base_url:
@@ -145,9 +145,9 @@ def serve_argv(args) -> list[str]:
     argv = [
         f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port}",
         "--ServerApp.port_retries=0", "--ServerApp.open_browser=False",
-        f"--ServerApp.root_dir={shared_dir('notebooks')}",
+        f"--ServerApp.root_dir={dashboards_dir()}",
         "--ServerApp.reraise_server_extension_failures=True",
-        "--IBExtension.role=service",
+        "--ServerApp.jpserver_extensions=ib_extension.service=True",
         f"--IBExtension.data_dir={os.path.abspath(args.data_dir)}",
         f"--IBExtension.llm_base_url={base_url}",
     ]

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from ..api.client import IBClient
-from ..service.app import SECRET_ENV
+from ..api.environment import SECRET_ENV
 
 
 def add_demo_parser(sub) -> None:

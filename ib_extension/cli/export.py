@@ -11,7 +11,6 @@ writes one record at a time, so memory stays flat however many sessions there ar
 
 from __future__ import annotations
 
-import re
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -19,16 +18,9 @@ from typing import TextIO
 
 from ..api.client import IBClient, IBClientError
 from ..review import analytics, export
+from ..review.export import file_name
 
 LIST_PAGE = 500  # the service's largest page
-SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-def file_name(session_id: str, fmt: str) -> str:
-    """`<session id>.<format>`, with anything that could leave the folder replaced."""
-    return f"{SAFE_NAME.sub('_', session_id) or 'session'}.{fmt}"
-
-
 def add_export_parser(sub, client_args) -> None:
     p = sub.add_parser(
         "export", help="export sessions for reviewers (ipynb, md, json, html, csv)",

@@ -14,6 +14,7 @@ import ipywidgets as w
 from IPython.display import display
 
 from ..api.client import AsyncIBClient, IBClientError
+from ..api.models import score_text
 from . import fmt
 from .live import spawn, strict
 
@@ -67,7 +68,7 @@ def cards(summary: dict) -> list[tuple[str, str, str]]:
          f"{s['injection_flags']} injection flag{'s' * (s['injection_flags'] != 1)}"),
     ]
     if graded:
-        out.append(("Score", f"{s['score']}", f"{s['tests_passed']}/{s['tests_total']} tests"))
+        out.append(("Score", score_text(s["score"]), f"{s['tests_passed']}/{s['tests_total']} tests"))
     return out
 
 
@@ -172,13 +173,13 @@ class AnalyticsPage:
         self.drawing = spawn(self.draw_charts(record))
 
     async def draw_charts(self, record: dict) -> None:
-        from ..review import analytics
+        from ..review import figures
 
         await asyncio.sleep(0)  # let the page (cards, picker) go out first
-        figures = {"tokens": analytics.fig_token_usage, "time": analytics.fig_time_utilisation,
-                   "messages": analytics.fig_message_timeline}
+        charts = {"tokens": figures.fig_token_usage, "time": figures.fig_time_utilisation,
+                  "messages": figures.fig_message_timeline}
         for box, name in zip(self.charts.children, CHARTS, strict=True):
-            _draw(box, figures[name](record))
+            _draw(box, charts[name](record))
         try:
             group = await self._group(record)
         except IBClientError as e:
@@ -190,7 +191,7 @@ class AnalyticsPage:
         title = fmt.challenge_title(record["session"])
         if len(group) > 1:
             box = _chart_box("compare")
-            _draw(box, analytics.fig_compare(group))
+            _draw(box, figures.fig_compare(group))
             self.compare.children = [
                 w.HTML(f'<h3 class="ib-h3">Comparison: {len(group)} candidates on '
                        f'{fmt.esc(title)}</h3>'), box]

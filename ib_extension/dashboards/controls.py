@@ -35,19 +35,8 @@ ACTIONS = [
 
 
 def allowed(action: str, session: dict) -> bool:
-    """Whether `action` makes sense for the session now (the service still decides)."""
-    status, locked = session.get("status"), bool(session.get("locked"))
-    ended = status in fmt.ENDED
-    return {
-        "start": status == "created",
-        "pause": status == "active",
-        "resume": status == "paused",
-        "lock": not locked and not ended,
-        "unlock": locked,
-        "end": not ended,
-        "extend_time": status != "completed",
-        "extend_tokens": status != "completed",
-    }[action]
+    """Whether the service admits `action` now: it publishes them with every session."""
+    return action in session.get("allowed_actions", ())
 
 
 MAX_EXTRA_MINUTES = 600
@@ -114,8 +103,8 @@ class Controls:
         s = self.session or {}
         for name, b in self.buttons.items():
             b.disabled = busy or not s or not allowed(name, s)
-        self.add_time.disabled = busy or not s or not allowed("extend_time", s)
-        self.add_tokens.disabled = busy or not s or not allowed("extend_tokens", s)
+        self.add_time.disabled = busy or not s or not allowed("extend-time", s)
+        self.add_tokens.disabled = busy or not s or not allowed("extend-tokens", s)
 
     def _say(self, kind: str, text: str) -> None:
         self.result.value = fmt.notice(kind, text)

@@ -26,9 +26,9 @@ import ipywidgets as w
 from IPython.display import display
 
 from ..api.client import AsyncIBClient, IBClientError
-from ..cli.export import file_name
+from ..api.models import score_text
 from ..review import export
-from ..review.export import render
+from ..review.export import file_name, render
 from ..review.provenance import closes_fence, opens_fence
 from ..review.replay import CellDiff, Step, Stepper, timeline
 from . import fmt
@@ -114,9 +114,8 @@ COLUMNS = ("Candidate", "Challenge", "Status", "Created", "Score", "Tokens", "Ms
 NUMERIC = {"Score", "Tokens", "Msgs"}
 
 
-def score_text(session: dict) -> str:
-    score = session.get("score")
-    return "–" if score is None else f"{score * 100:.0f} %"
+def session_score(session: dict) -> str:
+    return score_text(session.get("score"))
 
 
 def row_html(s: dict) -> str:
@@ -128,7 +127,7 @@ def row_html(s: dict) -> str:
             f'{fmt.esc(fmt.challenge_title(s))}</span>'
             f'<span>{fmt.status_badge(s)}</span>'
             f'<span class="ib-muted">{created.strftime("%Y-%m-%d %H:%M") if created else "–"}</span>'
-            f'<span class="ib-num">{score_text(s)}</span>'
+            f'<span class="ib-num">{session_score(s)}</span>'
             f'<span class="ib-num">{int(s.get("tokens_used") or 0):,}</span>'
             f'<span class="ib-num">{int(s.get("message_count") or 0)}</span>'
             f'<span><a class="ib-download ibh-replay" href="{fmt.esc(replay_href(s["id"]))}" '
@@ -566,7 +565,7 @@ class ReplayPage:
             f'<span class="ib-panel-name">{fmt.esc(s.get("candidate_name") or s["id"])}</span>'
             f'<span class="ib-muted">{fmt.esc(fmt.challenge_title(s))} · '
             f'<code>{fmt.esc(s["id"])}</code></span> {fmt.status_badge(s)} '
-            f'<span class="ib-muted">score {score_text(s)}</span></div>')
+            f'<span class="ib-muted">score {session_score(s)}</span></div>')
         if not self.steps:
             self.player.layout.display = "none"
             self.message.value = fmt.notice("info", "Nothing happened in this session yet.")

@@ -2,65 +2,33 @@
 
 from __future__ import annotations
 
-import json
-
 import ipywidgets as w
 
+from ..api.events import CATALOGUE, CATEGORY_NAMES
+from ..api.events import describe as catalogue_sentence
 from . import fmt
 
-# Filter label -> type prefixes it shows (None: everything).
-CATEGORIES: dict[str, tuple[str, ...] | None] = {
-    "All events": None,
-    "Lifecycle": ("session.",),
-    "Time & tokens": ("time.", "tokens.", "warning"),
-    "Flags": ("refusal", "injection.", "activity.paste", "provider.error", "chat.cut"),
-    "AI chat": ("chat.", "provider."),
-    "Candidate activity": ("activity.",),
-    "Grading": ("grade.",),
-}
+ALL_EVENTS = "All events"
 SHOWN = 300  # newest events drawn; older ones stay in the API
-FLAGGED = ("refusal", "injection.suspected", "activity.paste", "provider.error", "chat.cut",
-           "warning")
 
 
 def in_category(event_type: str, category: str) -> bool:
-    prefixes = CATEGORIES[category]
-    return prefixes is None or event_type.startswith(prefixes)
+    """`category` is ALL_EVENTS or a catalogue category's name."""
+    if category == ALL_EVENTS:
+        return True
+    entry = CATALOGUE.get(event_type)
+    return entry is not None and CATEGORY_NAMES[entry.category] == category
 
 
 def describe(event: dict) -> str:
-    """A short plain-text line for an event's payload."""
-    p, t = event.get("payload") or {}, event["type"]
-    if t == "session.created":
-        return (f"{fmt.minutes(p.get('time_limit_seconds'))}, "
-                f"{p.get('token_budget', 0):,} tokens, {p.get('model')}, "
-                f"policy {p.get('assist_policy')}")
-    if t == "time.extended":
-        return f"+{fmt.minutes(p.get('seconds'))}"
-    if t == "tokens.extended":
-        return f"+{p.get('tokens', 0):,} tokens"
-    if t == "warning":
-        return f"{p.get('kind')}: {p.get('threshold')} % left"
-    if t == "refusal":
-        return f"{p.get('code')}: {p.get('message')}"
-    if t == "injection.suspected":
-        return f"{p.get('pattern')}: “{p.get('excerpt')}”"
-    if t == "chat.completed":
-        return (f"{p.get('prompt_tokens')} prompt + {p.get('completion_tokens')} completion tokens, "
-                f"{(p.get('latency_ms') or 0) / 1000:.1f} s")
-    if t in ("activity.snapshot", "session.submitted"):
-        return f"notebook saved{' (' + str(p['path']) + ')' if p.get('path') else ''}"
-    if t == "activity.paste":
-        return f"pasted {p.get('chars', '?')} characters"
-    if not p:
-        return ""
-    text = json.dumps(p, ensure_ascii=False)
-    return text if len(text) <= 160 else text[:159] + "…"
+    """The catalogue's sentence for the event (the same on every page and in exports)."""
+    return catalogue_sentence(event)
 
 
 def event_row(event: dict) -> str:
     at = fmt.parse_time(event.get("at"))
-    flagged = " ib-ev-flag" if event["type"] in FLAGGED else ""
+    entry = CATALOGUE.get(event["type"])
+    flagged = " ib-ev-flag" if entry and entry.flagged else ""
     return (f'<div class="ib-ev{flagged}">'
             f'<span class="ib-ev-time">{at.strftime("%H:%M:%S") if at else ""}</span>'
             f'<span class="ib-ev-type">{fmt.esc(event["type"])}</span>'
@@ -71,7 +39,7 @@ def event_row(event: dict) -> str:
 class Timeline:
     def __init__(self):
         self.events: dict[int, dict] = {}
-        self.filter = w.Dropdown(options=list(CATEGORIES), value="All events",
+        self.filter = w.Dropdown(options=[ALL_EVENTS, *CATEGORY_NAMES.values()], value=ALL_EVENTS,
                                  layout=w.Layout(width="190px"))
         self.filter.add_class("ib-ev-filter")
         self.filter.observe(lambda _: self.draw(), "value")

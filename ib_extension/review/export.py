@@ -18,18 +18,18 @@ import re
 from pathlib import Path
 
 import nbformat
-import plotly.io as pio
 from nbformat import v4
 
 from .. import __version__
-from . import analytics
-from .analytics import check_record, final_notebook, messages
+from ..api.events import CATALOGUE
+from ..api.models import score_text
+from . import analytics, records
 from .provenance import closes_fence, opens_fence, provenance
+from .records import check_record, final_notebook, messages
 
 SCHEMA_VERSION = 1
 NAMESPACE = "interview_buddy"
 FORMATS = ("ipynb", "md", "json", "html", "csv")
-SCHEMA_PATH = Path(__file__).with_name("export_schema.json")
 HIDE_INPUT_TAG = "ib-hide-input"  # nbconvert does not read source_hidden; it reads tags
 
 # -- what may leave the service -----------------------------------------------------
@@ -76,19 +76,9 @@ MESSAGE_FIELDS = (
     "finished_at",
 )
 EVENT_FIELDS = ("id", "type", "actor", "at")
-# Payload keys kept per event type. A provider error's message is dropped: some
-# OpenAI-compatible servers echo the key they were given.
-PAYLOAD_FIELDS = {
-    "session.ended": ("reason",),
-    "time.extended": ("seconds",),
-    "tokens.extended": ("tokens",),
-    "warning": ("kind", "threshold", "left"),
-    "refusal": ("code", "message"),
-    "injection.suspected": ("pattern", "excerpt"),
-    "chat.completed": ("message_id", "prompt_tokens", "completion_tokens", "latency_ms"),
-    "chat.cut": ("message_id", "reason"),
-}
-ACTIVITY_FIELDS = ("cell_id", "execution_count", "chars", "lines", "status")
+# Payload keys kept per event type: the catalogue's choice (a provider error's message is
+# dropped there: some OpenAI-compatible servers echo the key they were given).
+PAYLOAD_FIELDS = {t: k.exported for t, k in CATALOGUE.items()}
 GRADE_FIELDS = ("score", "passed", "total", "duration_seconds", "error")
 GRADE_TEST_FIELDS = ("name", "visible", "passed", "message")
 # Candidate outputs keep what cannot run: text and raster images (checked to be base64,
@@ -108,9 +98,9 @@ def public_record(record) -> dict:
     grade = record.get("grade")
     return {
         "session": _pick(record["session"], SESSION_FIELDS),
-        "challenge": _pick(analytics.challenge(record), CHALLENGE_FIELDS) or None,
+        "challenge": _pick(records.challenge(record), CHALLENGE_FIELDS) or None,
         "messages": [_pick(m, MESSAGE_FIELDS) for m in messages(record)],
-        "events": [_public_event(e) for e in analytics.events(record)],
+        "events": [_public_event(e) for e in records.events(record)],
         "grade": None
         if grade is None
         else {
@@ -122,8 +112,7 @@ def public_record(record) -> dict:
 
 
 def _public_event(event: dict) -> dict:
-    kind = event["type"]
-    fields = ACTIVITY_FIELDS if kind.startswith("activity.") else PAYLOAD_FIELDS.get(kind, ())
+    fields = PAYLOAD_FIELDS.get(event["type"], ())
     return {**_pick(event, EVENT_FIELDS), "payload": _pick(event.get("payload"), fields)}
 
 
@@ -268,7 +257,7 @@ def _percent(share) -> str:
 
 
 def _clock(stamp: str | None) -> str:
-    return "–" if not stamp else analytics.parse_time(stamp).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "–" if not stamp else records.parse_time(stamp).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _summary_markdown(pub: dict, summary: dict, prov: dict) -> str:
@@ -315,7 +304,8 @@ def _summary_markdown(pub: dict, summary: dict, prov: dict) -> str:
             "Score",
             "not graded"
             if summary["score"] is None
-            else f"{summary['score']} ({summary['tests_passed']}/{summary['tests_total']} tests)",
+            else f"{score_text(summary['score'])} ({summary['tests_passed']}/"
+                 f"{summary['tests_total']} tests)",
         ),
     ]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
@@ -326,7 +316,7 @@ def _grade_markdown(grade: dict | None) -> str:
     if grade is None:
         return "## Grading\n\nNot graded."
     lines = [
-        f"## Grading\n\nScore **{grade.get('score')}**: {grade.get('passed')} of "
+        f"## Grading\n\nScore **{score_text(grade.get('score'))}**: {grade.get('passed')} of "
         f"{grade.get('total')} tests passed in {grade.get('duration_seconds') or 0:.1f} s."
     ]
     if grade.get("error"):
@@ -346,7 +336,7 @@ def _grade_markdown(grade: dict | None) -> str:
 def _message_markdown(m: dict, start: str | None) -> str:
     since = ""
     if start:
-        elapsed = analytics.parse_time(m["created_at"]) - analytics.parse_time(start)
+        elapsed = records.parse_time(m["created_at"]) - records.parse_time(start)
         since = f" (+{_duration(elapsed.total_seconds())})"
     if m["role"] == "user":
         head = (
@@ -405,8 +395,8 @@ def _interleave(pub: dict, prov: dict) -> list[tuple]:
         cell_prov = by_index.get(index)
         upto = max([order[s] + 1 for s in (cell_prov or {}).get("sources", [])], default=0)
         if cell.get("id") in times:
-            ran = analytics.parse_time(times[cell["id"]])
-            upto = max(upto, sum(1 for m in msgs if analytics.parse_time(m["created_at"]) < ran))
+            ran = records.parse_time(times[cell["id"]])
+            upto = max(upto, sum(1 for m in msgs if records.parse_time(m["created_at"]) < ran))
         items += [("message", m) for m in msgs[sent:upto]]
         sent = max(sent, upto)
         items.append(("cell", cell, cell_prov))
@@ -414,10 +404,12 @@ def _interleave(pub: dict, prov: dict) -> list[tuple]:
 
 
 def _figures(record) -> list:
+    from . import figures  # plotly: only exports that draw charts load it
+
     return [
-        analytics.fig_token_usage(record),
-        analytics.fig_time_utilisation(record),
-        analytics.fig_message_timeline(record),
+        figures.fig_token_usage(record),
+        figures.fig_time_utilisation(record),
+        figures.fig_message_timeline(record),
     ]
 
 
@@ -426,7 +418,11 @@ def _figure_output(fig, index: int) -> nbformat.NotebookNode:
     JupyterLab draws the plotly MIME bundle with the renderer plotly installs (safe, so
     untrusted notebooks too); nbconvert's HTML uses the HTML, which carries plotly.js —
     in the first chart only, the later ones reuse it from the page."""
-    height = fig.layout.height or analytics.FIGURE_HEIGHT
+    import plotly.io as pio
+
+    from .figures import FIGURE_HEIGHT
+
+    height = fig.layout.height or FIGURE_HEIGHT
     page = pio.to_html(
         fig,
         include_plotlyjs=index == 0,
@@ -567,7 +563,19 @@ def to_csv(record) -> str:
 
 
 def schema() -> dict:
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    """The JSON export's schema, generated from the wire models (export_schema.py)."""
+    from .export_schema import generate
+
+    return generate(SESSION_FIELDS, CHALLENGE_FIELDS, MESSAGE_FIELDS, EVENT_FIELDS,
+                    PAYLOAD_FIELDS, GRADE_FIELDS, GRADE_TEST_FIELDS, SCHEMA_VERSION)
+
+
+SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def file_name(session_id: str, fmt: str) -> str:
+    """`<session id>.<format>`, with anything that could leave the folder replaced."""
+    return f"{SAFE_NAME.sub('_', session_id) or 'session'}.{fmt}"
 
 
 def render(record, fmt: str) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import re
 
-from .analytics import challenge, check_record, final_notebook, messages
+from .records import challenge, check_record, final_notebook, messages
 
 LINE_CLOSE = 0.6  # character similarity from which a changed line still counts as the AI's
 MIN_SHARED_LINES = 2  # lines a cell must share with a block (fewer if the block is shorter)

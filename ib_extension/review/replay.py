@@ -22,31 +22,11 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from .analytics import billed, check_record, parse_time
+from ..api.events import CATALOGUE, describe
+from .records import billed, check_record, parse_time
 
 # Events the timeline leaves out: the message steps already carry what they say.
-FOLDED = {"chat.completed", "chat.cut"}
-
-INTERVIEWER_TITLES = {
-    "session.created": "Session created",
-    "session.started": "Session started",
-    "session.paused": "Session paused",
-    "session.resumed": "Session resumed",
-    "session.locked": "Chat locked",
-    "session.unlocked": "Chat unlocked",
-    "session.ended": "Session ended",
-}
-# Status after a lifecycle event (lock is a separate flag).
-STATUS_AFTER = {
-    "session.started": "active",
-    "session.paused": "paused",
-    "session.resumed": "active",
-    "session.ended": "completed",
-    "session.submitted": "completed",
-    "session.expired": "expired",
-}
-END_REASONS = {"interviewer": "by the interviewer", "time_up": "time is up",
-               "submitted": "the candidate submitted"}
+FOLDED = {t for t, k in CATALOGUE.items() if k.with_message}
 
 
 @dataclass(frozen=True)
@@ -165,11 +145,12 @@ def timeline(record) -> list[Step]:
 
 
 def _advance(state: dict, event: dict) -> None:
-    kind = event["type"]
-    if kind in STATUS_AFTER:
-        state["status"] = STATUS_AFTER[kind]
-    elif kind in ("session.locked", "session.unlocked"):
-        state["locked"] = kind == "session.locked"
+    """Lifecycle events say where they led (the service's rules, not a copy of them)."""
+    payload = event.get("payload") or {}
+    if event["type"].startswith("session.") and "status" in payload:
+        state["status"] = payload["status"]
+    if "locked" in payload:
+        state["locked"] = payload["locked"]
 
 
 def _message(m: dict) -> tuple[str, str, str, dict]:
@@ -195,39 +176,34 @@ def _notebook(e: dict, record: dict) -> dict | None:
 
 def _event(e: dict, notebook: dict | None,
            last_notebook: dict | None) -> tuple[str, str, str, dict]:
-    """(kind, actor, title, detail) of one event; ``notebook`` is the one it carries."""
+    """(kind, actor, title, detail) of one event; ``notebook`` is the one it carries.
+    The title is the catalogue's sentence, the same on every page and in exports."""
     t, p = e["type"], e.get("payload") or {}
     actor = e.get("actor") or "system"
+    title = describe(e)
     if t == "activity.cell_executed":
-        return "cell", "candidate", _cell_title(p), _cell_detail(p)
+        return "cell", "candidate", title, _cell_detail(p)
     if t in ("activity.snapshot", "session.submitted"):
         kind = "snapshot" if t == "activity.snapshot" else "submit"
         if notebook is None:
-            return kind, "candidate", _snapshot_title(kind, p), {
+            return kind, "candidate", title, {
                 "diff": [], "summary": "this snapshot carried no notebook"}
         diffs = snapshot_diff(last_notebook, notebook)
-        return kind, "candidate", _snapshot_title(kind, p), {
+        return kind, "candidate", title, {
             "diff": diffs, "summary": diff_summary(diffs), "first": last_notebook is None,
             "cells": len(code_cells(notebook)), "path": p.get("path")}
     if t == "activity.copy":
-        what = "code block" if p.get("kind") == "code" else "text"
-        return "copy", "candidate", f"Copied a {what} from the AI", {
+        return "copy", "candidate", title, {
             "message_id": p.get("message_id"), "lines": p.get("lines"), "chars": p.get("chars"),
             "language": p.get("language")}
     if t == "activity.paste":
-        return "paste", "candidate", f"Large paste: +{p.get('lines_added', '?')} lines", {
+        return "paste", "candidate", title, {
             "cell_id": p.get("cell_id"), "lines": p.get("lines"), "chars": p.get("chars")}
     if t.startswith("activity."):
-        return "activity", "candidate", t.removeprefix("activity.").replace("_", " "), dict(p)
-    if actor == "interviewer" or t in ("time.extended", "tokens.extended"):
-        return "interviewer", "interviewer", _interviewer_title(t, p), {}
-    return "system", actor, _system_title(t, p), {}
-
-
-def _cell_title(p: dict) -> str:
-    count = p.get("execution_count")
-    title = f"Ran cell [{count}]" if count is not None else "Ran a cell"
-    return title + (f" — {p.get('error_name') or 'error'}" if p.get("error") else "")
+        return "activity", "candidate", title, dict(p)
+    if actor == "interviewer":
+        return "interviewer", "interviewer", title, {}
+    return "system", actor, title, {}
 
 
 def _cell_detail(p: dict) -> dict:
@@ -239,44 +215,6 @@ def _cell_detail(p: dict) -> dict:
         detail["source"] = None
         detail["sha256"] = p.get("sha256")
     return detail
-
-
-def _snapshot_title(kind: str, p: dict) -> str:
-    if kind == "submit":
-        return "Candidate submitted the notebook"
-    return f"Notebook saved{' (' + str(p['path']) + ')' if p.get('path') else ''}"
-
-
-def _interviewer_title(t: str, p: dict) -> str:
-    if t == "time.extended":
-        return f"Time extended by {round((p.get('seconds') or 0) / 60)} min"
-    if t == "tokens.extended":
-        return f"Token budget extended by {p.get('tokens') or 0:,}"
-    if t == "session.ended" and p.get("reason") in END_REASONS:
-        return f"Session ended ({END_REASONS[p['reason']]})"
-    return INTERVIEWER_TITLES.get(t, t)
-
-
-def _system_title(t: str, p: dict) -> str:
-    if t == "warning":
-        return f"Warning: {p.get('threshold')} % of the {p.get('kind')} left"
-    if t == "refusal":
-        return f"Refused: {p.get('message') or p.get('code')}"
-    if t == "injection.suspected":
-        return f"Possible prompt injection ({p.get('pattern')})"
-    if t == "session.expired":
-        return "Time ran out"
-    if t == "session.ended":
-        return f"Session ended ({END_REASONS.get(p.get('reason'), p.get('reason'))})"
-    if t == "grade.completed":
-        score = p.get("score")
-        shown = "–" if score is None else f"{score * 100:.0f} %"
-        return f"Graded: {shown} ({p.get('passed')}/{p.get('total')} tests)"
-    if t == "grade.skipped":
-        return f"Not graded: {p.get('reason')}"
-    if t == "provider.error":  # its message may echo the provider's key: never shown
-        return "The AI provider failed"
-    return t
 
 
 # -- stepping ---------------------------------------------------------------------------

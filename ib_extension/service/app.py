@@ -1,9 +1,9 @@
-"""The Jupyter server extension: one ExtensionApp, all settings as traits, two roles.
+"""The ib service as a Jupyter server extension: all its settings are traits of IBExtension.
 
-- service: owns the DuckDB file and the LLM credentials, serves the APIs and dashboards;
-- candidate: the candidate's JupyterLab, which knows only its session's candidate token;
-- off (default): installed but inert, so a plain `jupyter lab` in the same environment
-  is unaffected.
+It owns the DuckDB file and the LLM credentials and serves the APIs and the dashboards.
+It is enabled only where it is meant to run (`ib serve` turns it on), so a plain
+`jupyter lab` in the same environment is unaffected; the candidate's side is a separate
+extension (ib_extension.candidate).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, default, validate
 
 from .. import __version__
-
-SECRET_ENV = ("OPENAI_API_KEY", "IB_LLM_API_KEY", "AZURE_OPENAI_API_KEY")
+from ..api.environment import SECRET_ENV
 
 DEFAULT_SYSTEM_PROMPT = """You are the AI assistant inside a timed coding interview run with \
 Interview Buddy. The candidate is working on the challenge below and may ask you for help.
@@ -40,15 +39,11 @@ DEFAULT_POLICIES = {
 
 
 class IBExtension(ExtensionApp):
-    name = "ib_extension"
+    name = "ib_extension.service"
     description = "Interview Buddy: AI-assisted coding interviews"
     version = __version__
     load_other_extensions = True
 
-    role = Enum(["off", "service", "candidate"], default_value="off", config=True,
-                help="What this server is: 'service' (the ib service: API, budget, log, "
-                     "dashboards), 'candidate' (a candidate's JupyterLab bound to one session), "
-                     "or 'off' (inert).")
     data_dir = Unicode(config=True,
                        help="Folder of the service's DuckDB file (ib.duckdb). Default: ./.ib-data")
     llm_base_url = Unicode("", config=True,
@@ -103,7 +98,8 @@ class IBExtension(ExtensionApp):
     tick_seconds = Float(1.0, config=True,
                          help="How often the service checks clocks (expiry, time warnings).")
     challenge_dirs = List(Unicode(), config=True,
-                          help="Folders of challenge files (default: the bundled library).")
+                          help="Folders of challenge files, readable only by the service (they "
+                               "hold the answer key). Default: the checkout's challenges/.")
     grading = Bool(True, config=True,
                    help="Grade the final notebook against the challenge's tests when a session "
                         "ends (in a separate kernel; see README on isolating it).")
@@ -113,10 +109,6 @@ class IBExtension(ExtensionApp):
                                   help="A command the grader runs under, to isolate it in "
                                        "production, e.g. ['sudo', '-n', '-u', 'ib-grader'] or a "
                                        "`docker run --rm --network none ...` prefix.")
-    # candidate role
-    service_url = Unicode("", config=True, help="Candidate role: URL of the ib service.")
-    session_token = Unicode("", config=True,
-                            help="Candidate role: the session's candidate token.")
 
     clock = AnyTrait(help="The service clock (tests inject a ManualClock).")
 
@@ -141,8 +133,7 @@ class IBExtension(ExtensionApp):
     def initialize_settings(self) -> None:
         self.settings["ib_app"] = self
         self.service = None
-        if self.role == "service":
-            self._init_service()
+        self._init_service()
 
     def _init_service(self) -> None:
         from .core import Service
@@ -176,11 +167,18 @@ class IBExtension(ExtensionApp):
                       self.llm_base_url, ", ".join(self.models))
 
     def _load_challenges(self):
-        try:
-            from ..api import challenges
-        except ImportError:  # the library module is optional until it ships
-            return None
+        from ..api import challenges
+
         dirs = self.challenge_dirs or challenges.default_dirs()
+        if not dirs:
+            self.log.warning("no challenge library: set IBExtension.challenge_dirs to a folder "
+                             "of challenge files (sessions can still use custom text)")
+        for folder in map(Path, dirs):
+            # The files hold hidden tests, reference solutions and interviewer notes.
+            if folder.is_dir() and folder.stat().st_mode & 0o004:
+                self.log.warning("the challenge library %s is readable by every user of this "
+                                 "machine; it holds the answer key: make it readable only by "
+                                 "the service's user (chmod -R o-rwx)", folder)
         library = challenges.load_library(dirs)
         for source, problem in library.errors:
             self.log.warning("challenge %s not loaded: %s", source, problem)
@@ -211,12 +209,7 @@ class IBExtension(ExtensionApp):
     def initialize_handlers(self) -> None:
         from .routes import handlers
 
-        if self.role == "service":
-            self.handlers.extend(handlers())
-        elif self.role == "candidate":
-            from ..candidate.server import candidate_handlers
-
-            self.handlers.extend(candidate_handlers(self))
+        self.handlers.extend(handlers())
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
         if self.service is not None:

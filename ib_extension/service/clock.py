@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 
 
 class SystemClock:
@@ -25,12 +24,3 @@ class ManualClock:
             raise ValueError("a clock cannot go backwards")
         self._now += seconds
         return self._now
-
-
-def iso(ts: float | None) -> str | None:
-    """Epoch seconds -> ISO 8601 UTC with milliseconds and a Z, as the API shows time."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )

@@ -14,12 +14,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..api import events as catalogue
 from ..api.errors import IBError
+from ..api.models import Event, Message, Record, iso
 from ..api.requests import CreateSession
 from . import tokens
 from .admission import Gate
 from .budget import Ledger
-from .clock import iso
 from .feed import Feed
 from .ratelimit import SlidingWindow
 from .refusals import RefusalCounter
@@ -178,17 +179,26 @@ class Service:
     def save(self, s: Session) -> None:
         """Queue the session's row and tell live readers its new state."""
         self.store.submit(self.store.save_session, s.to_row())
-        now = self.now()
-        self.feed.publish(s.id, "session", s.to_dict(now), audience="interviewer")
-        self.feed.publish(s.id, "session", s.to_dict(now, view="candidate"), audience="candidate")
+        self.feed.publish(s.id, "session", self.view(s).model_dump(), audience="interviewer")
+        self.feed.publish(s.id, "session", self.candidate_view(s).model_dump(),
+                          audience="candidate")
+
+    def view(self, s: Session):
+        return s.view(self.now(), self.config.warning_thresholds)
+
+    def candidate_view(self, s: Session):
+        return s.candidate_view(self.now(), self.config.warning_thresholds)
 
     def emit(self, s: Session, type_: str, actor: str, payload: dict[str, Any] | None = None,
-             *, audience: str = "all") -> dict[str, Any]:
+             *, audience: str | None = None) -> dict[str, Any]:
+        """Log an event of the catalogue (api/events.py), which says who may see it."""
+        catalogue.check_payload(type_, payload or {})
+        audience = audience or catalogue.kind(type_).audience
         self._event_id += 1
         row = {"id": self._event_id, "session_id": s.id, "type": type_, "actor": actor,
                "payload": payload or {}, "at": self.now()}
         self.store.submit(self.store.save_event, row)
-        self.feed.publish(s.id, "event", event_view(row), audience=audience)
+        self.feed.publish(s.id, "event", event_view(row).model_dump(), audience=audience)
         return row
 
     def save_message(self, msg: dict[str, Any], *, publish: bool = True):
@@ -197,7 +207,7 @@ class Service:
             msg["seq"] = self._message_seq
         fut = self.store.submit(self.store.save_message, dict(msg))
         if publish:
-            self.feed.publish(msg["session_id"], "message", message_view(msg))
+            self.feed.publish(msg["session_id"], "message", message_view(msg).model_dump())
         return fut
 
     # ---- lookups -----------------------------------------------------------------
@@ -275,7 +285,7 @@ class Service:
         s = self.get(session_id)
         if action in ("lock", "unlock"):
             s.set_locked(action == "lock")
-            self.emit(s, f"session.{action}ed", actor)
+            self.emit(s, f"session.{action}ed", actor, {"locked": s.locked})
             if action == "lock":
                 self.cut_streams(s, "lock")
             self.save(s)
@@ -288,7 +298,9 @@ class Service:
         s.apply(action, now)
         past = {"start": "started", "pause": "paused", "resume": "resumed", "end": "ended",
                 "expire": "expired", "submit": "submitted"}[action]
-        self.emit(s, f"session.{past}", actor, payload)
+        # Each lifecycle event says where it led, so replays need no copy of the rules.
+        self.emit(s, f"session.{past}", actor, {**(payload or {}), "status": s.status,
+                                                "reason": s.end_reason if s.ended else None})
         if action in CUT_REASONS:
             self.cut_streams(s, action)
         self.save(s)
@@ -311,19 +323,19 @@ class Service:
         reason = None
         if challenge is None:
             reason = "the challenge has no tests (custom text)"
-        elif record["final_notebook"] is None:
+        elif record.final_notebook is None:
             reason = "no notebook was submitted or saved"
         if reason:
-            self.emit(s, "grade.skipped", "system", {"reason": reason}, audience="interviewer")
+            self.emit(s, "grade.skipped", "system", {"reason": reason})
             return None
         try:
-            result = await self.grader(record["final_notebook"], challenge)
+            result = await self.grader(record.final_notebook, challenge)
         except Exception as e:  # a grader failure must not take the service down
             log.exception("grading %s failed", session_id)
             result = {"score": 0.0, "passed": 0, "total": 0, "tests": [],
                       "error": f"The grader failed: {type(e).__name__}."}
         s.grade = result
-        self.emit(s, "grade.completed", "system", result, audience="interviewer")
+        self.emit(s, "grade.completed", "system", result)
         self.save(s)
         return result
 
@@ -350,7 +362,7 @@ class Service:
         token = new_token()
         s.token_hash = hash_token(token)
         self._by_token[s.token_hash] = s.id
-        self.emit(s, "session.token_rotated", actor, audience="interviewer")
+        self.emit(s, "session.token_rotated", actor)
         self.save(s)
         return token
 
@@ -413,6 +425,10 @@ class Service:
     def record_activity(self, s: Session, type_: str, payload: dict[str, Any]) -> dict:
         if s.ended:
             raise IBError("session_ended", "This session has ended; activity is no longer recorded.")
+        try:
+            catalogue.check_payload(type_, payload)
+        except ValueError as e:
+            raise IBError("invalid_request", f"The activity cannot be recorded: {e}.") from None
         s.last_activity_at = self.now()
         if type_ == "activity.paste":
             s.flags["large_paste"] += 1
@@ -423,7 +439,18 @@ class Service:
     def submit(self, s: Session, notebook: dict[str, Any]) -> None:
         self._transition(s, "submit", "candidate", {"notebook": notebook})
 
-    async def record(self, session_id: str) -> dict[str, Any]:
+    async def messages(self, session_id: str) -> list[Message]:
+        return [message_view(m) for m in await self.store.run(self.store.messages, session_id)]
+
+    async def events(self, session_id: str, types: list[str] | None = None) -> list[Event]:
+        """Oldest first; `types` may end in * to match a prefix."""
+        return [event_view(e) for e in await self.store.run(self.store.events, session_id, types)]
+
+    async def conversation_matches(self, text: str) -> set[str]:
+        """Sessions whose conversation contains `text`."""
+        return await self.store.run(self.store.search_messages, text)
+
+    async def record(self, session_id: str) -> Record:
         """Everything about one session, for analytics and exports (no token hash)."""
         s = self.get(session_id)
         messages = await self.store.run(self.store.messages, session_id)
@@ -437,14 +464,9 @@ class Service:
         if self.challenges is not None and challenge.get("id"):
             ch = self.challenges.get(challenge["id"])
             challenge = ch.public() if ch is not None else challenge
-        return {
-            "session": s.to_dict(self.now()),
-            "messages": [message_view(m) for m in messages],
-            "events": [event_view(e) for e in events],
-            "final_notebook": final,
-            "grade": s.grade,
-            "challenge": challenge,
-        }
+        return Record(session=self.view(s), messages=[message_view(m) for m in messages],
+                      events=[event_view(e) for e in events], final_notebook=final,
+                      grade=s.grade, challenge=challenge)
 
     def refuse(self, s: Session, err: IBError) -> IBError:
         """Log a refusal, then hand the error back for raising. Past the first few in a
@@ -481,14 +503,10 @@ class Service:
             ev.set()
 
 
-def message_view(m: dict[str, Any]) -> dict[str, Any]:
-    out = dict(m)
-    out["created_at"] = iso(m["created_at"])
-    out["finished_at"] = iso(m.get("finished_at"))
-    return out
+def message_view(m: dict[str, Any]) -> Message:
+    return Message(**{**m, "created_at": iso(m["created_at"]),
+                      "finished_at": iso(m.get("finished_at"))})
 
 
-def event_view(e: dict[str, Any]) -> dict[str, Any]:
-    out = dict(e)
-    out["at"] = iso(e["at"])
-    return out
+def event_view(e: dict[str, Any]) -> Event:
+    return Event(**{**e, "at": iso(e["at"])})

@@ -70,21 +70,6 @@ class Reply:
         return not (self.text or self.tool_calls or self.refusal)
 
 
-def state_refusal(s: Session, now: float) -> IBError | None:
-    """Why this session may not ask the AI right now, if it may not."""
-    if s.status == "completed":
-        return IBError("session_ended", "This interview session has ended, so the AI assistant is closed.")
-    if s.status == "expired" or (s.status == "active" and s.time_left(now) <= 0):
-        return IBError("time_up", "Time is up for this interview, so the AI assistant is closed.")
-    if s.status == "paused":
-        return IBError("session_paused",
-                       "The interviewer has paused this session. You can continue when they resume it.")
-    if s.locked:
-        return IBError("session_locked",
-                       "The interviewer has locked the AI assistant for now. Ask them if you need it.")
-    return None
-
-
 def system_prompt(settings: Settings, s: Session, policies: dict[str, str]) -> str:
     return settings.system_prompt.format(
         policy=policies[s.assist_policy],
@@ -124,7 +109,7 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
         raise service.refuse(s, refusal)
     now = service.now()
     service.candidate_seen(s)
-    refusal = state_refusal(s, now) or _rate_refusal(service, s, now)
+    refusal = s.chat_refusal(now) or _rate_refusal(service, s, now)
     if refusal is not None:
         raise service.refuse(s, refusal)
 
@@ -337,7 +322,7 @@ def _not_admitted(service: Service, s: Session, gate: Gate, why: str, prompt: in
             f"have at once; this message waited {settings.queue_timeout:g} s for one of them "
             "to finish. Try again when one has.", retry_after=1))
     if cut.is_set():  # paused, locked or ended while it waited
-        return service.refuse(s, state_refusal(s, service.now()) or IBError(
+        return service.refuse(s, s.chat_refusal(service.now()) or IBError(
             "session_ended", "This interview session has ended, so the AI assistant is closed."))
     # The client went away while waiting: nobody reads this, and nothing was refused.
     return IBError("conflict", "The request was withdrawn before its turn came.")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pydantic.json_schema import models_json_schema
+
 from .. import __version__
 from .handlers import base as h
 from .handlers import candidate as hc
@@ -65,7 +67,19 @@ SECURITY = {
 }
 
 
+def _component_schemas() -> tuple[dict[tuple, Any], dict[str, Any]]:
+    """Every request and response model as a component (their nested models too), so each
+    `$ref` in the document resolves."""
+    models = {m for _, cls, _ in ROUTES for op in cls.ops.values()
+              for m in (op.body, op.response) if m is not None}
+    keyed = [(m, mode) for m in sorted(models, key=lambda m: m.__name__)
+             for mode in ("validation", "serialization")]
+    refs, doc = models_json_schema(keyed, ref_template="#/components/schemas/{model}")
+    return refs, doc.get("$defs", {})
+
+
 def openapi(base_url: str = "/") -> dict[str, Any]:
+    refs, schemas = _component_schemas()
     paths: dict[str, Any] = {}
     for template, cls, _ in ROUTES:
         item = paths.setdefault(template, {})
@@ -76,8 +90,8 @@ def openapi(base_url: str = "/") -> dict[str, Any]:
                 "operationId": f"{verb}_{template.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
                 "security": SECURITY[op.audience],
                 "responses": {
-                    str(op.success): {"description": "OK",
-                                      "content": {"application/json": {}}},
+                    str(op.success): {"description": "OK", "content": {"application/json": (
+                        {"schema": refs[(op.response, "serialization")]} if op.response else {})}},
                     "4XX": {"description": "Refused", "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/Error"}}}},
                 },
@@ -90,7 +104,7 @@ def openapi(base_url: str = "/") -> dict[str, Any]:
                 operation["parameters"] = params
             if op.body is not None:
                 operation["requestBody"] = {"required": True, "content": {
-                    "application/json": {"schema": op.body.model_json_schema()}}}
+                    "application/json": {"schema": refs[(op.body, "validation")]}}}
             item[verb] = operation
     return {
         "openapi": "3.1.0",
@@ -106,7 +120,7 @@ def openapi(base_url: str = "/") -> dict[str, Any]:
                 "interviewerToken": {"type": "apiKey", "in": "header", "name": "Authorization",
                                      "description": "'token <IB_TOKEN>' (Jupyter auth)"},
             },
-            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {
+            "schemas": {**schemas, "Error": {"type": "object", "required": ["error"], "properties": {
                 "error": {"type": "object", "required": ["code", "message"], "properties": {
                     "code": {"type": "string"}, "message": {"type": "string"},
                     "type": {"type": "string"}, "param": {"type": ["string", "null"]}}}}}},

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..api.errors import IBError
+from ..api.models import ENDED as _ENDED
+from ..api.models import STATUSES as _STATUSES
+from ..api.models import CandidateSessionView, Refusal, SessionView, iso
 from .budget import Ledger
-from .clock import iso
 
-STATUSES = {"created", "active", "paused", "completed", "expired"}
-ENDED = {"completed", "expired"}
+STATUSES = set(_STATUSES)
+ENDED = set(_ENDED)
 
 # action -> (statuses it may start from, status it leads to)
 TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
@@ -171,6 +173,38 @@ class Session:
                           "its budget cannot be extended.")
         self.ledger.extend(tokens)
 
+    def allowed_actions(self) -> list[str]:
+        """The interviewer actions the rules above admit now (the same checks, not a copy)."""
+        allowed = [a for a in ("start", "pause", "resume", "end") if self.status in TRANSITIONS[a][0]]
+        if not self.ended:
+            allowed.append("unlock" if self.locked else "lock")
+            allowed.append("extend-tokens")
+        if self.status != "completed":
+            allowed.append("extend-time")
+        return allowed
+
+    def chat_refusal(self, now: float) -> IBError | None:
+        """Why the candidate may not ask the AI right now, if they may not. The gateway
+        refuses with it and every view publishes it, so pages never re-derive it."""
+        if self.status == "completed":
+            if self.end_reason == "submitted":
+                return IBError("session_ended", "You have submitted your notebook, so the "
+                               "interview is over.")
+            return IBError("session_ended",
+                           "This interview session has ended, so the AI assistant is closed.")
+        if self.status == "expired" or (self.status == "active" and self.time_left(now) <= 0):
+            return IBError("time_up", "Time is up for this interview, so the AI assistant is closed.")
+        if self.status == "paused":
+            return IBError("session_paused", "The interviewer has paused this session. You can "
+                           "continue when they resume it.")
+        if self.locked:
+            return IBError("session_locked", "The interviewer has locked the AI assistant for "
+                           "now. Ask them if you need it.")
+        if self.ledger.settled_left <= 0:
+            return IBError("budget_exhausted",
+                           "Your token budget is used up, so the AI assistant is closed.")
+        return None
+
     # ---- warnings ----------------------------------------------------------------
     def fractions_left(self, now: float) -> dict[str, float]:
         fractions = {}
@@ -197,12 +231,16 @@ class Session:
         return due
 
     # ---- views -------------------------------------------------------------------
-    def to_dict(self, now: float, *, view: str = "interviewer") -> dict[str, Any]:
+    def time_paused(self, now: float) -> float:
+        end = self.ended_at if self.ended_at is not None else now
+        return self.paused_seconds + (end - self.paused_at if self.paused_at is not None else 0.0)
+
+    def _fields(self, now: float, thresholds: list[int]) -> dict[str, Any]:
         ledger = self.ledger
-        d: dict[str, Any] = {
+        refusal = self.chat_refusal(now)
+        return {
             "id": self.id,
             "candidate_name": self.candidate_name,
-            "candidate_email": self.candidate_email,
             "challenge": self.challenge,
             "model": self.model,
             "assist_policy": self.assist_policy,
@@ -211,6 +249,7 @@ class Session:
             "time_limit_seconds": self.time_limit_seconds,
             "time_used_seconds": round(self.time_used(now), 3),
             "time_left_seconds": round(self.time_left(now), 3),
+            "time_paused_seconds": round(self.time_paused(now), 3),
             "deadline": iso(self.deadline(now)),
             "token_budget": ledger.budget,
             "tokens_prompt": ledger.prompt,
@@ -230,14 +269,21 @@ class Session:
                 {"kind": w["kind"], "threshold": w["threshold"], "at": iso(w["at"])}
                 for w in self.warnings
             ],
-            "flags": dict(self.flags),
             "score": self.grade.get("score") if self.grade else None,
-            "grade": self.grade,
+            "blocked": Refusal(code=refusal.code, message=refusal.message) if refusal else None,
+            "thresholds": list(thresholds),
         }
-        if view == "candidate":
-            del d["candidate_email"], d["flags"]
-            d["grade"] = candidate_grade(self.grade) if self.grade else None
-        return d
+
+    def view(self, now: float, thresholds: list[int]) -> SessionView:
+        """The session as the interviewer sees it."""
+        return SessionView(**self._fields(now, thresholds),
+                           candidate_email=self.candidate_email, flags=dict(self.flags),
+                           grade=self.grade, allowed_actions=self.allowed_actions())
+
+    def candidate_view(self, now: float, thresholds: list[int]) -> CandidateSessionView:
+        """The session as its candidate sees it: hidden tests only as counts."""
+        return CandidateSessionView(**self._fields(now, thresholds),
+                                    grade=candidate_grade(self.grade) if self.grade else None)
 
     # ---- persistence -------------------------------------------------------------
     _PLAIN: ClassVar[tuple[str, ...]] = (

@@ -4,9 +4,11 @@ its Markdown renderer executes nothing it is given."""
 from __future__ import annotations
 
 import itertools
+from datetime import datetime, timezone
 
 import pytest
 from helpers import CHROMIUM, CHROMIUM_ARGS
+from views import THRESHOLDS, session_view
 
 from ib_extension.candidate.panel import view
 from ib_extension.candidate.panel.widget import bundle
@@ -44,12 +46,15 @@ HISTORY = [
     {"id": "m2", "role": "assistant", "content": "a1 " * 50, "completion_tokens": 120},
     {"id": "m3", "role": "user", "content": "unsent so far"},
 ]
-STATES = [dict(status=st, locked=lk, tokens_left=tl, time_left_seconds=tm, end_reason=er,
-               token_budget=20000, time_limit_seconds=1800,
-               challenge={"statement": "Write `fizzbuzz(n)` " * 10})
-          for st, lk, tl, tm, er in itertools.product(
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+# Real candidate views (the service's own Session and transitions) in every state.
+STATES = [session_view(NOW, candidate=True, status=st, locked=lk and st not in ("completed", "expired"),
+                       used=used, elapsed=elapsed, time_limit=1800.0, budget=20000,
+                       submitted=sub and st == "completed",
+                       challenge={"statement": "Write `fizzbuzz(n)` " * 10})
+          for st, lk, used, elapsed, sub in itertools.product(
               ("created", "active", "paused", "completed", "expired"), (False, True),
-              (0, 17, 19000), (0.0, 5.5, 1200.0), (None, "submitted"))]
+              (20000, 19983, 1000), (1794.5, 600.0), (False, True))]
 
 
 def test_formulas_match_view_py(js):
@@ -57,13 +62,13 @@ def test_formulas_match_view_py(js):
     cases = [(s, h, text, elapsed) for s in STATES[::3] for h in ([], HISTORY[:2], HISTORY)
              for text, elapsed in (("", 0.0), ("How do I start?", 6.0))]
     got = js.evaluate("""([rules, cases]) => cases.map(([s, h, text, elapsed]) => [
-        ib.blocked(rules, s, elapsed), ib.statusKey(rules, s, elapsed), ib.timeLeft(s, elapsed),
+        ib.blocked(s), ib.statusKey(rules, s), ib.timeLeft(s, elapsed),
         ib.nextMessageCost(rules, s, h, text), ib.messagesLeft(rules, s, h),
         ib.estimateTokens(rules, text), ib.conversation(h), ib.expectedReply(rules, h)])""",
                       [rules, cases])
     for (s, h, text, elapsed), js_result in zip(cases, got, strict=True):
-        b = view.blocked(s, elapsed)
-        expected = [{"key": b[0], "sentence": b[1]} if b else None, view.status_key(s, elapsed),
+        b = view.blocked(s)
+        expected = [{"key": b[0], "sentence": b[1]} if b else None, view.status_key(s),
                     view.time_left(s, elapsed), view.next_message_cost(s, h, text),
                     view.messages_left(s, h), view.estimate_tokens(text), view.conversation(h),
                     view.expected_reply(h)]
@@ -74,10 +79,10 @@ def test_levels_and_clock_match_view_py(js):
     rules = view.rules()
     percents = [100, 50, 25.01, 25, 10.5, 10, 5.01, 5, 0.5, 0]
     seconds = [0, 0.2, 59.2, 60, 605, 3599.5, 3723]
-    got = js.evaluate("""([rules, ps, ss]) => [ps.map(p => ib.level(rules, p)),
+    got = js.evaluate("""([rules, t, ps, ss]) => [ps.map(p => ib.level(rules, t, p)),
                          ss.map(s => ib.clock(s)), [ib.pct(5, 0), ib.pct(30, 20)]]""",
-                      [rules, percents, seconds])
-    assert got == [[view.level(p) for p in percents], [view.clock(s) for s in seconds],
+                      [rules, THRESHOLDS, percents, seconds])
+    assert got == [[view.level(p, THRESHOLDS) for p in percents], [view.clock(s) for s in seconds],
                    [view.percent(5, 0), view.percent(30, 20)]]
 
 

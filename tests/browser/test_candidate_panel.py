@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import stop
+from helpers import stop, wait_for
 from live import start_lab
 from playwright.sync_api import expect
 
@@ -141,8 +141,8 @@ def test_pause_lock_disable_input_with_the_reason_and_it_comes_back(page, worksp
     panel = open_panel(page, workspace)
     box, banner, pill = panel.locator(".ib-input"), panel.locator(".ib-banner"), panel.locator(".ib-pill")
     for action, undo, key in (("pause", "resume", "paused"), ("lock", "unlock", "locked")):
-        live_service.client.action(workspace.session_id, action)
-        expect(banner).to_have_text(view.SENTENCES[key])
+        published = live_service.client.action(workspace.session_id, action)["blocked"]
+        expect(banner).to_have_text(published["message"])
         expect(box).to_be_disabled()
         expect(panel.locator(".ib-btn-send")).to_be_disabled()
         expect(pill).to_have_text(view.STATUS_LABELS[key])
@@ -200,8 +200,8 @@ def test_reload_restores_the_whole_conversation(page, workspace, live_service):
 def test_the_interviewer_ends_the_interview(page, workspace, live_service, screenshot):
     # Ends the shared session: keep this the last test that uses `workspace`.
     panel = open_panel(page, workspace)
-    live_service.client.action(workspace.session_id, "end")
-    expect(panel.locator(".ib-banner")).to_have_text(view.SENTENCES["completed"])
+    published = live_service.client.action(workspace.session_id, "end")["blocked"]
+    expect(panel.locator(".ib-banner")).to_have_text(published["message"])
     expect(panel.locator(".ib-pill")).to_have_text(view.STATUS_LABELS["completed"])
     expect(panel.locator(".ib-input")).to_be_disabled()
     expect(panel.locator(".ib-btn-submit")).to_be_disabled()
@@ -217,7 +217,8 @@ def test_budget_warnings_refusal_extension_and_submit(page, live_service, tmp_pa
         expect(panel.locator(".ib-msg-ai")).to_have_count(1)
         expect(panel.locator(".ib-streaming")).to_have_count(0)
         state = live_service.client.session(ws.session_id)
-        level = view.level(view.percent(state["tokens_left"], state["token_budget"]))
+        level = view.level(view.percent(state["tokens_left"], state["token_budget"]),
+                           state["thresholds"])
         assert level == "critical"
         tokens = panel.locator(".ib-gauge").nth(1)
         expect(tokens).to_have_attribute("data-level", level)
@@ -226,7 +227,7 @@ def test_budget_warnings_refusal_extension_and_submit(page, live_service, tmp_pa
         notes = panel.locator(".ib-note")
         # Crossing every threshold at once, the service warns once, with the most severe.
         expect(notes.filter(has_text="of your token budget is left")).to_have_text(
-            [f"Less than {min(view.THRESHOLDS)}% of your token budget is left: "
+            [f"Less than {min(state['thresholds'])}% of your token budget is left: "
              f"{state['tokens_left']} tokens."])
         screenshot("budget-low")
 
@@ -245,7 +246,10 @@ def test_budget_warnings_refusal_extension_and_submit(page, live_service, tmp_pa
 
         page.once("dialog", lambda dialog: dialog.accept())  # "Submit your notebook and end...?"
         panel.locator(".ib-btn-submit").click()
-        expect(panel.locator(".ib-banner")).to_have_text(view.SENTENCES["submitted"])
+        published = wait_for(lambda: live_service.client.session(ws.session_id)["blocked"],
+                             "the submission to end the session")
+        assert "submitted" in published["message"]
+        expect(panel.locator(".ib-banner")).to_have_text(published["message"])
         expect(panel.locator(".ib-input")).to_be_disabled()
         expect(panel.locator(".ib-btn-submit")).to_be_disabled()
         screenshot("submitted")

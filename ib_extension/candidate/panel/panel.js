@@ -55,8 +55,9 @@ const getJSON = async (path, opts) => (await call(path, opts)).json();
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---- the formulas of view.py ------------------------------------------------------------
-function level(rules, percentLeft) {
-  return rules.levels[rules.thresholds.filter((t) => percentLeft <= t).length];
+function level(rules, thresholds, percentLeft) {
+  const index = thresholds.filter((t) => percentLeft <= t).length;
+  return rules.levels[Math.min(index, rules.levels.length - 1)];
 }
 
 function pct(part, whole) {
@@ -69,20 +70,16 @@ function timeLeft(state, elapsed) {
   return Math.max(0, left);
 }
 
-function blocked(rules, state, elapsed) {
-  let key = null;
-  if (state.status === "completed") key = state.end_reason === "submitted" ? "submitted" : "completed";
-  else if (state.status === "expired" || (state.status === "active" && timeLeft(state, elapsed) <= 0)) key = "expired";
-  else if (state.status === "paused") key = "paused";
-  else if (state.locked) key = "locked";
-  else if (Number(state.tokens_left || 0) <= 0) key = "budget";
-  return key && { key, sentence: rules.sentences[key] };
+// The service says why the AI is closed (state.blocked, its own sentence): never re-derived.
+function blocked(state) {
+  return state.blocked ? { key: state.blocked.code, sentence: state.blocked.message } : null;
 }
 
-function statusKey(rules, state, elapsed) {
-  const b = blocked(rules, state, elapsed);
-  if (b && b.key !== "budget") return b.key;
-  return state.status === "created" ? "created" : "active";
+function statusKey(rules, state) {
+  const b = blocked(state);
+  const key = b ? rules.pill_for[b.key] : null;
+  if (key === "completed" && state.end_reason === "submitted") return "submitted";
+  return key || (state.status === "created" ? "created" : "active");
 }
 
 function estimateTokens(rules, text) {
@@ -371,14 +368,14 @@ class Panel {
   drawState() {
     if (!this.state) return;
     const s = this.state;
-    const key = statusKey(this.rules, s, this.elapsed());
+    const key = statusKey(this.rules, s);
     this.pill.textContent = this.offline ? "Reconnecting…" : this.rules.status_labels[key];
     this.pill.className = `ib-pill ib-pill-${this.offline ? "offline" : key}`;
     const tokLeft = Number(s.tokens_left || 0);
     const p = pct(tokLeft, Number(s.token_budget || 0));
     this.tokenBox.value.textContent = `${fmt(tokLeft)} / ${fmt(s.token_budget)}`;
     this.tokenBox.fill.style.width = `${p}%`;
-    this.tokenBox.box.dataset.level = level(this.rules, p);
+    this.tokenBox.box.dataset.level = level(this.rules, s.thresholds, p);
     const n = messagesLeft(this.rules, s, this.history);
     this.tokenBox.sub.textContent = `${fmt(s.tokens_used)} used · about ${fmt(n)} more message${n === 1 ? "" : "s"}`;
     this.drawClock();
@@ -392,11 +389,11 @@ class Panel {
     const p = pct(left, Number(s.time_limit_seconds || 0));
     this.timeBox.value.textContent = clock(left);
     this.timeBox.fill.style.width = `${p}%`;
-    this.timeBox.box.dataset.level = level(this.rules, p);
+    this.timeBox.box.dataset.level = level(this.rules, s.thresholds, p);
     this.timeBox.sub.textContent = s.status === "created" ? "starts with your first message"
       : s.status === "paused" ? "paused — the clock is stopped"
       : s.status === "active" ? `of ${clock(s.time_limit_seconds)}` : "the interview is over";
-    const b = blocked(this.rules, s, this.elapsed());
+    const b = blocked(s);
     const reason = b ? b.sentence : this.offline
       ? (this.offlineWhy || "The interview service cannot be reached right now; retrying…") : null;
     this.banner.hidden = !reason;
@@ -407,7 +404,7 @@ class Panel {
     this.sendBtn.disabled = closed || Boolean(this.sending);
     this.submitBtn.disabled = s.status === "completed" || s.status === "expired";
     this.submitBtn.textContent = s.end_reason === "submitted" ? "Submitted" : "Submit";
-    this.root.dataset.status = statusKey(this.rules, s, this.elapsed());
+    this.root.dataset.status = statusKey(this.rules, s);
   }
 
   drawEstimate() {
@@ -532,7 +529,7 @@ class Panel {
   // -- asking --
   async send() {
     const text = this.input.value.trim();
-    if (!text || this.sending || !this.state || blocked(this.rules, this.state, this.elapsed())) return;
+    if (!text || this.sending || !this.state || blocked(this.state)) return;
     this.sending = new AbortController();
     this.input.value = "";
     this.stopBtn.hidden = false;

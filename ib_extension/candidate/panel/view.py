@@ -1,9 +1,11 @@
 """What the panel shows for a session state: pure functions, no widgets, no I/O.
 
-The browser side (panel.js) ticks the clock and redraws while the kernel is busy, so it
-cannot call these; it receives `rules()` (thresholds, sentences, estimate constants) and
-applies the same few formulas, each named like its Python twin here. The Python side uses
-these for `ChatPanel.summary()`, `ask()`'s refusals and the tests.
+The service's rules arrive with the state: `blocked` (why the AI is closed, in the
+service's own sentence) and `thresholds` (where the meters change colour, the same as
+its warnings); nothing here re-derives them. The browser side (panel.js) ticks the clock
+and redraws while the kernel is busy, so it cannot call these; it receives `rules()`
+(the estimate constants and labels) and applies the same few formulas, each named like
+its Python twin here. The Python side uses these for `ChatPanel.summary()` and the tests.
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-# Meter colours by percentage left: above 25 % green, then yellow, orange, red at 5 %.
-THRESHOLDS = (25, 10, 5)
+# Meter colours: above the first threshold "ok", then one level more per threshold passed.
 LEVELS = ("ok", "warn", "low", "critical")
 
 # Rough, dependency-free token estimate for the input box (tiktoken is not in the
@@ -22,15 +23,9 @@ MESSAGE_OVERHEAD = 4       # tokens OpenAI adds around each chat message
 SYSTEM_PROMPT_TOKENS = 120  # the service's policy prompt, without the challenge statement
 DEFAULT_REPLY_TOKENS = 350  # a reply's size until the conversation shows the real average
 
-# Why input is disabled, by reason key: the same sentences the service refuses with.
-SENTENCES = {
-    "submitted": "You have submitted your notebook, so the interview is over.",
-    "completed": "This interview session has ended, so the AI assistant is closed.",
-    "expired": "Time is up for this interview, so the AI assistant is closed.",
-    "paused": "The interviewer has paused this session. You can continue when they resume it.",
-    "locked": "The interviewer has locked the AI assistant for now. Ask them if you need it.",
-    "budget": "Your token budget is used up, so the AI assistant is closed.",
-}
+# The status pill's label for a refusal code (budget: the session itself is still running).
+PILL_FOR = {"session_paused": "paused", "session_locked": "locked", "time_up": "expired",
+            "session_ended": "completed"}
 STATUS_LABELS = {
     "created": "Ready — the clock starts with your first message",
     "active": "In progress",
@@ -42,10 +37,11 @@ STATUS_LABELS = {
 }
 
 
-def level(percent_left: float) -> str:
-    """Colour level of a meter: 'ok' above 25 %, 'warn' ≤ 25, 'low' ≤ 10, 'critical' ≤ 5."""
-    index = sum(1 for t in THRESHOLDS if percent_left <= t)
-    return LEVELS[index]
+def level(percent_left: float, thresholds: list[int]) -> str:
+    """Colour level of a meter: 'ok' above every threshold, one level more per threshold
+    passed (the service's warning thresholds, most severe last)."""
+    index = sum(1 for t in thresholds if percent_left <= t)
+    return LEVELS[min(index, len(LEVELS) - 1)]
 
 
 def percent(part: float, whole: float) -> float:
@@ -60,31 +56,19 @@ def time_left(state: dict[str, Any], elapsed: float = 0.0) -> float:
     return max(0.0, left)
 
 
-def blocked(state: dict[str, Any], elapsed: float = 0.0) -> tuple[str, str] | None:
-    """(reason key, sentence) when the candidate cannot ask the AI now, else None.
-    The order matches the service's own checks, so the sentence is the one it would send."""
-    status = state.get("status")
-    if status == "completed":
-        key = "submitted" if state.get("end_reason") == "submitted" else "completed"
-    elif status == "expired" or (status == "active" and time_left(state, elapsed) <= 0):
-        key = "expired"
-    elif status == "paused":
-        key = "paused"
-    elif state.get("locked"):
-        key = "locked"
-    elif int(state.get("tokens_left") or 0) <= 0:
-        key = "budget"
-    else:
-        return None
-    return key, SENTENCES[key]
+def blocked(state: dict[str, Any]) -> tuple[str, str] | None:
+    """(code, sentence) when the service says the candidate cannot ask the AI now."""
+    refusal = state.get("blocked")
+    return (refusal["code"], refusal["message"]) if refusal else None
 
 
-def status_key(state: dict[str, Any], elapsed: float = 0.0) -> str:
+def status_key(state: dict[str, Any]) -> str:
     """The label key of the status pill."""
-    reason = blocked(state, elapsed)
-    if reason and reason[0] != "budget":
-        return reason[0]
-    return "created" if state.get("status") == "created" else "active"
+    reason = blocked(state)
+    key = PILL_FOR.get(reason[0]) if reason else None
+    if key == "completed" and state.get("end_reason") == "submitted":
+        return "submitted"
+    return key or ("created" if state.get("status") == "created" else "active")
 
 
 def estimate_tokens(text: str) -> int:
@@ -151,8 +135,8 @@ def summary(state: dict[str, Any], history: list[dict[str, Any]]) -> str:
 
 def rules() -> dict[str, Any]:
     """The constants panel.js needs to mirror these functions."""
-    return {"thresholds": list(THRESHOLDS), "levels": list(LEVELS),
+    return {"levels": list(LEVELS), "pill_for": dict(PILL_FOR),
             "chars_per_token": CHARS_PER_TOKEN, "message_overhead": MESSAGE_OVERHEAD,
             "system_prompt_tokens": SYSTEM_PROMPT_TOKENS,
             "default_reply_tokens": DEFAULT_REPLY_TOKENS,
-            "sentences": dict(SENTENCES), "status_labels": dict(STATUS_LABELS)}
+            "status_labels": dict(STATUS_LABELS)}

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from tornado import web
 
 from ... import __version__
+from ...api import models
 from ...api import requests as schemas
 from ...api.errors import IBError, status_code_error
 from .. import roles
@@ -36,6 +37,7 @@ class Op:
     query: tuple[tuple[str, str, str], ...] = ()  # (name, type, description)
     max_body: int | None = None  # bytes; None = the service's max_body_bytes
     success: int = 200
+    response: type[BaseModel] | None = None  # the success body (api/models.py)
 
 
 class IBHandler(APIHandler):
@@ -152,11 +154,10 @@ class IBHandler(APIHandler):
         return when.timestamp()
 
     def reply(self, data: Any, status: int | None = None) -> None:
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json")
         self.set_status(status or self.op.success)
         self.finish(json.dumps(data))
-
-    def session_view(self, s) -> dict:
-        return s.to_dict(self.service.now())
 
     @property
     def me(self):
@@ -169,7 +170,7 @@ class FeedBase(IBHandler):
         cursor_arg = self.query("cursor")
         epoch = self.query("epoch")
         if cursor_arg is None:
-            self.reply({"epoch": feed.epoch, "cursor": feed.cursor, "reset": False, "items": []})
+            self.reply(models.FeedPage(epoch=feed.epoch, cursor=feed.cursor, reset=False, items=[]))
             return
         cursor = self.int_query("cursor", 0, 0, 2**62)
         timeout = self.int_query("timeout", 25, 0, 60)
@@ -177,7 +178,7 @@ class FeedBase(IBHandler):
             items, reset = [], True
         else:
             items, reset = await feed.wait(cursor, timeout, keep)
-        self.reply({"epoch": feed.epoch, "cursor": feed.cursor, "reset": reset, "items": items})
+        self.reply(models.FeedPage(epoch=feed.epoch, cursor=feed.cursor, reset=reset, items=items))
 
 
 FEED_QUERY = (("cursor", "integer", "the last cursor you got; omit to get the current one"),
@@ -187,14 +188,13 @@ FEED_QUERY = (("cursor", "integer", "the last cursor you got; omit to get the cu
 
 # ---- public --------------------------------------------------------------------------
 class HealthHandler(IBHandler):
-    ops = {"get": Op(PUBLIC, "Is the service up")}
+    ops = {"get": Op(PUBLIC, "Is the service up", response=models.Health)}
 
     async def get(self) -> None:
         svc = self.settings.get("ib_service")
-        self.reply({
-            "status": "ok", "version": __version__, "role": self.ib.role,
-            "sessions_active": sum(s.status == "active" for s in svc.sessions.values()) if svc else 0,
-        })
+        self.reply(models.Health(
+            status="ok", version=__version__,
+            sessions_active=sum(s.status == "active" for s in svc.sessions.values()) if svc else 0))
 
 
 class OpenAPIHandler(IBHandler):

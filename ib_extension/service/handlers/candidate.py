@@ -13,12 +13,13 @@ from typing import Any
 
 from tornado.iostream import StreamClosedError
 
+from ...api import models as m
 from ...api import requests as schemas
 from ...api.chat import ChatRequest
 from ...api.errors import IBError
 from ...api.responses import EventStream, ResponsesRequest, output_items, response_object
 from .. import gateway, responses_api
-from ..core import event_view, message_view
+from ..core import event_view
 from ..roles import CANDIDATE
 from .base import FEED_QUERY, FeedBase, IBHandler, Op
 
@@ -190,23 +191,23 @@ def _usage(reply: gateway.Reply) -> dict:
 
 
 class MeHandler(IBHandler):
-    ops = {"get": Op(CANDIDATE, "The candidate's own session")}
+    ops = {"get": Op(CANDIDATE, "The candidate's own session", response=m.CandidateSessionView)}
 
     async def get(self) -> None:
         self.service.candidate_seen(self.me)
-        self.reply(self.me.to_dict(self.service.now(), view="candidate"))
+        self.reply(self.service.candidate_view(self.me))
 
 
 class MeMessagesHandler(IBHandler):
-    ops = {"get": Op(CANDIDATE, "The candidate's own conversation")}
+    ops = {"get": Op(CANDIDATE, "The candidate's own conversation", response=m.Messages)}
 
     async def get(self) -> None:
-        rows = await self.service.store.run(self.service.store.messages, self.me.id)
-        self.reply({"messages": [message_view(m) for m in rows]})
+        self.reply(m.Messages(messages=await self.service.messages(self.me.id)))
 
 
 class MeFeedHandler(FeedBase):
-    ops = {"get": Op(CANDIDATE, "Long-poll the candidate's own live feed", query=FEED_QUERY)}
+    ops = {"get": Op(CANDIDATE, "Long-poll the candidate's own live feed", query=FEED_QUERY,
+                     response=m.FeedPage)}
 
     async def get(self) -> None:
         self.service.candidate_seen(self.me, active=False)
@@ -216,7 +217,8 @@ class MeFeedHandler(FeedBase):
 
 class MeEventsHandler(IBHandler):
     ops = {"post": Op(CANDIDATE, "Report candidate activity (cell runs, snapshots, copies, pastes)",
-                      body=schemas.Activity, max_body=5_000_000, success=201)}
+                      body=schemas.Activity, max_body=5_000_000, success=201,
+                      response=m.Event)}
 
     async def post(self) -> None:
         req = self.body(schemas.Activity)
@@ -226,9 +228,10 @@ class MeEventsHandler(IBHandler):
 
 class MeSubmitHandler(IBHandler):
     ops = {"post": Op(CANDIDATE, "Submit the final notebook and end the interview",
-                      body=schemas.Submit, max_body=20_000_000)}
+                      body=schemas.Submit, max_body=20_000_000,
+                      response=m.CandidateSessionView)}
 
     async def post(self) -> None:
         req = self.body(schemas.Submit)
         self.service.submit(self.me, req.notebook)
-        self.reply(self.me.to_dict(self.service.now(), view="candidate"))
+        self.reply(self.service.candidate_view(self.me))

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from ...api import models as m
 from ...api import requests as schemas
 from ...api.errors import IBError
-from ..core import SessionFilter, event_view, message_view
+from ..core import SessionFilter
 from ..roles import INTERVIEWER
 from ..sessions import STATUSES, TRANSITIONS
 from .base import FEED_QUERY, FeedBase, IBHandler, Op
 
 
 class ModelsHandler(IBHandler):
-    ops = {"get": Op(INTERVIEWER, "Models and assist policies sessions may use")}
+    ops = {"get": Op(INTERVIEWER, "Models and assist policies sessions may use",
+                     response=m.ModelsInfo)}
 
     async def get(self) -> None:
-        self.reply({"models": list(self.ib.models), "default": self.ib.default_model,
-                    "assist_policies": list(self.ib.assist_policies),
-                    "default_assist_policy": self.ib.default_assist_policy})
+        self.reply(m.ModelsInfo(models=list(self.ib.models), default=self.ib.default_model,
+                                assist_policies=list(self.ib.assist_policies),
+                                default_assist_policy=self.ib.default_assist_policy))
 
 
 class SessionsHandler(IBHandler):
@@ -31,8 +33,9 @@ class SessionsHandler(IBHandler):
             ("min_score", "number", "graded at least this (0-1)"),
             ("max_score", "number", "graded at most this (0-1)"),
             ("limit", "integer", "page size, 1-500 (default 50)"),
-            ("offset", "integer", "rows to skip"))),
-        "post": Op(INTERVIEWER, "Create a session", body=schemas.CreateSession, success=201),
+            ("offset", "integer", "rows to skip")), response=m.SessionPage),
+        "post": Op(INTERVIEWER, "Create a session", body=schemas.CreateSession, success=201,
+                   response=m.CreatedSession),
     }
 
     async def get(self) -> None:
@@ -47,30 +50,30 @@ class SessionsHandler(IBHandler):
         if unknown:
             raise IBError("invalid_request", f"Unknown status '{sorted(unknown)[0]}'; use "
                           f"{', '.join(sorted(STATUSES))}.", param="status")
-        matches = await svc.store.run(svc.store.search_messages, f.q) if f.q else None
+        matches = await svc.conversation_matches(f.q) if f.q else None
         found = svc.list(f, matches)
         limit = self.int_query("limit", 50, 1, 500)
         offset = self.int_query("offset", 0, 0, 10**9)
-        self.reply({"sessions": [self.session_view(s) for s in found[offset:offset + limit]],
-                    "total": len(found), "cursor": svc.feed.cursor, "epoch": svc.feed.epoch})
+        self.reply(m.SessionPage(sessions=[svc.view(s) for s in found[offset:offset + limit]],
+                                 total=len(found), cursor=svc.feed.cursor, epoch=svc.feed.epoch))
 
     async def post(self) -> None:
         req = self.body(schemas.CreateSession)
         s, token = self.service.create(req)
-        self.reply({"id": s.id, "candidate_token": token, "session": self.session_view(s)})
+        self.reply(m.CreatedSession(id=s.id, candidate_token=token, session=self.service.view(s)))
 
 
 class SessionHandler(IBHandler):
-    ops = {"get": Op(INTERVIEWER, "One session")}
+    ops = {"get": Op(INTERVIEWER, "One session", response=m.SessionView)}
 
     async def get(self, session_id: str) -> None:
-        self.reply(self.session_view(self.service.get(session_id)))
+        self.reply(self.service.view(self.service.get(session_id)))
 
 
 class SessionActionHandler(IBHandler):
     """start, pause, resume, lock, unlock, end: one route each, one handler."""
 
-    ops = {"post": Op(INTERVIEWER, "Change a session's state")}
+    ops = {"post": Op(INTERVIEWER, "Change a session's state", response=m.SessionView)}
     ACTIONS = ("start", "pause", "resume", "lock", "unlock", "end")
 
     def initialize(self, action: str) -> None:
@@ -79,59 +82,62 @@ class SessionActionHandler(IBHandler):
     async def post(self, session_id: str) -> None:
         if self.request.body.strip() not in (b"", b"{}", b"null"):
             raise IBError("invalid_request", f"The {self.action} action takes no request body.")
-        self.reply(self.session_view(self.service.act(session_id, self.action)))
+        self.reply(self.service.view(self.service.act(session_id, self.action)))
 
 
 assert set(SessionActionHandler.ACTIONS) - {"lock", "unlock"} <= set(TRANSITIONS)
 
 
 class ExtendTimeHandler(IBHandler):
-    ops = {"post": Op(INTERVIEWER, "Give a session more time", body=schemas.ExtendTime)}
+    ops = {"post": Op(INTERVIEWER, "Give a session more time", body=schemas.ExtendTime,
+                      response=m.SessionView)}
 
     async def post(self, session_id: str) -> None:
         req = self.body(schemas.ExtendTime)
-        self.reply(self.session_view(self.service.extend_time(session_id, req.seconds)))
+        self.reply(self.service.view(self.service.extend_time(session_id, req.seconds)))
 
 
 class ExtendTokensHandler(IBHandler):
-    ops = {"post": Op(INTERVIEWER, "Give a session more tokens", body=schemas.ExtendTokens)}
+    ops = {"post": Op(INTERVIEWER, "Give a session more tokens", body=schemas.ExtendTokens,
+                      response=m.SessionView)}
 
     async def post(self, session_id: str) -> None:
         req = self.body(schemas.ExtendTokens)
-        self.reply(self.session_view(self.service.extend_tokens(session_id, req.tokens)))
+        self.reply(self.service.view(self.service.extend_tokens(session_id, req.tokens)))
 
 
 class TokenHandler(IBHandler):
-    ops = {"post": Op(INTERVIEWER, "Issue a new candidate token (the old one stops working)")}
+    ops = {"post": Op(INTERVIEWER, "Issue a new candidate token (the old one stops working)",
+                      response=m.IssuedToken)}
 
     async def post(self, session_id: str) -> None:
-        self.reply({"id": session_id, "candidate_token": self.service.rotate_token(session_id)})
+        self.reply(m.IssuedToken(id=session_id, candidate_token=self.service.rotate_token(session_id)))
 
 
 class SessionMessagesHandler(IBHandler):
-    ops = {"get": Op(INTERVIEWER, "A session's conversation")}
+    ops = {"get": Op(INTERVIEWER, "A session's conversation", response=m.Messages)}
 
     async def get(self, session_id: str) -> None:
         svc = self.service
         svc.get(session_id)
-        rows = await svc.store.run(svc.store.messages, session_id)
-        self.reply({"messages": [message_view(m) for m in rows]})
+        self.reply(m.Messages(messages=await svc.messages(session_id)))
 
 
 class SessionEventsHandler(IBHandler):
     ops = {"get": Op(INTERVIEWER, "A session's events, oldest first", query=(
-        ("type", "string", "comma-separated types; a trailing * matches a prefix"),))}
+        ("type", "string", "comma-separated types; a trailing * matches a prefix"),),
+        response=m.Events)}
 
     async def get(self, session_id: str) -> None:
         svc = self.service
         svc.get(session_id)
         types = [t for t in (self.query("type") or "").split(",") if t]
-        rows = await svc.store.run(svc.store.events, session_id, types or None)
-        self.reply({"events": [event_view(e) for e in rows]})
+        self.reply(m.Events(events=await svc.events(session_id, types or None)))
 
 
 class SessionRecordHandler(IBHandler):
-    ops = {"get": Op(INTERVIEWER, "Everything about one session, for analytics and export")}
+    ops = {"get": Op(INTERVIEWER, "Everything about one session, for analytics and export",
+                     response=m.Record)}
 
     async def get(self, session_id: str) -> None:
         self.reply(await self.service.record(session_id))
@@ -139,7 +145,8 @@ class SessionRecordHandler(IBHandler):
 
 class FeedHandler(FeedBase):
     ops = {"get": Op(INTERVIEWER, "Long-poll the live feed of every session",
-                     query=FEED_QUERY + (("session_id", "string", "follow one session only"),))}
+                     query=FEED_QUERY + (("session_id", "string", "follow one session only"),),
+                     response=m.FeedPage)}
 
     async def get(self) -> None:
         sid = self.query("session_id")
@@ -194,7 +201,8 @@ class ChallengeHandler(IBHandler):
 
 
 class GradeHandler(IBHandler):
-    ops = {"post": Op(INTERVIEWER, "Grade (again) the session's final notebook")}
+    ops = {"post": Op(INTERVIEWER, "Grade (again) the session's final notebook",
+                      response=m.SessionView)}
 
     async def post(self, session_id: str) -> None:
         s = self.service.get(session_id)
@@ -204,4 +212,4 @@ class GradeHandler(IBHandler):
         if result is None:
             raise IBError("conflict", "There is nothing to grade: no final notebook, or a "
                           "challenge without tests.")
-        self.reply(self.session_view(s))
+        self.reply(self.service.view(s))
