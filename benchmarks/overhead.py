@@ -66,10 +66,12 @@ def start_demo_model(workdir: Path, latency: float, tps: float) -> tuple[subproc
     return proc, url
 
 
-def start_service(workdir: Path, llm_url: str, token: str) -> tuple[subprocess.Popen, str]:
+def start_service(workdir: Path, llm_url: str, token: str,
+                  config_text: str = "c.IBExtension.rate_limit_per_minute = 0\n",
+                  ) -> tuple[subprocess.Popen, str]:
+    # By default one session makes every request: the per-session rate limit would refuse most.
     config = workdir / "bench_config.py"
-    # One session makes every request: the per-session rate limit would refuse most.
-    config.write_text("c.IBExtension.rate_limit_per_minute = 0\n")
+    config.write_text(config_text)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "IB_LLM_API_KEY")}
     env["IB_TOKEN"] = token

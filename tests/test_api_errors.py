@@ -110,8 +110,25 @@ async def test_invalid_transition_is_409_with_a_sentence(aio_interviewer, make_s
 BAD_CHATS = [
     ("no messages", {"model": "gpt-4o-mini", "messages": []}),
     ("unknown field", {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
-                       "tools": []}),
+                       "colour": "blue"}),
     ("bad role", {"messages": [{"role": "wizard", "content": "hi"}]}),
+    ("content not text", {"messages": [{"role": "user", "content": 5}]}),
+    ("image part", {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}),
+    ("audio part", {"messages": [{"role": "user", "content": [
+        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}]}),
+    ("lone surrogate", {"messages": [{"role": "user", "content": "bad \ud800 text"}]}),
+    ("logprobs", {"messages": [{"role": "user", "content": "hi"}], "logprobs": True}),
+    ("deprecated functions", {"messages": [{"role": "user", "content": "hi"}],
+                              "functions": [{"name": "f", "parameters": {}}]}),
+    ("audio output", {"messages": [{"role": "user", "content": "hi"}],
+                      "modalities": ["text", "audio"]}),
+    ("tool call without id", {"messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "tool_calls": [{"type": "function",
+                                              "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "42"}]}),
     ("last not user", {"messages": [{"role": "assistant", "content": "hi"}]}),
     ("wrong model", {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
     ("empty message", {"messages": [{"role": "user", "content": "   "}]}),
@@ -124,12 +141,36 @@ BAD_CHATS = [
 async def test_bad_chat_requests_charge_nothing(base_url, make_session, service, body):
     created = await make_session()
     async with httpx.AsyncClient() as c:
-        r = await c.post(base_url + "/ib/v1/chat/completions", json=body,
+        # json.dumps escapes a lone surrogate as \\ud800, as a JavaScript client would
+        r = await c.post(base_url + "/ib/v1/chat/completions", content=json.dumps(body),
                          headers={"Authorization": f"Bearer {created['candidate_token']}"})
-    assert_error_shape(r, 400, "invalid_request")
+    err = assert_error_shape(r, 400, "invalid_request")
     assert r.headers["x-should-retry"] == "false"
+    assert ".str" not in err["message"] and "Input tag" not in err["message"]
     s = service.sessions[created["id"]]
     assert s.ledger.used == 0 and s.ledger.reserved == 0 and s.message_count == 0
+    assert s.status == "created"  # a refused request is not activity: the clock has not started
+
+
+async def test_refusals_name_the_field(base_url, make_session):
+    created = await make_session()
+    cases = [
+        ({"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]},
+         "Images are not allowed in this interview", "messages.0.content.0"),
+        ({"messages": [{"role": "wizard", "content": "hi"}]}, "'user'", "messages.0.role"),
+        ({"messages": [{"role": "user", "content": 5}]},
+         "must be a string or a list of content parts", "messages.0.content"),
+        ({"messages": [{"role": "user", "content": "x\udfff"}]}, "lone UTF-16 surrogate",
+         "messages.0.content"),
+        ({"messages": [{"role": "user", "content": "hi"}], "n": 2}, "one reply per request", "n"),
+    ]
+    async with httpx.AsyncClient() as c:
+        for body, words, param in cases:
+            r = await c.post(base_url + "/ib/v1/chat/completions", content=json.dumps(body),
+                             headers={"Authorization": f"Bearer {created['candidate_token']}"})
+            err = assert_error_shape(r, 400, "invalid_request")
+            assert words in err["message"] and err["param"] == param, err
 
 
 async def test_message_too_long(base_url, make_session, ib_app):
@@ -189,3 +230,17 @@ async def test_dates_at_the_edges_of_time_are_a_400_or_work_never_a_500(aio_inte
     assert r.status_code in (200, 400), r.text
     if r.status_code == 400:
         assert_error_shape(r, 400, "invalid_request")
+
+
+async def test_models_retrieve_answers_for_the_session_model_only(base_url, make_session, service):
+    import openai
+    from helpers import candidate_client
+
+    created = await make_session(model="gpt-4o")
+    client = candidate_client(base_url, created["candidate_token"])
+    with pytest.raises(openai.NotFoundError) as e:
+        await client.models.retrieve("gpt-4o-mini")
+    assert "'gpt-4o'" in e.value.message
+    assert service.sessions[created["id"]].status == "created"  # a mistake is not activity
+    model = await client.models.retrieve("gpt-4o")
+    assert model.id == "gpt-4o" and model.object == "model"

@@ -9,33 +9,38 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ib_extension.service import tokens
+from ib_extension.service.admission import Gate, NotAdmitted
 from ib_extension.service.budget import BudgetExceeded, Ledger
 
 # ---- the ledger, property-based ---------------------------------------------------------
-ops = st.lists(st.tuples(st.sampled_from(["reserve", "settle", "release", "extend"]),
-                         st.integers(0, 7), st.integers(1, 400), st.floats(0, 1)), max_size=60)
+ops = st.lists(st.tuples(st.sampled_from(["admit", "settle", "release", "extend"]),
+                         st.integers(0, 7), st.integers(1, 400), st.integers(1, 600),
+                         st.floats(0, 2)), max_size=60)
 
 
 @given(budget=st.integers(1, 2000), steps=ops)
 @settings(max_examples=300, deadline=None)
-def test_ledger_never_promises_more_than_the_budget(budget, steps):
+def test_ledger_never_charges_more_than_the_budget(budget, steps):
     ledger = Ledger(budget)
-    for op, key, amount, fraction in steps:
+    for op, key, amount, wanted, fraction in steps:
         k = f"r{key}"
-        if op == "reserve":
-            left = ledger.left
-            try:
-                ledger.reserve(k, amount)
-                assert amount <= left
-            except BudgetExceeded:
-                assert amount > left
-            except ValueError:
-                assert k in ledger.reservations  # already held
+        if op == "admit" and k not in ledger.reservations:
+            decision = ledger.admit(amount, wanted)
+            alone = min(wanted, ledger.settled_left - amount)
+            if decision.action == "refuse":
+                assert alone < 1  # refused only when even the settled budget cannot hold it
+            elif decision.action == "serve":
+                assert decision.cap == alone and amount + decision.cap <= ledger.left
+                ledger.reserve(k, amount + decision.cap)
+            else:
+                assert ledger.reserved > 0  # waits only while something in flight can free tokens
+                assert amount + alone > ledger.left
         elif op == "settle" and k in ledger.reservations:
             held = ledger.reservations[k]
-            used = int(held * fraction)  # a call never bills more than it reserved
-            prompt = used // 2
-            ledger.settle(k, prompt, used - prompt)
+            billed = int(held * fraction)  # a provider may bill up to twice what was held
+            prompt = billed // 2
+            charged = ledger.settle(k, prompt, billed - prompt)
+            assert sum(charged) == min(billed, held)
         elif op == "release":
             ledger.release(k)
         elif op == "extend":
@@ -54,6 +59,60 @@ def test_release_frees_the_whole_reservation():
     ledger.release("a")
     ledger.reserve("b", 30)
     assert ledger.left == 70 and ledger.used == 0
+
+
+def test_a_provider_that_bills_more_than_held_is_clamped_and_learned():
+    ledger = Ledger(1000)
+    reserve = ledger.prompt_reserve(100, 0.0)
+    ledger.reserve("a", reserve + 50)
+    assert ledger.settle("a", 130, 50) == (130, reserve + 50 - 130)
+    assert ledger.unbilled == 130 + 50 - (reserve + 50)
+    ledger.learn_prompt(100, 130)
+    assert ledger.prompt_reserve(100, 0.0) >= 130  # the next prompt is held at the provider's count
+
+
+# ---- the gate: who goes in, who waits ------------------------------------------------------
+async def test_gate_lets_the_first_waiter_in_when_tokens_are_freed():
+    ledger = Ledger(100)
+    gate = Gate(ledger, max_in_flight=4)
+    assert await gate.enter("a", 10, 80, timeout=5, stops=()) == 80
+    waiting = asyncio.ensure_future(gate.enter("b", 10, 80, timeout=5, stops=()))
+    await asyncio.sleep(0)
+    assert gate.waiting == 1 and not waiting.done()
+    gate.settle("a", 10, 20)  # 70 left: b would get 60 alone, and gets it now
+    assert await waiting == 60
+    assert ledger.reservations == {"b": 70} and gate.in_flight == 1
+
+
+async def test_gate_refuses_only_what_the_settled_budget_cannot_hold():
+    gate = Gate(Ledger(100), max_in_flight=4)
+    await gate.enter("a", 10, 85, timeout=5, stops=())
+    with pytest.raises(NotAdmitted) as e:
+        await gate.enter("b", 100, 5, timeout=5, stops=())  # 100 tokens of prompt cannot fit
+    assert e.value.why == "budget"
+
+
+async def test_gate_gives_up_a_place_on_stop_timeout_or_cancel():
+    ledger = Ledger(100)
+    gate = Gate(ledger, max_in_flight=1)
+    await gate.enter("a", 10, 10, timeout=5, stops=())
+    with pytest.raises(NotAdmitted) as e:
+        await gate.enter("b", 10, 10, timeout=0, stops=())
+    assert e.value.why == "slots_wait"
+    stop = asyncio.Event()
+    stopped = asyncio.ensure_future(gate.enter("c", 10, 10, timeout=5, stops=(stop,)))
+    cancelled = asyncio.ensure_future(gate.enter("d", 10, 10, timeout=5, stops=()))
+    await asyncio.sleep(0)
+    assert gate.waiting == 2
+    stop.set()
+    cancelled.cancel()
+    with pytest.raises(NotAdmitted):
+        await stopped
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert gate.waiting == 0 and set(ledger.reservations) == {"a"}
+    gate.release("a")
+    assert gate.in_flight == 0 and ledger.reserved == 0
 
 
 # ---- through the service ------------------------------------------------------------------

@@ -5,6 +5,7 @@ Stop), notebook snapshots on save, and submit."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -210,3 +211,23 @@ def test_submit_sends_the_saved_notebook(live, tmp_path):
         assert nbformat.reads(json.dumps(record["payload"]["notebook"]), as_version=4) == saved
     finally:
         stop(ws.proc)
+
+
+def test_every_candidate_route_is_in_the_forwarded_allowlist():
+    from ib_extension.candidate.server import FORWARDED
+    from ib_extension.service.routes import ROUTES
+
+    for template, cls, _ in ROUTES:
+        if any(op.audience == "candidate" for op in cls.ops.values()):
+            path = template.replace("{model_id}", "gpt-4o-mini")
+            assert re.fullmatch(FORWARDED, path), f"{template} is not forwarded"
+
+
+def test_openai_clients_reach_the_responses_api_and_the_model_through_the_workspace(
+        workspace, live):
+    model = live.client.session(workspace.session_id)["model"]
+    with workspace.client() as c:
+        assert c.get(f"/ib/v1/models/{model}").json()["id"] == model
+        r = c.post("/ib/v1/responses", json={"input": "How do I sort a list?"})
+    assert r.status_code == 200, r.text
+    assert r.json()["object"] == "response" and r.json()["output"][0]["type"] == "message"

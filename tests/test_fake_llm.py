@@ -1,6 +1,8 @@
 """The offline demo model, started as a real process and driven by the official SDK."""
 
 import asyncio
+import json
+import math
 import signal
 import socket
 import subprocess
@@ -8,6 +10,7 @@ import sys
 import time
 
 import httpx
+import jsonschema
 import openai
 import pytest
 
@@ -380,3 +383,103 @@ def test_port_in_use_is_a_clear_error(demo):
     )
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{demo.port}" in result.stderr
+
+
+# ---- tools, JSON and usage skew ------------------------------------------------------------
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Weather in a city.",
+    "parameters": {"type": "object", "properties": {
+        "city": {"type": "string", "description": "The city"},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+        "required": ["city"]}}}
+TIME = {"type": "function", "function": {
+    "name": "get_time", "parameters": {"type": "object", "properties": {
+        "zone": {"type": "string"}}}}}
+
+
+def test_tools_are_called_with_arguments_that_fit_their_schema(client):
+    r = client.chat.completions.create(model=MODEL, tools=[WEATHER, TIME], messages=[
+        {"role": "user", "content": "Weather in Paris? [[tool:get_weather,get_time]]"}])
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    assert [c.function.name for c in choice.message.tool_calls] == ["get_weather", "get_time"]
+    args = json.loads(choice.message.tool_calls[0].function.arguments)
+    assert args["unit"] == "celsius" and isinstance(args["city"], str)
+    billed = sum(tokens.count_tokens(c.function.arguments, MODEL) for c in choice.message.tool_calls)
+    assert r.usage.completion_tokens == billed
+    assert r.usage.prompt_tokens == tokens.count_prompt_tokens(
+        [{"role": "user", "content": "Weather in Paris? [[tool:get_weather,get_time]]"}], MODEL,
+        tools=[WEATHER, TIME])
+
+
+def test_tool_calls_stream_as_deltas_and_respect_parallel_false(client):
+    stream = client.chat.completions.create(
+        model=MODEL, tools=[WEATHER, TIME], parallel_tool_calls=False, stream=True,
+        messages=[{"role": "user", "content": "both [[tool:get_time,get_weather]]"}])
+    names, args, finish = [], "", None
+    for chunk in stream:
+        for tc in chunk.choices[0].delta.tool_calls or []:
+            if tc.function.name:
+                names.append(tc.function.name)
+            args += tc.function.arguments or ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert names == ["get_time"] and finish == "tool_calls"
+    assert set(json.loads(args)) == {"zone"}
+
+
+def test_after_tool_results_it_answers_in_text(client):
+    r = client.chat.completions.create(model=MODEL, tools=[WEATHER], messages=[
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {
+            "name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "18 degrees and sunny"}])
+    assert "18 degrees and sunny" in r.choices[0].message.content
+    assert r.choices[0].finish_reason == "stop"
+
+
+def test_json_schema_reply_parses_and_fits(client):
+    schema = {"type": "object", "properties": {
+        "name": {"type": "string"}, "tags": {"type": "array", "items": {"$ref": "#/$defs/Tag"}},
+        "size": {"anyOf": [{"type": "integer"}, {"type": "null"}]}},
+        "required": ["name", "tags", "size"], "additionalProperties": False,
+        "$defs": {"Tag": {"type": "object", "properties": {"label": {"enum": ["a", "b"]}},
+                          "required": ["label"]}}}
+    r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}],
+        response_format={"type": "json_schema",
+                         "json_schema": {"name": "Thing", "schema": schema, "strict": True}})
+    jsonschema.validate(json.loads(r.choices[0].message.content), schema)
+    obj = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}],
+                                         response_format={"type": "json_object"})
+    assert isinstance(json.loads(obj.choices[0].message.content), dict)
+
+
+def test_skew_reports_more_tokens_and_holds_the_cap_in_its_units(client):
+    ask = [{"role": "user", "content": "Go [[tokens:300]] [[skew:1.5]]"}]
+    r = client.chat.completions.create(model=MODEL, messages=ask, max_tokens=90)
+    sent = tokens.count_tokens(r.choices[0].message.content, MODEL)
+    assert r.usage.completion_tokens == math.ceil(1.5 * sent) <= 90
+    assert r.usage.prompt_tokens == math.ceil(1.5 * tokens.count_message_tokens(ask, MODEL))
+
+
+def test_overrun_fault_ignores_the_cap(client):
+    r = client.chat.completions.create(model=MODEL, max_tokens=10, messages=[
+        {"role": "user", "content": "Go [[tokens:60]] [[fault:overrun]]"}])
+    assert r.usage.completion_tokens == 60 and r.choices[0].finish_reason == "stop"
+
+
+def test_echo_key_fault_puts_the_key_in_the_error(client):
+    with pytest.raises(openai.AuthenticationError) as e:
+        client.chat.completions.create(model=MODEL, messages=[
+            {"role": "user", "content": "hi [[fault:echo-key]]"}])
+    assert API_KEY in e.value.message
+
+
+def test_cli_usage_skew_applies_to_every_request(tmp_path):
+    demo = DemoProcess(tmp_path, "--usage-skew", "2")
+    try:
+        client = openai.OpenAI(base_url=demo.base_url, api_key=API_KEY, max_retries=0)
+        ask = [{"role": "user", "content": "hello"}]
+        r = client.chat.completions.create(model=MODEL, messages=ask)
+        assert r.usage.prompt_tokens == 2 * tokens.count_message_tokens(ask, MODEL)
+    finally:
+        demo.stop()

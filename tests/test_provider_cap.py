@@ -1,4 +1,4 @@
-"""The global cap on provider calls in flight, over all sessions."""
+"""Provider calls in flight: the global cap over all sessions, and each session's share."""
 
 import asyncio
 

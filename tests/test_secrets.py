@@ -93,6 +93,7 @@ class Recorder:
         self.walk = walk
         self.challenge_id = ""
         self.event_id = ""
+        self.model_id = ""
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -106,7 +107,8 @@ class Recorder:
         elif role.startswith("candidate"):
             headers["Authorization"] = f"Bearer {token}"
         path = template.replace("{session_id}", session_id).replace(
-            "{challenge_id}", self.challenge_id).replace("{event_id}", self.event_id)
+            "{challenge_id}", self.challenge_id).replace("{event_id}", self.event_id).replace(
+            "{model_id}", self.model_id)
         if role not in self.clients:
             self.clients[role] = httpx.Client(base_url=self.url, timeout=30)
         r = self.clients[role].request(verb.upper(), path, json=body, params=params, headers=headers)
@@ -127,6 +129,7 @@ def sample_body(verb: str, template: str, model: str):
             "challenge_text": "Write `add(a, b)`."},
         ("post", "/ib/v1/chat/completions"): {
             "model": model, "messages": [{"role": "user", "content": f"Sort {MESSAGE_MARKER}?"}]},
+        ("post", "/ib/v1/responses"): {"model": model, "input": f"Sort {MESSAGE_MARKER}?"},
         ("post", "/ib/api/me/events"): {"type": "activity.paste", "payload": {"chars": 12}},
         ("post", "/ib/api/me/submit"): {"notebook": {
             "nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []}},
@@ -160,7 +163,7 @@ def walk_openapi(rec: Recorder) -> None:
     events = rec.call("interviewer", INTERVIEWER, "get",
                       f"/ib/api/sessions/{watched['id']}/events").json()["events"]
     rec.event_id = str(events[0]["id"])
-    model = mine["session"]["model"]
+    model = rec.model_id = mine["session"]["model"]
     roles = {"anonymous": None, "candidate": mine["candidate_token"],
              "candidate-of-other": other["candidate_token"], "interviewer": INTERVIEWER}
     library = rec.call("interviewer", INTERVIEWER, "get", "/ib/api/challenges")

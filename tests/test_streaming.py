@@ -177,3 +177,56 @@ async def test_feed_long_poll_wakes_on_news_and_resets_on_a_new_epoch(
     stale = (await aio_interviewer.get("/ib/api/feed?cursor=1&epoch=older&timeout=0")).json()
     assert stale["reset"] is True
 
+
+
+@pytest.mark.parametrize("how,code,status", [
+    ("pause", "session_paused", 409), ("lock", "session_locked", 403),
+    ("end", "session_ended", 403), ("expire", "time_up", 403)])
+async def test_a_non_streamed_reply_cut_off_is_an_error_and_still_charged(
+        make_session, base_url, aio_interviewer, service, clock, how, code, status):
+    created = await make_session(time_limit_seconds=600)
+    sid = created["id"]
+    client = candidate_client(base_url, created["candidate_token"])
+    cursor = service.feed.cursor
+    reply = asyncio.ensure_future(client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Explain slowly [[tokens:400]] [[slow:40]]"}]))
+
+    def delta_seen():
+        items, _ = service.feed.since(cursor, lambda it: it["session_id"] == sid
+                                      and it["kind"] == "delta")
+        return len(items) >= 3
+
+    await wait_for(delta_seen, "the first deltas")
+    if how == "expire":
+        clock.advance(600)
+        service.tick()
+    else:
+        await aio_interviewer.post(f"/ib/api/sessions/{sid}/{how}")
+    with pytest.raises(openai.APIStatusError) as e:
+        await reply
+    assert e.value.status_code == status and e.value.code == code
+    assert "cut off" in e.value.message
+    s = service.sessions[sid]
+    rows = await service.store.run(service.store.messages, sid)
+    assert rows[-1]["status"] == "cut" and rows[-1]["content"]
+    assert s.ledger.used == rows[-1]["prompt_tokens"] + rows[-1]["completion_tokens"] > 0
+    assert s.ledger.reserved == 0
+
+
+async def test_retry_after_is_rounded_up_and_the_retry_succeeds(make_session, base_url, service,
+                                                                clock):
+    service.rate.limit = 2
+    created = await make_session()
+    client = candidate_client(base_url, created["candidate_token"])
+    ask = dict(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    await client.chat.completions.create(**ask)
+    await client.chat.completions.create(**ask)
+    clock.advance(30.6)  # the window frees up in 29.4 s: rounding down would say 29
+    with pytest.raises(openai.RateLimitError) as e:
+        await client.chat.completions.create(**ask)
+    wait = int(e.value.response.headers["retry-after"])
+    assert f"try again in {wait} s" in e.value.message
+    clock.advance(wait)
+    r = await client.chat.completions.create(**ask)
+    assert r.choices[0].message.content

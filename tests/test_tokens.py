@@ -258,3 +258,56 @@ def test_works_offline_from_an_empty_cache_in_concurrent_processes(tmp_path):
         assert proc.returncode == 0, err
         assert out.strip() == expected
     assert len(os.listdir(cache)) == 2  # one file per encoding, no temporary leftovers
+
+
+# The OpenAI cookbook's tool example ("How to count tokens with tiktoken", section
+# "Counting tokens for chat completions with tool calls") and the prompt tokens the API
+# billed for it, as published there.
+COOKBOOK_TOOLS = [{"type": "function", "function": {
+    "name": "get_current_weather",
+    "description": "Get the current weather in a given location",
+    "parameters": {"type": "object", "properties": {
+        "location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"},
+        "unit": {"type": "string", "description": "The unit of temperature to return",
+                 "enum": ["celsius", "fahrenheit"]}},
+        "required": ["location"]}}}]
+COOKBOOK_MESSAGES = [
+    {"role": "system",
+     "content": "You are a helpful assistant that can answer to questions about the weather."},
+    {"role": "user", "content": "What's the weather like in San Francisco?"},
+]
+
+
+@pytest.mark.parametrize("model,billed", [("gpt-4o", 101), ("gpt-4o-mini", 101),
+                                          ("gpt-3.5-turbo", 105), ("gpt-4", 105)])
+def test_tool_definitions_count_as_openai_published(model, billed):
+    assert tokens.count_prompt_tokens(COOKBOOK_MESSAGES, model, tools=COOKBOOK_TOOLS) == billed
+
+
+def test_nested_tool_schemas_and_output_schemas_add_tokens():
+    nested = {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"items": {"type": "array", "items": {
+            "type": "object", "properties": {"a": {"type": "integer"}}}}}}}}
+    flat = {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"items": {"type": "string"}}}}}
+    base = tokens.count_prompt_tokens(COOKBOOK_MESSAGES, "gpt-4o")
+    assert tokens.count_prompt_tokens(COOKBOOK_MESSAGES, "gpt-4o", tools=[nested]) > \
+        tokens.count_prompt_tokens(COOKBOOK_MESSAGES, "gpt-4o", tools=[flat]) > base
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    assert tokens.count_prompt_tokens(COOKBOOK_MESSAGES, "gpt-4o", response_format=fmt) > base
+
+
+# Tool calls and results in a conversation: OpenAI publishes no formula. Counts billed by
+# the API for gpt-3.5-turbo, as reported on the OpenAI developer forum ("Strange token cost
+# calculation for tool_calls"): one user message, then 1, 2 or 3 pairs of a calculator
+# call and its result cost 40, 89 and 114 prompt tokens. The estimate (the calls' JSON)
+# must never be below what is billed, and not far above.
+@pytest.mark.parametrize("pairs,billed", [(1, 40), (2, 89), (3, 114)])
+def test_tool_call_history_is_estimated_at_or_above_what_is_billed(pairs, billed):
+    call = {"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": {
+        "name": "calculator", "arguments": '{"a":2, "b":2}'}}]}
+    result = {"role": "tool", "tool_call_id": "a", "content": "4"}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "How much is 2 plus 2?"}]}]
+    messages += [call, result] * pairs
+    estimate = tokens.count_prompt_tokens(messages, "gpt-3.5-turbo")
+    assert billed <= estimate <= 1.5 * billed

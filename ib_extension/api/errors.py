@@ -5,6 +5,7 @@ Every 4xx/5xx body is ``{"error": {"code", "message", "type", "param"}}``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -19,6 +20,8 @@ class _Kind:
 KINDS: dict[str, _Kind] = {
     "budget_exhausted": _Kind(429, "insufficient_quota"),
     "quota_exceeded": _Kind(429, "insufficient_quota"),
+    # tokens left, but held by the session's replies in flight: waiting longer can help
+    "budget_reserved": _Kind(429, "rate_limit_error", retryable=True),
     "time_up": _Kind(403, "session_error"),
     "session_paused": _Kind(409, "session_error"),
     "session_locked": _Kind(403, "session_error"),
@@ -76,8 +79,8 @@ class IBError(Exception):
 
     def headers(self) -> dict[str, str]:
         """Headers that tell clients (the openai SDK among them) whether to retry."""
-        if self.retry_after is not None:
-            return {"Retry-After": str(max(1, round(self.retry_after)))}
+        if self.retry_after is not None:  # rounded up: retrying after it must be able to succeed
+            return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
         if not self.retryable:
             return {"x-should-retry": "false"}
         return {}

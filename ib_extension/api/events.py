@@ -84,6 +84,35 @@ class RefusalPayload(Payload):
     message: str
 
 
+class RefusalsCounted(Payload):
+    """Refusals of one minute past the first few, stored as one event (service/refusals.py)."""
+
+    count: int
+    codes: dict[str, int]
+    since: str
+    window_seconds: float
+
+
+class FlaggedMessage(Payload):
+    """A message the candidate wrote in another role (service/chat_log.py)."""
+
+    role: Literal["system", "developer", "assistant"]
+    reason: Literal["instructions", "unknown_reply"]
+    content: str  # up to max_message_chars
+    chars: int  # its full length
+    message_id: str | None = None
+
+
+class UsageClamped(Payload):
+    """A provider billed more than the reply's reservation; `over` was not charged."""
+
+    message_id: str
+    billed_prompt: int
+    billed_completion: int
+    charged: int
+    over: int
+
+
 class WarningPayload(Payload):
     kind: Literal["time", "tokens"]
     threshold: int
@@ -171,6 +200,12 @@ def _cell(p: dict) -> str:
     return title + (f" — {p.get('error_name') or 'error'}" if p.get("error") else "")
 
 
+def _flagged(p: dict) -> str:
+    if p.get("reason") == "instructions":
+        return f"The candidate wrote a {p.get('role')} message ({p.get('chars')} characters)"
+    return f"The candidate sent assistant text the AI never wrote ({p.get('chars')} characters)"
+
+
 def _chat(p: dict) -> str:
     return (f"AI reply: {p.get('prompt_tokens')} prompt + {p.get('completion_tokens')} "
             f"completion tokens, {(p.get('latency_ms') or 0) / 1000:.1f} s")
@@ -248,6 +283,15 @@ _KINDS = [
     EventKind("refusal", RefusalPayload,
               lambda p: f"Refused: {p.get('message') or p.get('code')}", "flags", flagged=True,
               exported=("code", "message")),
+    EventKind("refusals.counted", RefusalsCounted,
+              lambda p: f"{p.get('count')} more refusals in a minute, counted, not listed",
+              "flags", flagged=True, exported=("count", "codes", "since")),
+    EventKind("chat.flagged_message", FlaggedMessage, _flagged, "flags", audience=INTERVIEWER,
+              flagged=True, exported=("role", "reason", "content", "chars", "message_id")),
+    EventKind("usage.clamped", UsageClamped,
+              lambda p: f"The provider billed {p.get('over')} tokens more than reserved "
+                        "(not charged)", "time_tokens", audience=INTERVIEWER, flagged=True,
+              exported=("message_id", "billed_prompt", "billed_completion", "charged", "over")),
     EventKind("injection.suspected", Injection,
               lambda p: f"Possible prompt injection ({p.get('pattern')}): “{p.get('excerpt')}”",
               "flags", audience=INTERVIEWER, flagged=True,

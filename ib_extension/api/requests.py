@@ -83,53 +83,6 @@ class NewChallenge(BaseModel):
     source: str | None = Field(default=None, max_length=200_000)
 
 
-class TextPart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["text"]
-    text: str
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] | None = None
-    name: str | None = Field(default=None, max_length=64)
-
-    def text(self) -> str:
-        if isinstance(self.content, list):
-            return "".join(p.text for p in self.content)
-        return self.content or ""
-
-
-class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    include_usage: bool = False
-
-
-class ChatRequest(BaseModel):
-    """The subset of OpenAI's chat completions request the service supports."""
-
-    model_config = ConfigDict(extra="forbid")
-    model: str | None = None
-    messages: list[ChatMessage] = Field(min_length=1, max_length=500)
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
-    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    n: Literal[1] | None = None
-    user: str | None = Field(default=None, max_length=256)
-
-    def provider_options(self) -> dict[str, Any]:
-        keys = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "stop", "seed")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
-
-
 def parse_json(raw: bytes) -> Any:
     """A request body as JSON, or a 400 that says what is wrong with it."""
     try:
@@ -162,15 +115,72 @@ def parse(model: type[Body] | type[BaseModel], data: Any):
     """Validate `data`, or raise a 400 whose sentence names the field and the problem."""
     if not isinstance(data, dict):
         raise IBError("invalid_request", "The request body must be a JSON object.")
+    bad_text = _invalid_text_at(data)
+    if bad_text is not None:
+        raise IBError("invalid_request",
+                      f"Field '{bad_text}' holds invalid text (a lone UTF-16 surrogate); "
+                      "send valid Unicode.", param=bad_text)
     try:
         return model.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "body"
+        where = _where(err["loc"], data) or "body"
         if err["type"] == "extra_forbidden":
             sentence = f"Unknown field '{where}'."
         elif err["type"] == "missing":
             sentence = f"Field '{where}' is required."
+        elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            ctx = err.get("ctx") or {}
+            key = str(ctx.get("discriminator", "type")).strip("'")
+            where = f"{where}.{key}"
+            expected = ctx.get("expected_tags")
+            sentence = (f"Field '{where}' must be one of {expected}." if expected
+                        else f"Field '{where}' is required.")
         else:
             sentence = f"Field '{where}': {err['msg']}."
         raise IBError("invalid_request", sentence, param=where) from None
+
+
+def _where(loc: tuple, data: Any) -> str:
+    """The dotted path of `loc` in `data`, without the union tags pydantic inserts."""
+    path, here = [], data
+    for i, step in enumerate(loc):
+        if isinstance(here, dict) and step in here:
+            here = here[step]
+        elif isinstance(here, list) and isinstance(step, int) and 0 <= step < len(here):
+            here = here[step]
+        elif i < len(loc) - 1:
+            continue  # a union member's tag ('text', 'user'...), not part of the input
+        path.append(str(step))
+    return ".".join(path)
+
+
+def _invalid_text_at(data: Any) -> str | None:
+    """The path of the first string (key or value) that is not valid Unicode, if any.
+
+    JSON may escape lone surrogates (\\ud800) that no UTF-8 writer accepts later: the
+    database, tiktoken and the provider call would fail after a reservation was taken.
+    """
+    stack: list[tuple[str, Any]] = [("", data)]  # iterative: nesting depth is not ours to trust
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if not _valid(value):
+                return where or "body"
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                path = f"{where}.{k}" if where else str(k)
+                if not _valid(k):
+                    return where or "body"
+                stack.append((path, v))
+        elif isinstance(value, list):
+            stack.extend((f"{where}.{i}", v) for i, v in enumerate(value))
+    return None
+
+
+def _valid(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

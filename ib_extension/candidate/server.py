@@ -36,7 +36,8 @@ from ..api.errors import IBError
 log = logging.getLogger("ib_extension.candidate.server")
 
 # The service routes a candidate may reach, re-served on the candidate's server.
-FORWARDED = r"/(ib/v1/(?:models|chat/completions)|ib/api/me(?:/(?:messages|feed|events|submit))?)"
+FORWARDED = (r"/(ib/v1/(?:models(?:/[^/]+)?|chat/completions|responses)"
+             r"|ib/api/me(?:/(?:messages|feed|events|submit))?)")
 # Response headers worth passing on (the error shape's retry hints, SSE framing).
 PASSED_HEADERS = ("Content-Type", "Cache-Control", "Retry-After", "x-should-retry")
 # Snapshots above this size are sent without outputs (the events route takes 5 MB).

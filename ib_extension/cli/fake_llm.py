@@ -17,12 +17,24 @@ Test controls, written anywhere in the last user message:
     [[reply:TEXT]]    reply exactly TEXT (anything up to the first "]]")
     [[tokens:N]]      reply with about N tokens of filler text
     [[slow:TPS]]      stream this reply at TPS tokens per second
+    [[tool:A,B]]      call these of the request's tools (see fake_llm_structured)
+    [[skew:F]]        count tokens like a provider whose tokenizer gives F times as many:
+                      usage reports F x tiktoken's counts, and the completion cap holds
+                      in those units (so the reply is shorter)
     [[fault:429]]     answer 429 with Retry-After: 1 and an OpenAI error body
     [[fault:500]]     answer 500 with an OpenAI error body
     [[fault:timeout]] accept the request, then never answer
     [[fault:cut]]     start the reply, then drop the connection (no [DONE])
+    [[fault:overrun]] ignore max_tokens / max_completion_tokens (a provider that overruns)
+    [[fault:echo-key]] answer 401 with the request's API key in the message, as some
+                      providers do
 
 `[[reply:...]]` wins over `[[tokens:...]]`; a fault wins over both.
+
+Tools and JSON: when the request offers `tools`, the model calls them (streamed as
+tool-call deltas, `finish_reason: "tool_calls"`); after tool results it answers in text;
+`response_format` json_object / json_schema gets JSON that parses and fits the schema.
+`--usage-skew F` applies [[skew:F]] to every request.
 
 Run it with `python -m ib_extension.cli.fake_llm --port 8765` (or `ib fake-llm`);
 `--latency` sets the seconds before the first token, `--tokens-per-second` the
@@ -38,6 +50,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import re
 import signal
 import sys
@@ -49,6 +62,7 @@ import tornado.iostream
 import tornado.netutil
 import tornado.web
 
+from ib_extension.cli import fake_llm_structured as structured
 from ib_extension.service import tokens
 
 log = logging.getLogger(__name__)
@@ -56,10 +70,10 @@ log = logging.getLogger(__name__)
 # The demo answers to any model name; these are the ones it advertises.
 LISTED_MODELS = ("ib-demo", "gpt-4o-mini")
 MAX_FILLER_TOKENS = 200_000
-FAULTS = ("429", "500", "timeout", "cut")
+FAULTS = ("429", "500", "timeout", "cut", "overrun", "echo-key")
 CLIENT_GONE = (499, "Client Closed Request")  # nginx's status for this, shown in access logs
 
-_CONTROL = re.compile(r"\[\[(reply|tokens|slow|fault):(.*?)\]\]", re.DOTALL)
+_CONTROL = re.compile(r"\[\[(reply|tokens|slow|fault|tool|skew):(.*?)\]\]", re.DOTALL)
 
 
 class ApiError(tornado.web.HTTPError):
@@ -84,6 +98,8 @@ class Controls:
     tokens: int | None = None
     slow: float | None = None
     fault: str | None = None
+    tools: tuple[str, ...] = ()
+    skew: float | None = None
 
 
 def parse_controls(text: str) -> Controls:
@@ -100,6 +116,14 @@ def parse_controls(text: str) -> Controls:
         if not 0 < tps < float("inf"):
             raise _bad_request(f"[[slow:TPS]] needs a finite TPS > 0, got {found['slow']!r}")
         controls = dataclasses.replace(controls, slow=tps)
+    if "tool" in found:
+        names = tuple(n.strip() for n in found["tool"].split(",") if n.strip())
+        controls = dataclasses.replace(controls, tools=names)
+    if "skew" in found:
+        skew = _parse_number(found["skew"], float, "skew", "a factor")
+        if not 0.1 <= skew <= 10:
+            raise _bad_request(f"[[skew:F]] needs 0.1 <= F <= 10, got {found['skew']!r}")
+        controls = dataclasses.replace(controls, skew=skew)
     if "fault" in found:
         fault = found["fault"].strip()
         if fault not in FAULTS:
@@ -222,6 +246,24 @@ def split_into_tokens(text: str, model: str, cap: int | None) -> tuple[list[str]
     return pieces, finish
 
 
+def _cut_calls(calls: list[dict], model: str, cap: int | None):
+    """Tool calls as (id, name, argument pieces), cut at `cap` tokens over all of them.
+    Returns them, the finish reason and the tokens sent."""
+    out, sent, finish = [], 0, "tool_calls"
+    for call in calls:
+        left = None if cap is None else cap - sent
+        if left is not None and left <= 0:
+            finish = "length"
+            break
+        pieces, cut = split_into_tokens(call["function"]["arguments"], model, left)
+        sent += tokens.count_tokens("".join(pieces), model)
+        out.append((call["id"], call["function"]["name"], pieces))
+        if cut == "length":
+            finish = "length"
+            break
+    return tuple(out), finish, sent
+
+
 # ---------------------------------------------------------------- HTTP
 
 
@@ -231,12 +273,15 @@ class _Reply:
     pieces: list[str]  # the reply's text, one piece per token
     finish: str
     usage: dict
+    # tool calls: (id, name, argument pieces one per token), when the reply calls tools
+    calls: tuple[tuple[str, str, list[str]], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
 class Pacing:
     latency: float = 0.0  # seconds before the first token
     tokens_per_second: float = 0.0  # 0 = as fast as possible
+    usage_skew: float = 1.0  # token counts reported (and capped) as F x tiktoken's
 
 
 class _OpenAIHandler(tornado.web.RequestHandler):
@@ -294,15 +339,35 @@ class ChatCompletionsHandler(_OpenAIHandler):
             await self.client_gone.wait()  # never answer; stop when the client gives up
             self.set_status(*CLIENT_GONE)  # for the access log
             return
-        if controls.reply is not None:
-            text = controls.reply
-        elif controls.tokens is not None:
-            text = filler_reply(controls.tokens, model)
+        if controls.fault == "echo-key":
+            key = self.request.headers.get("Authorization", "").partition(" ")[2]
+            raise ApiError(401, f"Incorrect API key provided: {key}.",
+                           type="invalid_request_error", code="invalid_api_key")
+        skew = controls.skew or self.pacing.usage_skew
+        cap = None if controls.fault == "overrun" else _completion_cap(request)
+        real_cap = None if cap is None else max(0, math.floor(cap / skew))
+        planned = structured.plan(request, _CONTROL.sub(" ", question).strip(), list(controls.tools))
+        calls: tuple = ()
+        if planned and "tool_calls" in planned:
+            calls, finish, sent = _cut_calls(planned["tool_calls"], model, real_cap)
+            pieces = []
         else:
-            text = compose_reply(question)
-        pieces, finish = split_into_tokens(text, model, _completion_cap(request))
-        prompt_tokens = tokens.count_message_tokens(request["messages"], model)
-        completion_tokens = tokens.count_tokens("".join(pieces), model)
+            if request["messages"][-1].get("role") == "tool":
+                text = structured.tool_results(request["messages"])
+            elif planned:
+                text = planned["text"]
+            elif controls.reply is not None:
+                text = controls.reply
+            elif controls.tokens is not None:
+                text = filler_reply(controls.tokens, model)
+            else:
+                text = compose_reply(question)
+            pieces, finish = split_into_tokens(text, model, real_cap)
+            sent = tokens.count_tokens("".join(pieces), model)
+        prompt_tokens = math.ceil(skew * tokens.count_prompt_tokens(
+            request["messages"], model, tools=request.get("tools"),
+            response_format=request.get("response_format")))
+        completion_tokens = math.ceil(skew * sent)
         reply = _Reply(
             envelope={
                 "id": f"chatcmpl-demo-{uuid.uuid4().hex[:24]}",
@@ -317,6 +382,7 @@ class ChatCompletionsHandler(_OpenAIHandler):
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
             },
+            calls=calls,
         )
         tps = controls.slow or self.pacing.tokens_per_second
         cut = controls.fault == "cut"
@@ -339,8 +405,8 @@ class ChatCompletionsHandler(_OpenAIHandler):
         if not isinstance(messages, list) or not messages:
             raise _bad_request("'messages' must be a non-empty array", "messages")
         try:
-            tokens.count_message_tokens(messages, request["model"])
-        except TypeError as e:
+            tokens.count_prompt_tokens(messages, request["model"], tools=request.get("tools"))
+        except (TypeError, AttributeError) as e:
             raise _bad_request(f"invalid 'messages': {e}", "messages") from None
         if request.get("n") not in (None, 1):
             raise _bad_request("the offline demo model only supports n=1", "n")
@@ -356,6 +422,11 @@ class ChatCompletionsHandler(_OpenAIHandler):
             self.request.connection.close()
             return
         message = {"role": "assistant", "content": "".join(reply.pieces), "refusal": None}
+        if reply.calls:
+            message["content"] = None
+            message["tool_calls"] = [
+                {"id": cid, "type": "function", "function": {"name": name, "arguments": "".join(args)}}
+                for cid, name, args in reply.calls]
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish}
         self.finish(
             {
@@ -389,6 +460,13 @@ class ChatCompletionsHandler(_OpenAIHandler):
                 if tps:  # pace against the start time so delays do not add up
                     await self._sleep(started + i / tps - loop.time())
                 await self._send(chunk(delta({"content": piece})))
+            for index, (cid, name, args) in enumerate(reply.calls):
+                head = {"index": index, "id": cid, "type": "function",
+                        "function": {"name": name, "arguments": ""}}
+                await self._send(chunk(delta({"tool_calls": [head]})))
+                for piece in args:
+                    await self._send(chunk(delta(
+                        {"tool_calls": [{"index": index, "function": {"arguments": piece}}]})))
             if cut:
                 self.request.connection.close()
                 return
@@ -467,13 +545,16 @@ class NotFoundHandler(_OpenAIHandler):
 # ---------------------------------------------------------------- entry points
 
 
-def make_app(latency: float = 0.0, tokens_per_second: float = 0.0) -> tornado.web.Application:
+def make_app(latency: float = 0.0, tokens_per_second: float = 0.0,
+             usage_skew: float = 1.0) -> tornado.web.Application:
     """The demo model's tornado application (API under /v1)."""
     if latency < 0:
         raise ValueError(f"latency must be >= 0 seconds, got {latency}")
     if tokens_per_second < 0:
         raise ValueError(f"tokens_per_second must be >= 0 (0 = unpaced), got {tokens_per_second}")
-    pacing = Pacing(latency=latency, tokens_per_second=tokens_per_second)
+    if not 0.1 <= usage_skew <= 10:
+        raise ValueError(f"usage_skew must be between 0.1 and 10, got {usage_skew}")
+    pacing = Pacing(latency=latency, tokens_per_second=tokens_per_second, usage_skew=usage_skew)
     return tornado.web.Application(
         [
             (r"/v1/models", ModelsHandler),
@@ -516,6 +597,13 @@ def _parse_args(argv):
         default=0.0,
         help="streaming pace (0 = as fast as possible)",
     )
+    parser.add_argument(
+        "--usage-skew",
+        type=float,
+        default=1.0,
+        help="report usage (and hold max_tokens) as F x tiktoken's counts, like a provider "
+        "whose tokenizer counts differently (0.1-10; default 1)",
+    )
     return parser.parse_args(argv)
 
 
@@ -528,7 +616,11 @@ async def _serve_until_signalled(args):
             host=args.host,
             latency=args.latency,
             tokens_per_second=args.tokens_per_second,
+            usage_skew=args.usage_skew,
         )
+    except ValueError as e:
+        print(f"ib fake-llm: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         print(
             f"ib fake-llm: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr

@@ -117,6 +117,10 @@ FLAG_LABELS = (
     ("refusals", "refused", "requests the service refused"),
     ("injection", "injection?", "suspected prompt-injection attempts"),
     ("large_paste", "paste", "large pastes into the notebook"),
+    ("flagged_messages", "role msg", "messages the candidate wrote as system, developer or "
+                                     "assistant (chat.flagged_message events)"),
+    ("unbilled", "overbilled", "tokens the provider billed beyond what was reserved, not "
+                               "charged to the candidate (usage.clamped events)"),
 )
 
 

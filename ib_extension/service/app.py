@@ -76,6 +76,16 @@ class IBExtension(ExtensionApp):
                                 help="Chat requests one session may make per minute (0: no limit).")
     max_concurrent_provider_calls = Int(16, config=True,
                                         help="Provider calls in flight at once, over all sessions.")
+    max_provider_calls_per_session = Int(4, config=True,
+                                         help="Provider calls one session may have in flight "
+                                              "at once, so that one candidate cannot hold all "
+                                              "of them; more requests wait their turn "
+                                              "(queue_timeout_seconds).")
+    queue_timeout_seconds = Float(60.0, config=True,
+                                  help="Longest a chat request waits for its turn: for the "
+                                       "session's replies in flight to free the tokens they "
+                                       "hold or one of its provider calls. Then it is refused "
+                                       "with a retryable 429.")
     max_message_chars = Int(8000, config=True,
                             help="Longest candidate message, in characters.")
     max_body_bytes = Int(1_000_000, config=True,
@@ -256,7 +266,8 @@ class IBExtension(ExtensionApp):
 
         return Settings(max_message_chars=self.max_message_chars,
                         completion_cap=self.completion_cap,
-                        system_prompt=self.system_prompt, prompt_margin=self.prompt_margin)
+                        system_prompt=self.system_prompt, prompt_margin=self.prompt_margin,
+                        queue_timeout=self.queue_timeout_seconds)
 
     def initialize_handlers(self) -> None:
         from .routes import handlers

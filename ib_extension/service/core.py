@@ -21,10 +21,12 @@ from ..api.models import Event, FeedEvent, Message, Record, iso
 from ..api.requests import CreateSession
 from ..grading.sandbox import SandboxUnavailable
 from . import tokens
+from .admission import Gate
 from .budget import Ledger
 from .feed import Feed
 from .quotas import Quota, Usage
 from .ratelimit import SlidingWindow
+from .refusals import RefusalCounter
 from .sessions import Session, hash_token, new_id, new_token
 from .store import Encoded, Store
 
@@ -84,6 +86,7 @@ class Config(Protocol):
     activity_event_quota: int
     snapshot_quota: int
     activity_bytes_quota: int
+    max_provider_calls_per_session: int
 
 
 class Clock(Protocol):
@@ -104,9 +107,13 @@ class Service:
         self._by_token: dict[str, str] = {}
         self.feed = Feed()
         self.rate = SlidingWindow(config.rate_limit_per_minute)
+        self.refusals = RefusalCounter()
         self.provider_slots = asyncio.Semaphore(config.max_concurrent_provider_calls)
-        # session id -> the cut-off events of its running streams
+        # session id -> the cut-off events of its running (or waiting) chat requests
         self.streams: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._gates: dict[str, Gate] = {}
+        self._replies: dict[str, list[str]] = {}  # session id -> the replies it was given
+        self.flagged_seen: dict[str, set[str]] = defaultdict(set)
         self._event_id = 0
         self._message_seq = 0  # conversation order, even when two messages share a timestamp
         self.quota = Quota(config.activity_event_quota, config.snapshot_quota,
@@ -157,6 +164,7 @@ class Service:
         for events in self.streams.values():
             for ev in events:
                 ev.set()
+        self._summarise_refusals(self.refusals.due(self.now(), everything=True))
         self.store.close()
 
     async def run_ticks(self, interval: float) -> None:
@@ -168,8 +176,10 @@ class Service:
             await asyncio.sleep(interval)
 
     def tick(self) -> None:
-        """Expire sessions whose time ran out and send due time warnings."""
+        """Expire sessions whose time ran out, send due time warnings, store the refusals
+        counted in windows that are over."""
         now = self.now()
+        self._summarise_refusals(self.refusals.due(now))
         for s in list(self.sessions.values()):
             if s.status == "active" and s.time_left(now) <= 0:
                 self._transition(s, "expire", "system")
@@ -360,6 +370,7 @@ class Service:
     def extend_tokens(self, session_id: str, tokens_: int, actor: str = "interviewer") -> Session:
         s = self.get(session_id)
         s.extend_tokens(tokens_)
+        self.gate(s).changed()  # requests waiting for tokens may fit now
         self.emit(s, "tokens.extended", actor, {"tokens": tokens_})
         self.check_warnings(s)
         self.save(s)
@@ -405,6 +416,25 @@ class Service:
             log.warning("stored challenge %s not loaded: %s", name, e.problem)
 
     # ---- candidate side ----------------------------------------------------------
+    def gate(self, s: Session) -> Gate:
+        """The session's queue in front of its budget and its share of provider calls."""
+        gate = self._gates.get(s.id)
+        if gate is None:
+            gate = self._gates[s.id] = Gate(s.ledger, self.config.max_provider_calls_per_session)
+        return gate
+
+    async def replies(self, s: Session) -> list[str]:
+        """The replies this session was given (read from the file once, then kept)."""
+        if s.id not in self._replies:
+            rows = await self.store.run(self.store.messages, s.id)
+            self._replies.setdefault(
+                s.id, [m["content"].strip() for m in rows if m["role"] == "assistant"])
+        return self._replies[s.id]
+
+    def remember_reply(self, s: Session, text: str) -> None:
+        if s.id in self._replies:
+            self._replies[s.id].append(text.strip())
+
     def candidate_seen(self, s: Session, *, active: bool = True) -> None:
         """The candidate's first request starts the clock; `active` counts as activity."""
         if active:
@@ -484,11 +514,24 @@ class Service:
                       grade=s.grade, challenge=challenge)
 
     def refuse(self, s: Session, err: IBError) -> IBError:
-        """Log a refusal as an event, then hand the error back for raising."""
+        """Log a refusal, then hand the error back for raising. Past the first few in a
+        minute, refusals are only counted (a `refusals.counted` event sums them up)."""
+        now = self.now()
         s.flags["refusals"] += 1
-        self.emit(s, "refusal", "system", {"code": err.code, "message": err.message})
-        self.save(s)
+        ended = self.refusals.ended(s.id, now)
+        if ended:
+            self._summarise_refusals([(s.id, ended)])
+        if self.refusals.record(s.id, err.code, now):
+            self.emit(s, "refusal", "system", {"code": err.code, "message": err.message})
+            self.save(s)
         return err
+
+    def _summarise_refusals(self, summaries: list[tuple[str, dict]]) -> None:
+        for sid, summary in summaries:
+            s = self.sessions.get(sid)
+            if s is not None:
+                self.emit(s, "refusals.counted", "system", {**summary, "since": iso(summary["since"])})
+                self.save(s)
 
     def check_warnings(self, s: Session) -> None:
         now = self.now()

@@ -1,24 +1,29 @@
-"""One chat completion through the service: checks, reservation, provider call, settlement.
+"""One chat completion through the service: checks, admission, provider call, settlement.
 
 The flow follows ARCHITECTURE.md's budget semantics:
-  refuse early (state, size, rate) → estimate the prompt with tiktoken → reserve the
-  prompt and a capped completion in one synchronous step → stream from the provider →
-  settle with the provider's usage (or, when cut off, with what was sent) → release.
+  refuse early (request, state, rate) → estimate the prompt with tiktoken → wait for the
+  session's turn and reserve the prompt and a capped reply in one synchronous step →
+  stream from the provider → settle with the provider's usage, at most what was reserved
+  (or, when cut off, with what was sent) → let the next request in.
+Once a reservation is held, every path ends in `_settle`, which never raises.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..api.chat import ChatRequest, ToolMessage, UserMessage
 from ..api.errors import IBError
-from ..api.requests import ChatRequest
-from . import injection, tokens
-from .budget import BudgetExceeded
+from . import chat_log, injection, provider_request, tokens
+from .admission import Gate, NotAdmitted
+from .budget import Ledger
 from .core import Service
 from .sessions import Session, new_id
 
@@ -26,6 +31,7 @@ log = logging.getLogger("ib_extension.service.gateway")
 
 # How often a streaming reply's text is written to the file (so a crash loses at most this).
 FLUSH_SECONDS = 0.5
+INTERNAL = "Something went wrong in the service; it has been logged."
 
 
 @dataclass
@@ -34,6 +40,7 @@ class Settings:
     completion_cap: int
     system_prompt: str
     prompt_margin: float = 0.02  # headroom over the tiktoken estimate for provider quirks
+    queue_timeout: float = 60.0  # longest wait for the session's turn
 
 
 @dataclass
@@ -44,11 +51,23 @@ class Reply:
     model: str
     created: int
     text: list[str] = field(default_factory=list)
+    refusal: list[str] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # merged by index
     finish_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    usage_reported: bool = False  # the provider sent usage (else we count ourselves)
+    counted: int = 0  # completion tokens sent so far, by our count
     error: IBError | None = None  # set when the stream was cut off after it began
-    cut_reason: str | None = None  # why it ended early: an error code or "client_stopped"
+    cut_reason: str | None = None  # why it ended early: an error code, "client_stopped", "budget"
+
+    @property
+    def content(self) -> str:
+        return "".join(self.text)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.text or self.tool_calls or self.refusal)
 
 
 def system_prompt(settings: Settings, s: Session, policies: dict[str, str]) -> str:
@@ -59,107 +78,121 @@ def system_prompt(settings: Settings, s: Session, policies: dict[str, str]) -> s
     )
 
 
+def budget_refusal(ledger: Ledger, prompt: int, smallest: int) -> IBError:
+    """The true sentence for a request the settled budget cannot hold. `smallest` is what
+    the shortest possible message would need: below it, and once something was spent, the
+    budget is used up; otherwise this message is too big for what is left."""
+    left = ledger.settled_left
+    if ledger.used and left < smallest:
+        return IBError("budget_exhausted",
+                       f"Your token budget is used up: {left} of your {ledger.budget} tokens "
+                       "are left, fewer than any message needs, so the AI assistant is "
+                       "closed. Ask the interviewer if you need more tokens.")
+    running = " once your replies still running are charged" if ledger.reserved else ""
+    return IBError("budget_exhausted",
+                   f"This message needs about {prompt} tokens with the conversation so far "
+                   f"(the interview's instructions included), and at most {left} of your "
+                   f"{ledger.budget}-token budget are left{running}. Start a shorter "
+                   "conversation, or ask the interviewer for more tokens.")
+
+
 async def chat(service: Service, s: Session, req: ChatRequest, settings: Settings,
                disconnected: asyncio.Event) -> AsyncIterator[tuple[str, Any]]:
-    """Run one request. Yields ("start", Reply), ("delta", text)..., ("end", Reply).
+    """Run one request. Yields ("start", Reply), ("delta", OpenAI delta dict)...,
+    ("end", Reply).
 
     Raises IBError before "start" for refusals; after "start", problems end the stream
     with Reply.error set instead, because the HTTP status has been sent.
     """
+    refusal = _request_refusal(s, req, settings)
+    if refusal is not None:  # the client's mistake: not activity, the clock stays put
+        raise service.refuse(s, refusal)
     now = service.now()
     service.candidate_seen(s)
-    refusal = s.chat_refusal(now)
-    if refusal is None:
-        refusal = _request_refusal(s, req, settings)
-    if refusal is None:
-        wait = service.rate.hit(s.id, now)
-        if wait is not None:
-            refusal = IBError("rate_limited",
-                              f"Too many messages in a short time; try again in {max(1, round(wait))} s.",
-                              retry_after=wait)
+    refusal = s.chat_refusal(now) or _rate_refusal(service, s, now)
     if refusal is not None:
         raise service.refuse(s, refusal)
 
     messages = [{"role": "system",
                  "content": system_prompt(settings, s, service.config.assist_policies)}]
-    messages += [m.model_dump(exclude_none=True) for m in req.messages]
-    prompt_estimate = tokens.count_message_tokens(messages, s.model)
-    prompt_reserve = prompt_estimate + int(prompt_estimate * settings.prompt_margin) + 4
-    wanted = min(x for x in (req.max_completion_tokens, req.max_tokens, settings.completion_cap) if x)
-    cap = min(wanted, s.ledger.left - prompt_reserve)
-    reply_id = new_id("m")
-    if cap < 1:
-        left = s.ledger.left
-        raise service.refuse(s, IBError(
-            "budget_exhausted",
-            f"Your token budget is used up: this message needs about {prompt_reserve} tokens "
-            f"with the conversation so far, and {left} are left."
-            if left else "Your token budget is used up, so the AI assistant is closed.",
-        ))
-    try:
-        s.ledger.reserve(reply_id, prompt_reserve + cap)
-    except BudgetExceeded as e:  # cannot happen after the check above; fail closed anyway
-        raise service.refuse(s, IBError("budget_exhausted",
-                                        f"Your token budget cannot cover this message ({e}).")) from e
-
-    question = req.messages[-1].text()
-    user_msg = _message(s, "user", question, now, prompt_tokens=prompt_estimate)
-    s.message_count += 1
-    flagged = injection.detect(question)
-    if flagged:
-        s.flags["injection"] += 1
-        service.emit(s, "injection.suspected", "system",
-                     {"pattern": flagged[0], "excerpt": flagged[1], "message_id": user_msg["id"]},
-                     audience="interviewer")
-    await asyncio.wrap_future(service.save_message(user_msg))
-    service.save(s)  # the count and last activity, durable before the provider is called
-
-    reply = Reply(id=reply_id, model=s.model, created=int(now))
+    messages += provider_request.messages(req)
+    options = provider_request.options(req, s.id)
+    estimate = tokens.count_prompt_tokens(messages, s.model, tools=options.get("tools"),
+                                          response_format=options.get("response_format"))
+    prompt_reserve = s.ledger.prompt_reserve(estimate, settings.prompt_margin)
+    wanted = min(x for x in (req.max_completion_tokens, req.max_tokens,
+                             settings.completion_cap) if x)
+    reply = Reply(id=new_id("m"), model=s.model, created=int(now))
+    gate = service.gate(s)
     cut = asyncio.Event()
     service.streams[s.id].add(cut)
-    started = time.monotonic()
-    assistant = _message(s, "assistant", "", service.now(), status="streaming",
-                         prompt_tokens=prompt_estimate)
-    assistant["id"] = reply_id
     try:
-        yield "start", reply
-        async with service.provider_slots:
-            service.save_message(assistant)
-            stream = service.provider.stream(
-                model=s.model, messages=messages, max_tokens=cap,
-                options=req.provider_options())
-            last_flush = time.monotonic()
-            async for chunk in _until(stream, cut, disconnected):
-                if chunk.text:
-                    reply.text.append(chunk.text)
-                    service.feed.publish(s.id, "delta", {"message_id": reply_id, "text": chunk.text})
-                    yield "delta", chunk.text
-                if chunk.finish_reason:
-                    reply.finish_reason = chunk.finish_reason
-                if chunk.prompt_tokens is not None:
-                    reply.prompt_tokens = chunk.prompt_tokens
-                    reply.completion_tokens = chunk.completion_tokens or 0
-                if s.status == "active" and s.time_left(service.now()) <= 0:
-                    service.tick()  # time ran out mid-stream: expiring the session cuts us
-                if time.monotonic() - last_flush > FLUSH_SECONDS:
-                    assistant["content"] = "".join(reply.text)
-                    service.save_message(assistant, publish=False)
-                    last_flush = time.monotonic()
-        if cut.is_set():
-            code, sentence = getattr(cut, "reason", ("session_ended", "The reply was cut off."))
-            reply.error = IBError(code, sentence)
-        elif disconnected.is_set():
-            reply.cut_reason = "client_stopped"
-    except IBError as e:
-        reply.error = e
-        if not reply.text:
-            # Nothing was generated: the provider bills nothing, release it all.
-            reply.prompt_tokens = 0
-        service.emit(s, "provider.error", "system", {"message": e.message, "message_id": reply_id})
+        try:
+            cap = await gate.enter(reply.id, prompt_reserve, wanted,
+                                   timeout=settings.queue_timeout, stops=(cut, disconnected))
+        except NotAdmitted as e:
+            raise _not_admitted(service, s, gate, e.why, prompt_reserve, settings, cut,
+                                messages[0]) from None
+        if cut.is_set() or disconnected.is_set():  # stopped in the moment it got in
+            gate.release(reply.id)
+            raise _not_admitted(service, s, gate, "stopped", prompt_reserve, settings, cut,
+                                messages[0])
+
+        # The reservation is held from here: every path ends in _settle.
+        started = time.monotonic()
+        assistant: dict[str, Any] | None = None
+        answering = False
+        try:
+            await _log_request(service, s, req, estimate, service.now(),
+                               settings.max_message_chars)
+            assistant = _message(s, "assistant", "", service.now(), status="streaming",
+                                 prompt_tokens=estimate)
+            assistant["id"] = reply.id
+            answering = True
+            yield "start", reply
+            async with service.provider_slots:
+                service.save_message(assistant)
+                stream = service.provider.stream(model=s.model, messages=messages,
+                                                 max_tokens=cap, options=options)
+                last_flush = time.monotonic()
+                async with aclosing(_until(stream, cut, disconnected)) as chunks:
+                    async for chunk in chunks:
+                        delta = _absorb(reply, chunk, s.model)
+                        if delta and delta.get("content"):  # live readers follow the text
+                            service.feed.publish(s.id, "delta", {"message_id": reply.id,
+                                                                 "text": delta["content"]})
+                        if delta:
+                            yield "delta", delta
+                        if _past_cap(reply, cap, s.model):
+                            reply.cut_reason, reply.finish_reason = "budget", "length"
+                            break
+                        if s.status == "active" and s.time_left(service.now()) <= 0:
+                            service.tick()  # time ran out mid-stream: expiring cuts us
+                        if time.monotonic() - last_flush > FLUSH_SECONDS:
+                            assistant["content"] = reply.content
+                            service.save_message(assistant, publish=False)
+                            last_flush = time.monotonic()
+            if cut.is_set():
+                code, sentence = getattr(cut, "reason", ("session_ended", "The reply was cut off."))
+                reply.error = IBError(code, sentence)
+            elif disconnected.is_set():
+                reply.cut_reason = "client_stopped"
+        except IBError as e:
+            if not answering:
+                raise
+            reply.error = e
+            service.emit(s, "provider.error", "system",
+                         {"message": e.message, "message_id": reply.id})
+        except Exception as e:
+            log.exception("chat %s failed", reply.id)
+            if not answering:
+                raise IBError("internal_error", INTERNAL) from e
+            reply.error = IBError("internal_error", INTERNAL)
+        finally:
+            _settle(service, s, gate, reply, assistant, estimate, started)
+        yield "end", reply
     finally:
         service.streams[s.id].discard(cut)
-        _settle(service, s, reply, assistant, prompt_estimate, started)
-    yield "end", reply
 
 
 async def _until(stream: AsyncIterator, *stops: asyncio.Event) -> AsyncIterator:
@@ -189,22 +222,140 @@ async def _until(stream: AsyncIterator, *stops: asyncio.Event) -> AsyncIterator:
                 log.debug("closing provider stream failed", exc_info=True)
 
 
+def _absorb(reply: Reply, chunk: Any, model: str) -> dict[str, Any] | None:
+    """Add a provider chunk to the reply; return the delta to pass on, if any."""
+    delta: dict[str, Any] = {}
+    if chunk.text:
+        reply.text.append(chunk.text)
+        reply.counted += tokens.count_tokens(chunk.text, model)
+        delta["content"] = chunk.text
+    if chunk.refusal:
+        reply.refusal.append(chunk.refusal)
+        delta["refusal"] = chunk.refusal
+    if chunk.tool_calls:
+        for tc in chunk.tool_calls:
+            _merge_tool_call(reply.tool_calls, tc)
+            args = (tc.get("function") or {}).get("arguments") or ""
+            reply.counted += tokens.count_tokens(args, model) if args else 0
+        delta["tool_calls"] = chunk.tool_calls
+    if chunk.finish_reason:
+        reply.finish_reason = chunk.finish_reason
+    if chunk.prompt_tokens is not None:
+        reply.prompt_tokens = chunk.prompt_tokens
+        reply.completion_tokens = chunk.completion_tokens or 0
+        reply.usage_reported = True
+    return delta or None
+
+
+def _merge_tool_call(calls: list[dict[str, Any]], delta: dict[str, Any]) -> None:
+    index = delta.get("index", 0)
+    while len(calls) <= index:
+        calls.append({"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+    call = calls[index]
+    call["id"] = delta.get("id") or call["id"]
+    call["type"] = delta.get("type") or call["type"]
+    fn = delta.get("function") or {}
+    call["function"]["name"] += fn.get("name") or ""
+    call["function"]["arguments"] += fn.get("arguments") or ""
+
+
+def _past_cap(reply: Reply, cap: int, model: str) -> bool:
+    """Whether the reply has passed its cap: a provider that ignores the cap is stopped
+    before its running cost passes the reservation. Summed per delta the count can only
+    run high, so the exact count is taken before stopping."""
+    return reply.counted > cap and _completion_count(reply, model) > cap
+
+
+def _completion_count(reply: Reply, model: str) -> int:
+    args = "".join(tc["function"]["arguments"] for tc in reply.tool_calls)
+    return tokens.count_tokens(reply.content + "".join(reply.refusal) + args, model)
+
+
 def _request_refusal(s: Session, req: ChatRequest, settings: Settings) -> IBError | None:
     if req.model and req.model != s.model:
         return IBError("invalid_request",
                        f"This interview uses the model '{s.model}'; ask for that one (or omit model).",
                        param="model")
-    if req.messages[-1].role != "user":
-        return IBError("invalid_request", "The last message must be the candidate's (role 'user').",
-                       param="messages")
-    question = req.messages[-1].text()
-    if not question.strip():
+    policy = provider_request.refusal(req)
+    if policy is not None:
+        return policy
+    if not isinstance(req.messages[-1], UserMessage | ToolMessage):
+        return IBError("invalid_request", "The last message must be the candidate's (role "
+                       "'user') or the results of tool calls (role 'tool').", param="messages")
+    turn = chat_log.candidate_turn(req.messages)
+    if not turn.strip():
         return IBError("invalid_request", "The message is empty.", param="messages")
-    if len(question) > settings.max_message_chars:
+    if len(turn) > settings.max_message_chars:
         return IBError("message_too_long",
-                       f"The message is {len(question)} characters long; the limit is "
+                       f"The message is {len(turn)} characters long; the limit is "
                        f"{settings.max_message_chars}. Shorten it or ask about a smaller part.")
     return None
+
+
+def _rate_refusal(service: Service, s: Session, now: float) -> IBError | None:
+    wait = service.rate.hit(s.id, now)
+    if wait is None:
+        return None
+    seconds = max(1, math.ceil(wait))  # rounded up: a retry after this many seconds succeeds
+    return IBError("rate_limited", f"Too many messages in a short time; try again in {seconds} s.",
+                   retry_after=seconds)
+
+
+def _not_admitted(service: Service, s: Session, gate: Gate, why: str, prompt: int,
+                  settings: Settings, cut: asyncio.Event, system: dict[str, Any]) -> IBError:
+    if why == "budget":
+        # The shortest message: the service's instructions and an empty question, one token of reply.
+        shortest = tokens.count_message_tokens([system, {"role": "user", "content": ""}], s.model)
+        smallest = s.ledger.prompt_reserve(shortest, settings.prompt_margin) + 1
+        return service.refuse(s, budget_refusal(s.ledger, prompt, smallest))
+    if why == "budget_wait":
+        return service.refuse(s, IBError(
+            "budget_reserved",
+            f"Your replies still running hold {s.ledger.reserved} of the "
+            f"{s.ledger.settled_left} tokens left in your budget, and this message (about "
+            f"{prompt} tokens before its reply) waited {settings.queue_timeout:g} s for them "
+            "to finish. Try again when they have.", retry_after=1))
+    if why == "slots_wait":
+        return service.refuse(s, IBError(
+            "rate_limited",
+            f"You already have {gate.in_flight} replies running, the most one session may "
+            f"have at once; this message waited {settings.queue_timeout:g} s for one of them "
+            "to finish. Try again when one has.", retry_after=1))
+    if cut.is_set():  # paused, locked or ended while it waited
+        return service.refuse(s, s.chat_refusal(service.now()) or IBError(
+            "session_ended", "This interview session has ended, so the AI assistant is closed."))
+    # The client went away while waiting: nobody reads this, and nothing was refused.
+    return IBError("conflict", "The request was withdrawn before its turn came.")
+
+
+async def _log_request(service: Service, s: Session, req: ChatRequest, estimate: int,
+                       now: float, max_chars: int) -> None:
+    """Log the candidate's turn and flag what needs the interviewer's eye, durably,
+    before the provider is called. A flagged message is stored up to `max_chars` (the
+    limit of a candidate's message), with its full length."""
+    turn = chat_log.candidate_turn(req.messages)
+    user_msg = _message(s, "user", turn, now, prompt_tokens=estimate)
+    s.message_count += 1
+    found = injection.detect(turn)
+    if found:
+        s.flags["injection"] += 1
+        service.emit(s, "injection.suspected", "system",
+                     {"pattern": found[0], "excerpt": found[1], "message_id": user_msg["id"]},
+                     audience="interviewer")
+    replies = await service.replies(s)
+    seen = service.flagged_seen[s.id]
+    for item in chat_log.flagged(req.messages, replies):
+        mark = chat_log.fingerprint(item)
+        if mark in seen:
+            continue
+        seen.add(mark)
+        s.flags["flagged_messages"] = s.flags.get("flagged_messages", 0) + 1
+        service.emit(s, "chat.flagged_message", "candidate",
+                     {**item, "content": item["content"][:max_chars],
+                      "chars": len(item["content"]), "message_id": user_msg["id"]},
+                     audience="interviewer")
+    await asyncio.wrap_future(service.save_message(user_msg))
+    service.save(s)  # the count and last activity, durable before the provider is called
 
 
 def _message(s: Session, role: str, content: str, now: float, **fields: Any) -> dict[str, Any]:
@@ -215,35 +366,62 @@ def _message(s: Session, role: str, content: str, now: float, **fields: Any) -> 
     return msg
 
 
-def _settle(service: Service, s: Session, reply: Reply, assistant: dict[str, Any],
-            prompt_estimate: int, started: float) -> None:
-    """Charge what the provider billed; when it could not say (cut off), what was sent."""
-    text = "".join(reply.text)
-    if not reply.text and reply.error is not None and reply.error.code == "provider_error":
-        s.ledger.release(reply.id)
+def _settle(service: Service, s: Session, gate: Gate, reply: Reply,
+            assistant: dict[str, Any] | None, estimate: int, started: float) -> None:
+    """Charge what the provider billed, at most what was reserved; when it could not say
+    (cut off), what was sent. Then log the outcome. Never raises."""
+    failed = reply.error is not None and reply.error.code in ("provider_error", "internal_error")
+    if assistant is None or (failed and reply.empty and not reply.usage_reported):
+        gate.release(reply.id)  # nothing generated: the provider bills nothing
+        billed = charged = (0, 0)
+    else:
+        if reply.usage_reported:
+            s.ledger.learn_prompt(estimate, reply.prompt_tokens)
+            billed = (reply.prompt_tokens, reply.completion_tokens)
+        else:  # no usage from the provider: count it ourselves
+            billed = (math.ceil(estimate * s.ledger.prompt_ratio),
+                      _completion_count(reply, s.model))
+        charged = gate.settle(reply.id, *billed)
+    reply.prompt_tokens, reply.completion_tokens = charged
+    try:
+        _log_reply(service, s, reply, assistant, billed, charged, started)
+    except Exception:  # the ledger is settled; a logging failure must not undo that
+        log.exception("logging the outcome of chat %s failed", reply.id)
+
+
+def _log_reply(service: Service, s: Session, reply: Reply, assistant: dict[str, Any] | None,
+               billed: tuple[int, int], charged: tuple[int, int], started: float) -> None:
+    if assistant is None:
+        return
+    if reply.error is not None:
+        reply.cut_reason = reply.error.code
+    failed = reply.cut_reason in ("provider_error", "internal_error")
+    if failed and reply.empty:
         assistant.update(status="error", content="", finished_at=service.now(),
-                         completion_tokens=0, prompt_tokens=0)
+                         completion_tokens=0, prompt_tokens=charged[0])
         service.save_message(assistant)
         service.save(s)
         return
-    if not reply.prompt_tokens:  # no usage from the provider: count it ourselves
-        reply.prompt_tokens = prompt_estimate
-        reply.completion_tokens = tokens.count_tokens(text, s.model)
-    s.ledger.settle(reply.id, reply.prompt_tokens, reply.completion_tokens)
-    if reply.error is not None:
-        reply.cut_reason = reply.error.code
-    status = ("complete" if reply.cut_reason is None
-              else "error" if reply.cut_reason == "provider_error" else "cut")
+    text = chat_log.reply_text(reply.content or "".join(reply.refusal), reply.tool_calls)
+    status = "complete" if reply.cut_reason is None else "error" if failed else "cut"
     latency_ms = int((time.monotonic() - started) * 1000)
-    assistant.update(content=text, status=status, prompt_tokens=reply.prompt_tokens,
-                     completion_tokens=reply.completion_tokens, latency_ms=latency_ms,
+    assistant.update(content=text, status=status, prompt_tokens=charged[0],
+                     completion_tokens=charged[1], latency_ms=latency_ms,
                      finished_at=service.now())
     s.message_count += 1
     s.last_activity_at = service.now()
     service.save_message(assistant)
+    service.remember_reply(s, text)
+    over = sum(billed) - sum(charged)
+    if over:
+        s.flags["unbilled"] = s.flags.get("unbilled", 0) + over
+        service.emit(s, "usage.clamped", "system",
+                     {"message_id": reply.id, "billed_prompt": billed[0],
+                      "billed_completion": billed[1], "charged": sum(charged), "over": over},
+                     audience="interviewer")
     kind = "chat.completed" if reply.cut_reason is None else "chat.cut"
-    payload = {"message_id": reply.id, "prompt_tokens": reply.prompt_tokens,
-               "completion_tokens": reply.completion_tokens, "latency_ms": latency_ms}
+    payload = {"message_id": reply.id, "prompt_tokens": charged[0],
+               "completion_tokens": charged[1], "latency_ms": latency_ms}
     if reply.cut_reason is not None:
         payload["reason"] = reply.cut_reason
     service.emit(s, kind, "system", payload)

@@ -8,8 +8,10 @@ the service log.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import openai
 
@@ -18,9 +20,15 @@ from ..api.errors import IBError
 log = logging.getLogger("ib_extension.service.llm")
 
 
+# Credentials a provider might echo in an error: bearer tokens and OpenAI-style keys.
+_SECRET_SHAPES = re.compile(r"(?i)(bearer\s+)\S+|\bsk-[A-Za-z0-9_-]{8,}")
+
+
 @dataclass
 class Chunk:
     text: str = ""
+    refusal: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # deltas, with their index
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -40,6 +48,7 @@ class Provider:
                 base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
             )
         self.cap_param = completion_cap_param
+        self._api_key = api_key
 
     async def stream(self, *, model: str, messages: list[dict], max_tokens: int,
                      options: dict) -> AsyncIterator[Chunk]:
@@ -51,29 +60,46 @@ class Provider:
                 **{self.cap_param: max_tokens}, **options,
             )
         except openai.APIError as e:
-            raise provider_error(e) from e
+            raise self._error(e) from e
         try:
             async for chunk in stream:
                 out = Chunk()
                 if chunk.choices:
                     choice = chunk.choices[0]
-                    out.text = choice.delta.content or "" if choice.delta else ""
+                    delta = choice.delta
+                    if delta is not None:
+                        out.text = delta.content or ""
+                        out.refusal = getattr(delta, "refusal", None) or ""
+                        out.tool_calls = [tc.model_dump(exclude_none=True)
+                                          for tc in delta.tool_calls or ()]
                     out.finish_reason = choice.finish_reason
                 if chunk.usage is not None:
                     out.prompt_tokens = chunk.usage.prompt_tokens
                     out.completion_tokens = chunk.usage.completion_tokens
                 yield out
         except openai.APIError as e:
-            raise provider_error(e) from e
+            raise self._error(e) from e
         finally:
             await stream.close()
+
+    def _error(self, e: openai.APIError) -> IBError:
+        log.warning("provider error: %s: %s", type(e).__name__, redact(str(e), self._api_key))
+        return provider_error(e)
 
     async def close(self) -> None:
         await self.client.close()
 
 
+def redact(text: str, *secrets: str) -> str:
+    """`text` with the given secrets and anything shaped like a credential masked."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return _SECRET_SHAPES.sub(lambda m: f"{m.group(1) or ''}[redacted]", text)
+
+
 def provider_error(e: openai.APIError) -> IBError:
-    log.warning("provider error: %s: %s", type(e).__name__, e)
+    """The candidate's sentence for a provider failure (no provider text in it)."""
     if isinstance(e, openai.APITimeoutError):
         msg = "The AI provider did not answer in time. Please try again."
     elif isinstance(e, openai.APIConnectionError):

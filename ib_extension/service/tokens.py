@@ -57,6 +57,20 @@ TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING_TOKENS = 3
 
+# Tool definitions, as OpenAI bills them: the cookbook "How to count tokens with tiktoken"
+# (section "Counting tokens for chat completions with tool calls", num_tokens_for_tools).
+# Published check: its weather tool with its two messages is 101 prompt tokens on
+# gpt-4o / gpt-4o-mini and 105 on gpt-3.5-turbo / gpt-4, as billed by the API
+# (tests/test_tokens.py pins both). Per encoding: tokens opening each function, opening
+# its properties, per property, opening an enum (negative: the cookbook's), per enum
+# item, and closing the list of functions.
+_TOOL_OVERHEAD = {
+    "o200k_base": {"func_init": 7, "prop_init": 3, "prop_key": 3, "enum_init": -3,
+                   "enum_item": 3, "func_end": 12},
+    "cl100k_base": {"func_init": 10, "prop_init": 3, "prop_key": 3, "enum_init": -3,
+                    "enum_item": 3, "func_end": 12},
+}
+
 
 def encoding_name_for(model: str) -> str:
     """Name of the encoding used for `model`; FALLBACK_ENCODING when unknown."""
@@ -100,6 +114,53 @@ def count_message_tokens(messages: list[dict], model: str) -> int:
     return total
 
 
+def count_prompt_tokens(messages: list[dict], model: str, *, tools: list[dict] | None = None,
+                        response_format: dict | None = None) -> int:
+    """Prompt tokens of a chat request: its messages, tool definitions and output schema.
+
+    Tool definitions follow the cookbook's published formula, extended to what it leaves
+    out: a property without a description, or whose schema is not a plain type (objects,
+    arrays, unions), counts its JSON schema as text, which over-estimates rather than
+    under. A json_schema response format counts its name and schema as JSON text: OpenAI
+    publishes no formula for it.
+    """
+    total = count_message_tokens(messages, model)
+    if tools:
+        total += count_tool_tokens(tools, model)
+    if response_format and response_format.get("type") == "json_schema":
+        total += count_tokens(json.dumps(response_format.get("json_schema"),
+                                         separators=(",", ":")), model)
+    return total
+
+
+def count_tool_tokens(tools: list[dict], model: str) -> int:
+    """Tokens OpenAI bills for the function tools of a request."""
+    cost = _TOOL_OVERHEAD.get(encoding_name_for(model), _TOOL_OVERHEAD["o200k_base"])
+    total = 0
+    for tool in tools:
+        function = tool.get("function") or {}
+        total += cost["func_init"]
+        description = (function.get("description") or "").removesuffix(".")
+        total += count_tokens(f"{function.get('name', '')}:{description}", model)
+        properties = ((function.get("parameters") or {}).get("properties")) or {}
+        if properties:
+            total += cost["prop_init"]
+        for name, schema in properties.items():
+            total += cost["prop_key"]
+            schema = schema if isinstance(schema, dict) else {}
+            if isinstance(schema.get("enum"), list):
+                total += cost["enum_init"]
+                for item in schema["enum"]:
+                    total += cost["enum_item"] + count_tokens(str(item), model)
+            kind = schema.get("type")
+            if not isinstance(kind, str) or kind in ("object", "array"):
+                rest = {k: v for k, v in schema.items() if k not in ("description", "enum")}
+                kind = json.dumps(rest, separators=(",", ":"))
+            desc = str(schema.get("description") or "").removesuffix(".")
+            total += count_tokens(f"{name}:{kind}:{desc}", model)
+    return total + cost["func_end"] if tools else 0
+
+
 def _field_text(key: str, value: object, index: int) -> str:
     """The text of one message field that the model reads."""
     if value is None:
@@ -108,8 +169,8 @@ def _field_text(key: str, value: object, index: int) -> str:
         return value
     if key == "content" and isinstance(value, list):
         return "".join(_text_of_part(part, index) for part in value)
-    # Structured fields such as tool_calls reach the model serialised; their
-    # JSON is a fair estimate of what they cost.
+    # Structured fields such as tool_calls reach the model serialised; their JSON is an
+    # estimate at or above what OpenAI bills (tests/test_tokens.py checks published counts).
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 

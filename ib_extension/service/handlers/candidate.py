@@ -15,7 +15,10 @@ from tornado.iostream import StreamClosedError
 
 from ...api import models as m
 from ...api import requests as schemas
-from .. import gateway
+from ...api.chat import ChatRequest
+from ...api.errors import IBError
+from ...api.responses import EventStream, ResponsesRequest, output_items, response_object
+from .. import gateway, responses_api
 from ..core import feed_event
 from ..roles import CANDIDATE
 from .base import FEED_QUERY, FeedBase, IBHandler, Op
@@ -26,14 +29,27 @@ class ModelsV1Handler(IBHandler):
 
     async def get(self) -> None:
         self.service.candidate_seen(self.me)
-        self.reply({"object": "list", "data": [
-            {"id": self.me.model, "object": "model", "created": int(self.me.created_at),
-             "owned_by": "interview-buddy"}]})
+        self.reply({"object": "list", "data": [_model(self.me)]})
 
 
-class ChatCompletionsHandler(IBHandler):
-    ops = {"post": Op(CANDIDATE, "OpenAI-compatible chat completion, streaming or not",
-                      body=schemas.ChatRequest, streams=True)}
+class ModelV1Handler(IBHandler):
+    ops = {"get": Op(CANDIDATE, "The interview's model by its id (OpenAI model shape)")}
+
+    async def get(self, model_id: str) -> None:
+        if model_id != self.me.model:  # a client's mistake: not activity
+            raise IBError("not_found", f"This interview uses the model '{self.me.model}', "
+                          f"not '{model_id}'.", param="model")
+        self.service.candidate_seen(self.me)
+        self.reply(_model(self.me))
+
+
+def _model(s) -> dict:
+    return {"id": s.model, "object": "model", "created": int(s.created_at),
+            "owned_by": "interview-buddy"}
+
+
+class _GatewayHandler(IBHandler):
+    """A candidate route answered by the gateway: streams server-sent events or JSON."""
 
     def initialize(self) -> None:
         self._disconnected = asyncio.Event()
@@ -41,26 +57,50 @@ class ChatCompletionsHandler(IBHandler):
     def on_connection_close(self) -> None:
         self._disconnected.set()
 
+    def _chat(self, req: ChatRequest):
+        return gateway.chat(self.service, self.me, req, self.ib.gateway_settings(),
+                            self._disconnected)
+
+    def _open_stream(self) -> None:
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+
+    async def _send(self, payload: Any, event: str | None = None) -> None:
+        if self._disconnected.is_set():
+            return
+        text = payload if isinstance(payload, str) else json.dumps(payload)
+        self.write((f"event: {event}\n" if event else "") + f"data: {text}\n\n")
+        try:
+            await self.flush()
+        except StreamClosedError:
+            self._disconnected.set()
+
+    def _close_stream(self) -> None:
+        if not self._disconnected.is_set():
+            self.finish(set_content_type="text/event-stream")
+
+
+class ChatCompletionsHandler(_GatewayHandler):
+    ops = {"post": Op(CANDIDATE, "OpenAI-compatible chat completion, streaming or not",
+                      body=ChatRequest, streams=True)}
+
     async def post(self) -> None:
-        req = self.body(schemas.ChatRequest)
-        stream = gateway.chat(self.service, self.me, req, self.ib.gateway_settings(),
-                              self._disconnected)
-        async with aclosing(stream):
+        req = self.body(ChatRequest)
+        async with aclosing(self._chat(req)) as stream:
             _, reply = await stream.__anext__()  # refusals raise here, before any byte is sent
             if req.stream:
                 await self._stream(stream, reply, req)
             else:
                 async for kind, data in stream:
-                    if kind == "end":
+                    if kind == "end" and not self._disconnected.is_set():
                         self._complete(data)
 
-    async def _stream(self, stream, reply: gateway.Reply, req: schemas.ChatRequest) -> None:
-        self.set_header("Content-Type", "text/event-stream")
-        self.set_header("Cache-Control", "no-cache")
+    async def _stream(self, stream, reply: gateway.Reply, req: ChatRequest) -> None:
+        self._open_stream()
         first = True
         async for kind, data in stream:
             if kind == "delta":
-                delta = {"content": data}
+                delta = dict(data)
                 if first:
                     delta["role"] = "assistant"
                     first = False
@@ -70,37 +110,75 @@ class ChatCompletionsHandler(IBHandler):
                     await self._send(data.error.body())
                 else:
                     await self._send(_chunk(reply, [{"index": 0, "delta": {},
-                                                     "finish_reason": data.finish_reason or "stop"}]))
+                                                     "finish_reason": _finish(data)}]))
                     if req.stream_options and req.stream_options.include_usage:
                         await self._send({**_chunk(reply, []), "usage": _usage(data)})
                     await self._send("[DONE]")
-        if not self._disconnected.is_set():
-            self.finish(set_content_type="text/event-stream")
-
-    async def _send(self, payload: Any) -> None:
-        if self._disconnected.is_set():
-            return
-        text = payload if isinstance(payload, str) else json.dumps(payload)
-        self.write(f"data: {text}\n\n")
-        try:
-            await self.flush()
-        except StreamClosedError:
-            self._disconnected.set()
+        self._close_stream()
 
     def _complete(self, reply: gateway.Reply) -> None:
-        if reply.error is not None and not reply.text:
+        if reply.error is not None:
+            # Cut off (pause, lock, end, time up) or failed: the partial reply is logged and
+            # charged, and the client gets the reason, never a silently short answer.
             raise reply.error
-        body = {
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content or None,
+                                   "refusal": "".join(reply.refusal) or None}
+        if reply.tool_calls:
+            message["tool_calls"] = reply.tool_calls
+        self.reply({
             "id": reply.id, "object": "chat.completion", "created": reply.created,
             "model": reply.model,
-            "choices": [{"index": 0, "finish_reason": reply.finish_reason or "stop",
-                         "message": {"role": "assistant", "content": "".join(reply.text)}}],
+            "choices": [{"index": 0, "finish_reason": _finish(reply), "message": message,
+                         "logprobs": None}],
             "usage": _usage(reply),
-        }
-        if reply.error is not None:  # cut off after some text: return what was paid for
-            body["choices"][0]["finish_reason"] = "length"
-            body["ib_cut_off"] = reply.error.body()["error"]
-        self.reply(body)
+        })
+
+
+class ResponsesHandler(_GatewayHandler):
+    ops = {"post": Op(CANDIDATE, "OpenAI Responses API without server-side state: text and "
+                                 "function tools, streaming or not", body=ResponsesRequest,
+                      streams=True)}
+
+    async def post(self) -> None:
+        req = self.body(ResponsesRequest)
+        chat_req = responses_api.to_chat(req)
+        async with aclosing(self._chat(chat_req)) as stream:
+            _, reply = await stream.__anext__()  # refusals raise here, before any byte is sent
+            events = EventStream(req, reply.id, reply.created, reply.model)
+            if req.stream:
+                self._open_stream()
+                for ev in events.start():
+                    await self._send(ev, ev["type"])
+            async for kind, data in stream:
+                if kind == "delta" and req.stream:
+                    for ev in events.delta(data):
+                        await self._send(ev, ev["type"])
+                elif kind == "end" and req.stream:
+                    if data.error is not None:
+                        ev = events.error(data.error.body())
+                        await self._send(ev, "error")
+                    else:
+                        for ev in events.end(_finish(data), _tokens(data)):
+                            await self._send(ev, ev["type"])
+                elif kind == "end" and not self._disconnected.is_set():
+                    if data.error is not None:
+                        raise data.error  # cut off or failed: charged, and said so
+                    status = "incomplete" if _finish(data) == "length" else "completed"
+                    output = output_items(reply.id, data.content or "".join(data.refusal),
+                                          data.tool_calls)
+                    self.reply(response_object(req, response_id=reply.id, created=reply.created,
+                                               model=reply.model, status=status, output=output,
+                                               usage=_tokens(data)))
+            if req.stream:
+                self._close_stream()
+
+
+def _tokens(reply: gateway.Reply) -> tuple[int, int]:
+    return reply.prompt_tokens, reply.completion_tokens
+
+
+def _finish(reply: gateway.Reply) -> str:
+    return reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
 
 
 def _chunk(reply: gateway.Reply, choices: list) -> dict:
