@@ -100,7 +100,30 @@ class IBExtension(ExtensionApp):
                                        "production, e.g. ['sudo', '-n', '-u', 'ib-grader'] or a "
                                        "`docker run --rm --network none ...` prefix.")
 
+    # ---- on JupyterHub (`ib hub`; service/workspaces.py) ----------------------------
+    hub_url = Unicode(config=True,
+                      help="On JupyterHub: the hub's proxy URL as this service and the "
+                           "candidates' servers reach it (they call the service and the "
+                           "service reads their notebook through it). Default: $IB_HUB_URL, "
+                           "which `ib hub` sets.")
+    capture_grace_seconds = Float(10.0, config=True,
+                                  help="On JupyterHub, at the end of an interview: how long to "
+                                       "wait for the candidate's browser to save the notebook "
+                                       "before reading it from their server.")
+    workspace_retention_hours = Float(24.0, config=True,
+                                      help="On JupyterHub: how long a candidate's workspace (hub "
+                                           "user, system user and home) is kept after the end "
+                                           "of the interview, once its notebook is captured; "
+                                           "then it is removed (0: at once).")
+
     clock = AnyTrait(help="The service clock (tests inject a ManualClock).")
+
+    @default("hub_url")
+    def _default_hub_url(self) -> str:
+        from .hubenv import hub_env
+
+        env = hub_env()
+        return env.hub_url if env else ""
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -152,9 +175,33 @@ class IBExtension(ExtensionApp):
         self.service = Service(self, store, self.clock, provider, self._load_challenges(),
                                grader=self._grader())
         self.service.load()
+        self._init_workspaces()
         self.settings["ib_service"] = self.service
         self.log.info("ib service: data in %s, provider %s, models %s", store.path,
                       self.llm_base_url, ", ".join(self.models))
+
+    def _init_workspaces(self) -> None:
+        """On JupyterHub (started by the hub as a managed service): candidates' links,
+        servers and end-of-interview capture, through the hub."""
+        from .hubenv import hub_env
+
+        env = hub_env()
+        if env is None:
+            return
+        from ..api.resources import CANDIDATE_NOTEBOOK
+        from .hubclient import HubClient
+        from .workspaces import Settings, Workspaces
+
+        hub = HubClient(env, self.hub_url)
+        self.service.workspaces = Workspaces(self.service, hub, Settings(
+            notebook=CANDIDATE_NOTEBOOK, capture_grace_seconds=self.capture_grace_seconds,
+            retention_seconds=self.workspace_retention_hours * 3600))
+        self.service.workspaces.load()
+        # The dashboards' kernels reach the service through the proxy, as interviewers do,
+        # so the links they get are on the hub's address.
+        os.environ["IB_URL"] = env.url_via(self.hub_url)
+        self.log.info("ib service on JupyterHub: %s (hub API %s)", env.url_via(self.hub_url),
+                      env.api_url)
 
     def _load_challenges(self):
         from ..api import challenges
@@ -211,4 +258,6 @@ class IBExtension(ExtensionApp):
         if self.service is not None:
             await self.service.provider.close()
             await self.service.close()
+            if self.service.workspaces is not None:
+                await self.service.workspaces.hub.close()
             self.service = None

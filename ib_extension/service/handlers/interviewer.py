@@ -8,6 +8,7 @@ from ..core import SessionFilter, event_view, message_view
 from ..roles import INTERVIEWER
 from ..sessions import STATUSES, TRANSITIONS
 from .base import FEED_QUERY, FeedBase, IBHandler, Op
+from .hub import workspaces
 
 
 class ModelsHandler(IBHandler):
@@ -57,7 +58,11 @@ class SessionsHandler(IBHandler):
     async def post(self) -> None:
         req = self.body(schemas.CreateSession)
         s, token = self.service.create(req)
-        self.reply({"id": s.id, "candidate_token": token, "session": self.session_view(s)})
+        created = {"id": s.id, "candidate_token": token, "session": self.session_view(s)}
+        spaces = self.service.workspaces
+        if spaces is not None:  # on JupyterHub: the one link the candidate needs
+            created["candidate_url"] = spaces.candidate_url(spaces.issue_link(s), self.origin())
+        self.reply(created)
 
 
 class SessionHandler(IBHandler):
@@ -106,6 +111,16 @@ class TokenHandler(IBHandler):
 
     async def post(self, session_id: str) -> None:
         self.reply({"id": session_id, "candidate_token": self.service.rotate_token(session_id)})
+
+
+class LinkHandler(IBHandler):
+    ops = {"post": Op(INTERVIEWER, "Issue a new candidate link (on JupyterHub; the old link "
+                                   "stops working and the next browser to open it claims it)")}
+
+    async def post(self, session_id: str) -> None:
+        spaces = workspaces(self)
+        code = spaces.issue_link(self.service.get(session_id))
+        self.reply({"id": session_id, "candidate_url": spaces.candidate_url(code, self.origin())})
 
 
 class SessionMessagesHandler(IBHandler):
