@@ -18,7 +18,7 @@ import httpx
 import pytest
 import websockets.sync.client
 from helpers import wait_for
-from hub import IB_TOKEN, PASSWORD, Browser, start_hub, stop_hub, wait_closed
+from hub import IB_TOKEN, Browser, start_hub, stop_hub, wait_closed
 
 from ib_extension.api import hub as contract
 

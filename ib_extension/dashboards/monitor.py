@@ -13,7 +13,7 @@ from ..api.client import AsyncIBClient, IBClientError
 from . import fmt
 from .controls import Controls
 from .live import FeedFollower, every, spawn, strict
-from .timeline import Timeline, notebook_html
+from .timeline import NOTEBOOK_EVENTS, Timeline, notebook_html
 from .widgets import Conversation
 
 FILTERS = [("All", ""), ("Active", "active"), ("Paused", "paused"), ("Not started", "created"),
@@ -206,7 +206,7 @@ class SessionPanel:
 
     def add_event(self, event: dict) -> None:
         self.timeline.add(event)
-        if event["type"] in ("activity.snapshot", "session.submitted"):
+        if event["type"] in NOTEBOOK_EVENTS:
             self.draw_notebook()
 
     def draw_notebook(self) -> None:
@@ -253,6 +253,10 @@ class Monitor:
             return
         self.follower.start()
         self._ticker = spawn(every(self.tick_seconds, self.tick))
+        try:  # on JupyterHub, the controls can issue a new candidate link
+            self.panel.controls.links = bool((await self.client.models()).get("candidate_links"))
+        except (IBClientError, httpx.HTTPError, ValueError):
+            pass
 
     def stop(self) -> None:
         self.follower.stop()

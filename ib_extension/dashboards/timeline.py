@@ -17,10 +17,13 @@ CATEGORIES: dict[str, tuple[str, ...] | None] = {
     "AI chat": ("chat.", "provider."),
     "Candidate activity": ("activity.",),
     "Grading": ("grade.",),
+    "Link & workspace": ("link.", "workspace."),
 }
 SHOWN = 300  # newest events drawn; older ones stay in the API
+# Events that carry the candidate's notebook (workspace.closed: captured at the end).
+NOTEBOOK_EVENTS = ("activity.snapshot", "session.submitted", "workspace.closed")
 FLAGGED = ("refusal", "injection.suspected", "activity.paste", "provider.error", "chat.cut",
-           "warning")
+           "warning", "link.refused")
 
 
 def in_category(event_type: str, category: str) -> bool:
@@ -52,6 +55,17 @@ def describe(event: dict) -> str:
         return f"notebook saved{' (' + str(p['path']) + ')' if p.get('path') else ''}"
     if t == "activity.paste":
         return f"pasted {p.get('chars', '?')} characters"
+    if t == "link.issued":
+        return "a new link (the earlier one stopped working)" if p.get("reissued") else "link made"
+    if t == "link.opened":
+        return "the candidate opened the link"
+    if t == "link.refused":
+        return f"a browser was refused: {p.get('reason')}"
+    if t == "workspace.closed":
+        got = ("notebook captured" if p.get("notebook") else f"no notebook: {p.get('problem')}")
+        return f"{got}; server {'stopped' if p.get('server_stopped') else 'not stopped'}"
+    if t == "workspace.removed":
+        return f"workspace {p.get('hub_user')} removed"
     if not p:
         return ""
     text = json.dumps(p, ensure_ascii=False)
@@ -95,10 +109,10 @@ class Timeline:
                            or '<div class="ib-muted">No events of this kind yet.</div>')
 
     def latest_notebook(self) -> tuple[dict, dict] | None:
-        """(event, notebook) of the newest snapshot or submission that carries one."""
+        """(event, notebook) of the newest snapshot, submission or capture with one."""
         for e in sorted(self.events.values(), key=lambda e: e["id"], reverse=True):
             nb = (e.get("payload") or {}).get("notebook")
-            if e["type"] in ("activity.snapshot", "session.submitted") and isinstance(nb, dict):
+            if e["type"] in NOTEBOOK_EVENTS and isinstance(nb, dict):
                 return e, nb
         return None
 

@@ -59,11 +59,12 @@ def challenge(record) -> dict:
 
 
 def final_notebook(record) -> dict | None:
-    """The submitted notebook; else the one in the last submit event; else the last
-    activity snapshot that carried one (a session ended without a submit)."""
+    """The submitted notebook; else the one in the last submit event; else the one the
+    service captured from the workspace at the end (on JupyterHub); else the last activity
+    snapshot that carried one (a session ended without a submit)."""
     if record.get("final_notebook"):
         return record["final_notebook"]
-    for wanted in ("session.submitted", "activity.snapshot"):
+    for wanted in ("session.submitted", "workspace.closed", "activity.snapshot"):
         for ev in reversed(events(record)):
             nb = (ev.get("payload") or {}).get("notebook")
             if ev["type"] == wanted and isinstance(nb, dict):

@@ -17,7 +17,8 @@ class ModelsHandler(IBHandler):
     async def get(self) -> None:
         self.reply({"models": list(self.ib.models), "default": self.ib.default_model,
                     "assist_policies": list(self.ib.assist_policies),
-                    "default_assist_policy": self.ib.default_assist_policy})
+                    "default_assist_policy": self.ib.default_assist_policy,
+                    "candidate_links": self.service.workspaces is not None})
 
 
 class SessionsHandler(IBHandler):
