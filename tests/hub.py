@@ -102,7 +102,8 @@ class Hub:
         return self.log.read_text(errors="replace")
 
 
-def start_hub(tmp: Path, llm_url: str, *ib_settings: str, extra_config: str = "") -> Hub:
+def start_hub(tmp: Path, llm_url: str | None, *ib_settings: str, extra_config: str = "") -> Hub:
+    """`llm_url` None: `--demo`, the bundled demo model as a hub service (`make demo`)."""
     port = free_port_block()
     config = tmp / "hub_config.py"
     config.write_text(TEST_CONFIG + extra_config)
@@ -113,8 +114,9 @@ def start_hub(tmp: Path, llm_url: str, *ib_settings: str, extra_config: str = ""
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "ib_extension.cli", "hub", "--port", str(port),
-             "--data-dir", str(tmp / "data"), "--llm-base-url", llm_url, "--config", str(config),
-             *ib_settings], stdout=out, stderr=subprocess.STDOUT, env=env)
+             "--data-dir", str(tmp / "data"), "--config", str(config),
+             *(["--llm-base-url", llm_url] if llm_url else ["--demo"]), *ib_settings],
+            stdout=out, stderr=subprocess.STDOUT, env=env)
     hub = Hub(f"http://127.0.0.1:{port}", tmp / "data", proc, log)
 
     def ready() -> bool:
