@@ -31,9 +31,23 @@ def hub(fake_llm_url, tmp_path_factory):
     # Short waits: no browser saves at the end here, and removal right after the capture.
     hub = start_hub(tmp_path_factory.mktemp("hub"), fake_llm_url,
                     "--IBExtension.capture_grace_seconds=2",
-                    "--IBExtension.workspace_retention_hours=0")
+                    "--IBExtension.workspace_retention_hours=0",
+                    "--IBExtension.default_assist_policy=hints")
     yield hub
     stop_hub(hub)
+
+
+@pytest.fixture(scope="module")
+def pair(hub):
+    """Two candidates with running workspaces, each in their own browser."""
+    browsers = [Browser(hub), Browser(hub)]
+    opened = [(b, *open_workspace(hub, b)) for b in browsers]
+    yield opened
+    with hub.client() as c:
+        for _, created, _ in opened:
+            c.action(created["id"], "end")
+    for b in browsers:
+        b.close()
 
 
 @pytest.fixture
@@ -95,6 +109,23 @@ def test_health_is_public(hub):
     r = httpx.get(f"{hub.svc}/ib/api/health", timeout=30)
     assert r.status_code == 200 and r.json()["status"] == "ok"
     assert httpx.get(f"{hub.url}/hub/health", timeout=30).status_code == 200
+
+
+def test_settings_on_ib_hubs_command_line_reach_the_service(hub):
+    with hub.client() as c:
+        offered = c.models()
+    assert offered["default_assist_policy"] == "hints"
+    assert offered["candidate_links"] is True
+
+
+def test_the_hubs_routes_answer_only_the_hub(hub):
+    created = hub.create_session()
+    for headers in ({}, {"Authorization": f"token {IB_TOKEN}"},
+                    {"Authorization": f"Bearer {created['candidate_token']}"}):
+        r = httpx.post(f"{hub.svc}{contract.SPAWN_ROUTE}", headers=headers, timeout=30,
+                       json={"hub_user": contract.hub_user_for(created["id"])})
+        assert r.status_code in (401, 403), r.text
+        assert "IB_SESSION_TOKEN" not in r.text
 
 
 def test_scripts_use_the_interviewer_token_through_the_hub(hub):
@@ -169,15 +200,13 @@ def test_the_link_opens_one_workspace_in_one_browser(hub, browser):
     other.close()
 
 
-def test_a_candidate_reaches_only_their_own_server(hub, browser):
-    _, user = open_workspace(hub, browser)
-    other, other_user = open_workspace(hub, Browser(hub))
+def test_a_candidate_reaches_only_their_own_server(hub, pair):
+    (browser, _, user), (_, _, other_user) = pair
+    assert browser.get(f"/user/{user}/api/contents").status_code == 200
     assert browser.get(f"{hub.svc}/voila/render/monitor.ipynb").status_code == 403
     assert browser.get(f"{hub.svc}/ib/api/sessions").status_code in (401, 403)
     assert browser.get("/hub/admin").status_code == 403
     assert browser.get(f"/user/{other_user}/api/contents").status_code == 403
-    with hub.client() as c:
-        c.action(other["id"], "end")
 
 
 # ---- the end of an interview --------------------------------------------------------------
@@ -231,9 +260,8 @@ print(json.dumps(result))
 
 
 @pytest.mark.skipif(not AS_ROOT, reason="candidates get their own system users only as root")
-def test_a_candidates_code_cannot_read_the_service_the_hub_or_another_candidate(hub, browser):
-    _, user = open_workspace(hub, browser)
-    other, other_user = open_workspace(hub, Browser(hub))
+def test_a_candidates_code_cannot_read_the_service_the_hub_or_another_candidate(hub, pair):
+    (_, _, user), (_, _, other_user) = pair
     service_pid = next(int(p) for p in os.listdir("/proc") if p.isdigit() and _is_service(p, hub))
     targets = {
         "service_environ": ("file", f"/proc/{service_pid}/environ"),
@@ -250,8 +278,6 @@ def test_a_candidates_code_cannot_read_the_service_the_hub_or_another_candidate(
     assert seen["uid"] == pwd.getpwnam(user).pw_uid != os.stat(f"/proc/{service_pid}").st_uid
     assert seen["env"] == []
     assert {k: seen[k] for k in targets} == dict.fromkeys(targets, True)
-    with hub.client() as c:
-        c.action(other["id"], "end")
 
 
 def _is_service(pid: str, hub) -> bool:
