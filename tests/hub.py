@@ -12,9 +12,11 @@ import os
 import pwd
 import random
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +107,10 @@ class Hub:
 def start_hub(tmp: Path, llm_url: str | None, *ib_settings: str, extra_config: str = "") -> Hub:
     """`llm_url` None: `--demo`, the bundled demo model as a hub service (`make demo`)."""
     port = free_port_block()
+    # As root the service runs as its own user, which must pass through to its data dir:
+    # pytest's temporary folders let nobody else through, so the data dir lives beside them.
+    data = Path(tempfile.mkdtemp(prefix="ib-hub-test-"))
+    data.chmod(0o711)
     config = tmp / "hub_config.py"
     config.write_text(TEST_CONFIG + extra_config)
     log = tmp / f"hub-{port}.log"
@@ -114,10 +120,10 @@ def start_hub(tmp: Path, llm_url: str | None, *ib_settings: str, extra_config: s
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "ib_extension.cli", "hub", "--port", str(port),
-             "--data-dir", str(tmp / "data"), "--config", str(config),
+             "--data-dir", str(data), "--config", str(config),
              *(["--llm-base-url", llm_url] if llm_url else ["--demo"]), *ib_settings],
             stdout=out, stderr=subprocess.STDOUT, env=env)
-    hub = Hub(f"http://127.0.0.1:{port}", tmp / "data", proc, log)
+    hub = Hub(f"http://127.0.0.1:{port}", data, proc, log)
 
     def ready() -> bool:
         if proc.poll() is not None:
@@ -141,6 +147,7 @@ def stop_hub(hub: Hub) -> None:
         except KeyError:
             continue
         subprocess.run(["userdel", "--remove", user], capture_output=True)
+    shutil.rmtree(hub.data_dir, ignore_errors=True)
 
 
 # ---- a browser without JavaScript: httpx with its own cookie jar --------------------------

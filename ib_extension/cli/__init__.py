@@ -218,7 +218,10 @@ def load_env_file(path: str) -> None:
     """Put a private file's KEY=VALUE lines into this process's environment."""
     import stat
 
-    mode = os.stat(path).st_mode
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise ValueError(f"--env-file {path}: {e.strerror}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ValueError(f"{path} holds secrets but others may read it "
                          f"(mode {stat.S_IMODE(mode):o}): chmod 600 {path}")

@@ -10,6 +10,8 @@ to open. Ctrl-C (or SIGTERM) stops the hub, which stops everything it started.
 
 from __future__ import annotations
 
+import grp
+import json
 import os
 import pprint
 import pwd
@@ -28,6 +30,7 @@ import httpx
 from ..api import hub as contract
 from ..api.environment import SECRET_ENV
 from ..api.resources import REPO
+from ..hub import system_users
 
 PROXY = "configurable-http-proxy"
 
@@ -96,16 +99,41 @@ def check_candidates_can_run_python() -> None:
             "can read (`make install` uses Debian's /usr/bin/python3).")
 
 
-def restrict(path: Path, mode_off: int = stat.S_IRWXO) -> str | None:
-    """Take permissions away (default: from others); a line saying what changed, if anything."""
+def restrict(path: Path, mode_off: int = stat.S_IRWXO, group: int | None = None) -> str | None:
+    """Take permissions away (default: from others), optionally hand the folder to a group;
+    a line saying what changed, if anything."""
     if not path.exists():
         return None
-    before = stat.S_IMODE(path.stat().st_mode)
-    after = before & ~mode_off
-    if after == before:
-        return None
-    os.chmod(path, after)
-    return f"{path}: mode {before:o} -> {after:o}"
+    info = path.stat()
+    before, after = stat.S_IMODE(info.st_mode), stat.S_IMODE(info.st_mode) & ~mode_off
+    changes = []
+    if after != before:
+        os.chmod(path, after)
+        changes.append(f"mode {before:o} -> {after:o}")
+    if group is not None and info.st_gid != group:
+        os.chown(path, -1, group)
+        changes.append(f"group {grp.getgrgid(group).gr_name}")
+    return f"{path}: {', '.join(changes)}" if changes else None
+
+
+def own(path: Path, user: pwd.struct_passwd) -> None:
+    """Make `path` (a folder, recursively) belong to `user` alone."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    for folder, dirs, files in os.walk(path):
+        for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
+            os.lchown(name, user.pw_uid, user.pw_gid)
+
+
+def service_settings(cfg) -> dict:
+    """The IBExtension section of the operator's config, for the service alone (the rest of
+    that file, OAuth secrets included, stays with the hub)."""
+    section = cfg.get("IBExtension", {}) if cfg is not None else {}
+    try:
+        return json.loads(json.dumps({"IBExtension": dict(section)}))
+    except TypeError as e:
+        raise ValueError(f"--config: the IBExtension settings must be plain values "
+                         f"(strings, numbers, lists, dicts): {e}") from None
 
 
 def _user_config(path: str | None):
@@ -152,25 +180,45 @@ def cmd_hub(args) -> int:
     if as_root:
         check_candidates_can_run_python()
 
+    from traitlets.config import Config
+
     from ..hub import config as hubconfig
 
     # What candidates must not read: the data dir (hub db, cookie secret, DuckDB file, the
-    # service's secrets), the answer key, and the operator's config (OAuth secrets).
+    # service's secrets), the answer key, and the operator's config (OAuth secrets). As root
+    # the service runs as its own unprivileged user: it gets its folder and the library.
+    service_user = hubconfig.IBHub(config=cfg or Config()).service_user if as_root else ""
+    runs_as = system_users.ensure_service_user(service_user) if service_user else None
+    hub_paths = hubconfig.paths(data)
     data.mkdir(parents=True, exist_ok=True)
-    restricted = [restrict(data, stat.S_IRWXG | stat.S_IRWXO)]
-    restricted += [restrict(d) for d in _challenge_dirs(args.ib_settings, cfg)]
+    # Others may pass through (to the service's own folder) but list or read nothing.
+    restricted = [restrict(data, stat.S_IRWXG | (stat.S_IROTH | stat.S_IWOTH
+                                                  if runs_as else stat.S_IRWXO))]
+    hub_paths["hub"].mkdir(mode=0o700, exist_ok=True)
+    hub_paths["service_data"].mkdir(mode=0o700, exist_ok=True)
+    if runs_as is not None:
+        closed = [f for f in hub_paths["service_data"].parents
+                  if not f.stat().st_mode & stat.S_IXOTH]
+        if closed:
+            raise ValueError(f"The ib service runs as {service_user!r}, which cannot reach its "
+                             f"folder {hub_paths['service_data']}: {closed[0]} lets no one else "
+                             "through. Choose a --data-dir every user may pass through "
+                             "(e.g. under /srv), or chmod o+x that folder.")
+        own(hub_paths["service_data"], runs_as)
+    restricted += [restrict(d, group=runs_as.pw_gid if runs_as else None)
+                   for d in _challenge_dirs(args.ib_settings, cfg)]
     if args.config:
         restricted.append(restrict(Path(args.config).resolve()))
-    hub_paths = hubconfig.paths(data)
-    hub_paths["hub"].mkdir(mode=0o700, exist_ok=True)
 
     default_login = cfg is None or "authenticator_class" not in cfg.get("JupyterHub", {})
     password = hubconfig.interviewer_password(data) if default_login else None
     token = os.environ.get("IB_TOKEN") or secrets.token_hex(24)
     service_args = ["--data-dir", str(hub_paths["service_data"]), "--llm-base-url", base_url]
     service_args += [f"--model={m}" for m in (args.models or [])]
-    if args.config:
-        service_args.append(f"--config={Path(args.config).resolve()}")
+    if cfg is not None:
+        write_private(hub_paths["service_config"], json.dumps(service_settings(cfg), indent=1),
+                      runs_as)
+        service_args.append(f"--config={hub_paths['service_config']}")
     service_args += args.ib_settings
     settings = {"ip": args.ip, "port": args.port, "public_url": args.public_url,
                 "data_dir": str(data), "proxy_command": proxy, "python": sys.executable,
@@ -189,12 +237,20 @@ def cmd_hub(args) -> int:
         _wait_up(hub, f"{url}{contract.SERVICE_PREFIX}ib/api/health", "the ib service")
         print_banner(args, url, password, token if "IB_TOKEN" not in os.environ else None,
                      [r for r in restricted if r], as_root, demo_model, cfg,
-                     time.monotonic() - started)
+                     time.monotonic() - started, service_user)
         return hub.wait()
     except KeyboardInterrupt:
         return 0
     finally:
         _stop(hub)
+
+
+def write_private(path: Path, text: str, owner: pwd.struct_passwd | None = None) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    if owner is not None:
+        os.chown(path, owner.pw_uid, owner.pw_gid)
 
 
 def write_hub_config(folder: Path, settings: dict, user_config: Path | None) -> Path:
@@ -205,9 +261,7 @@ def write_hub_config(folder: Path, settings: dict, user_config: Path | None) -> 
     if user_config is not None:
         lines.append(f"load_subconfig({str(user_config)!r})  # noqa: F821")
     lines += ["from ib_extension.hub.config import apply", "", "apply(c, SETTINGS)", ""]
-    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines))
+    write_private(file, "\n".join(lines))
     return file
 
 
@@ -238,7 +292,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def print_banner(args, url: str, password: str | None, generated_token: str | None,
                  restricted: list[str], as_root: bool, demo_model: bool, cfg,
-                 seconds: float) -> None:
+                 seconds: float, service_user: str = "") -> None:
     public = (args.public_url or url).rstrip("/")
     svc = public + contract.SERVICE_PREFIX.rstrip("/")
     line = "=" * 76
@@ -263,6 +317,8 @@ def print_banner(args, url: str, password: str | None, generated_token: str | No
     if as_root:
         print("  each candidate's server runs as its own unprivileged system user (ib-s-...),")
         print("  home mode 700; they still share the network, /tmp and the machine's CPU and memory.")
+        print(f"  the ib service runs as {service_user!r}" if service_user else
+              "  the ib service runs as root (IBHub.service_user is empty)")
     else:
         me = pwd.getpwuid(os.getuid()).pw_name
         print(f"  NOT ISOLATED: the hub is not root, so every candidate's server runs as {me!r},")
@@ -273,8 +329,9 @@ def print_banner(args, url: str, password: str | None, generated_token: str | No
     for change in restricted:
         print(f"  restricted {change}")
     if as_root and not _grading_isolated(args.ib_settings, cfg):
-        print("  grading runs the candidate's final notebook as root: set "
-              "IBExtension.grading_command_prefix (README: Challenges and grading).")
+        print(f"  grading runs the candidate's final notebook as {service_user or 'root'}, "
+              "beside the service's files: set")
+        print("  IBExtension.grading_command_prefix to isolate it (README: Challenges and grading).")
     print(f"\nPorts: {args.port} the hub ({args.ip}); loopback: {args.port + 1} proxy API, "
           f"{args.port + 2} hub, {args.port + 3} ib service"
           f"{f', {args.port + 4} demo model' if demo_model else ''}")

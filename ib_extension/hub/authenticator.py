@@ -12,6 +12,10 @@ production, ...) plus what candidates need, in the places JupyterHub provides fo
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 from jupyterhub.auth import Authenticator
 from jupyterhub.utils import maybe_future
 from tornado import web
@@ -34,7 +38,8 @@ class CandidateLinks(Authenticator):
         False, config=True, help="Make an unprivileged system user (with a private home) for "
                                  "each candidate: the hub runs as root with LocalProcessSpawner.")
     candidate_home_base = Unicode(
-        "/home", config=True, help="Where candidates' homes are made (create_system_users).")
+        "/home", config=True, help="Where candidates' homes are (made with their system users, "
+                                   "or by the spawner); each is removed with its hub user.")
 
     _service: ServiceClient | None = None
 
@@ -68,8 +73,14 @@ class CandidateLinks(Authenticator):
 
     async def delete_user(self, user):
         await maybe_future(super().delete_user(user))
-        if self.create_system_users and contract.session_for(user.name):
+        if not contract.session_for(user.name):
+            return
+        if self.create_system_users:
             await system_users.remove(user.name)
+        else:  # a home the spawner made as the hub's own user (SimpleLocalProcessSpawner)
+            home = Path(self.candidate_home_base) / user.name
+            if home.is_dir() and home.stat().st_uid == os.getuid():
+                shutil.rmtree(home, ignore_errors=True)
 
     async def pre_spawn_start(self, user, spawner):
         await maybe_future(super().pre_spawn_start(user, spawner))

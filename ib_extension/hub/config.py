@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pwd
 import secrets
 import stat
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from traitlets import Int
+from traitlets import Int, Unicode
 from traitlets.config import Configurable
 
 from ..api import hub as contract
@@ -48,6 +49,11 @@ class IBHub(Configurable):
                             help="Stop a candidate's server after this long without activity "
                                  "(jupyterhub-idle-culler); the end of an interview stops it at "
                                  "once. 0: no culler.")
+    service_user = Unicode("ib-service", config=True,
+                           help="As root: the unprivileged system user the ib service runs as "
+                                "(made if missing, home /var/lib/interview-buddy), so that "
+                                "neither the dashboards' kernels nor grading run as root. "
+                                "Empty: the hub's own user.")
 
 
 @dataclass(frozen=True)
@@ -72,11 +78,14 @@ class Ports:
 
 
 def paths(data_dir: str | Path) -> dict[str, Path]:
-    hub = Path(data_dir) / "hub"
+    """The data dir: hub/ is the hub's (its database, cookie secret, our generated config),
+    service/ the service's (DuckDB file, secrets, settings), each readable by its owner only."""
+    hub, service = Path(data_dir) / "hub", Path(data_dir) / "service"
     return {"hub": hub, "db": hub / "jupyterhub.sqlite",
             "cookie_secret": hub / "jupyterhub_cookie_secret",
-            "password": hub / "interviewer-password", "service_env": hub / "service.env",
-            "service_data": Path(data_dir) / "service", "candidates": Path(data_dir) / "candidates"}
+            "password": hub / "interviewer-password", "service_data": service,
+            "service_env": service / "secrets.env", "service_config": service / "ib_config.json",
+            "candidates": Path(data_dir) / "candidates"}
 
 
 def interviewer_password(data_dir: str | Path) -> str:
@@ -150,6 +159,7 @@ def apply(c: Any, s: dict[str, Any]) -> None:
         default(jh, "spawner_class", "localprocess")
     else:  # one OS user for all: `ib hub` says at start-up what that exposes
         default(jh, "spawner_class", "simple")
+        default(c.CandidateLinks, "candidate_home_base", str(p["candidates"]))
         default(c.SimpleLocalProcessSpawner, "home_dir_template",
                 str(p["candidates"] / "{username}"))
     default(c.Spawner, "cmd", [s["python"], "-m", "ib_extension.cli", "lab", "--hub"])
@@ -160,15 +170,23 @@ def apply(c: Any, s: dict[str, Any]) -> None:
 
     # ---- services and their roles -------------------------------------------------------
     settings = IBHub(config=c)
-    services = [{
+    service = {
         "name": contract.SERVICE_NAME, "url": service_url, "api_token": service_token,
         "command": [s["python"], "-m", "ib_extension.cli", "serve",
                     "--env-file", str(p["service_env"]), *s["service_args"]],
-        # Not a secret: the proxy's address for the service and the candidates' servers.
-        "environment": {"IB_HUB_URL": hub_url},
+        # Not secrets: the proxy's address for the service and the candidates' servers; a
+        # token-count cache the service's user can write.
+        "environment": {"IB_HUB_URL": hub_url,
+                        "TIKTOKEN_CACHE_DIR": str(p["service_data"] / "tiktoken-cache")},
+        "cwd": str(p["service_data"]),
         "oauth_no_confirm": True, "display": True,
         "info": {"description": "Interview Buddy: dashboards and interviewer API"},
-    }]
+    }
+    owner = None
+    if as_root and settings.service_user:
+        service["user"] = settings.service_user
+        owner = pwd.getpwnam(settings.service_user)  # `ib hub` made it
+    services = [service]
     in_candidates = f"!group={contract.CANDIDATES_GROUP}"
     roles = [
         {"name": "ib-interviewers", "groups": [contract.INTERVIEWERS_GROUP],
@@ -193,7 +211,7 @@ def apply(c: Any, s: dict[str, Any]) -> None:
             s["python"], "-m", "ib_extension.cli.fake_llm", "--port", str(ports.demo_model)]})
     jh.services = [*jh.get("services", []), *services]
     jh.load_roles = [*jh.get("load_roles", []), *roles]
-    write_service_env(p["service_env"], _take_secrets())
+    write_service_env(p["service_env"], _take_secrets(), owner)
 
 
 def _take_secrets() -> dict[str, str]:
@@ -202,13 +220,15 @@ def _take_secrets() -> dict[str, str]:
     return {k: os.environ.pop(k) for k in SERVICE_SECRETS if os.environ.get(k)}
 
 
-def write_service_env(path: Path, values: dict[str, str]) -> None:
-    """KEY=VALUE lines in a file only its owner reads (0600, in the 0700 data dir)."""
+def write_service_env(path: Path, values: dict[str, str], owner=None) -> None:
+    """KEY=VALUE lines in a file only the service's user reads (0600, in its 0700 folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.writelines(f"{k}={v}\n" for k, v in values.items())
     os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+    if owner is not None:
+        os.chown(path, owner.pw_uid, owner.pw_gid)
 
 
 def _load(value: Any, group: str) -> type:

@@ -39,6 +39,26 @@ async def ensure(name: str, home_base: str) -> None:
     log.info("made system user %s (home %s, mode 700)", name, home)
 
 
+SERVICE_HOME = "/var/lib/interview-buddy"
+
+
+def ensure_service_user(name: str, home: str = SERVICE_HOME) -> pwd.struct_passwd:
+    """The unprivileged system user the ib service runs as (made if missing)."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pass
+    import subprocess
+
+    done = subprocess.run(["useradd", "--system", "--create-home", "--home-dir", home,
+                           "--user-group", "--shell", "/usr/sbin/nologin", "--comment",
+                           "Interview Buddy service", name], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"useradd {name} failed: {done.stderr.strip()}")
+    os.chmod(home, 0o700)
+    return pwd.getpwnam(name)
+
+
 async def remove(name: str) -> None:
     """Stop whatever still runs as `name`, delete its files in the shared temporary
     folders (a later user may get the same uid), then the user and its home."""
