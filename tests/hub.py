@@ -43,7 +43,7 @@ c.JupyterHub.log_level = "INFO"
 def free_port_block(count: int = 5) -> int:
     """A base port with `count` free ports after it (the hub's internal ports follow it)."""
     for _ in range(200):
-        base = random.randrange(20000, 40000)
+        base = random.randrange(10000, 30000)  # below Linux's ephemeral ports (32768+)
         try:
             for port in range(base, base + count):
                 with socket.socket() as s:
@@ -105,7 +105,23 @@ class Hub:
 
 
 def start_hub(tmp: Path, llm_url: str | None, *ib_settings: str, extra_config: str = "") -> Hub:
-    """`llm_url` None: `--demo`, the bundled demo model as a hub service (`make demo`)."""
+    """`llm_url` None: `--demo`, the bundled demo model as a hub service (`make demo`).
+    Another process may take one of the ports between the check and the bind (this
+    machine is shared): then it starts again on other ports."""
+    for attempt in range(3):
+        try:
+            return _start_hub(tmp, llm_url, ib_settings, extra_config)
+        except PortTaken:
+            if attempt == 2:
+                raise
+    raise AssertionError("not reached")
+
+
+class PortTaken(RuntimeError):
+    pass
+
+
+def _start_hub(tmp: Path, llm_url: str | None, ib_settings, extra_config: str) -> Hub:
     port = free_port_block()
     # As root the service runs as its own user, which must pass through to its data dir:
     # pytest's temporary folders let nobody else through, so the data dir lives beside them.
@@ -127,7 +143,10 @@ def start_hub(tmp: Path, llm_url: str | None, *ib_settings: str, extra_config: s
 
     def ready() -> bool:
         if proc.poll() is not None:
-            raise RuntimeError(f"ib hub exited ({proc.returncode}):\n{hub.logs()[-3000:]}")
+            logs = hub.logs()
+            shutil.rmtree(data, ignore_errors=True)
+            kind = PortTaken if "Address already in use" in logs else RuntimeError
+            raise kind(f"ib hub exited ({proc.returncode}):\n{logs[-3000:]}")
         return "is ready" in hub.logs()
 
     wait_for(ready, "ib hub to be ready", within=300, every=0.5)

@@ -241,6 +241,18 @@ def test_the_end_captures_the_notebook_stops_the_server_and_removes_the_workspac
         assert not os.path.exists(f"/home/{user}")
 
 
+def test_an_interview_ended_before_its_link_was_opened_closes_and_is_graded(hub):
+    created = hub.create_session()
+    with hub.client() as c:
+        c.action(created["id"], "end")
+        closed = wait_closed(hub, created["id"])
+        assert closed["payload"]["problem"] == "the link was never opened"
+        wait_for(lambda: c.events(created["id"], "grade.*")["events"], "the grading step",
+                 within=60, every=0.5)
+        wait_for(lambda: c.events(created["id"], "workspace.removed")["events"],
+                 "the workspace's removal", within=60, every=0.5)
+
+
 # ---- isolation ----------------------------------------------------------------------------
 PROBE = """
 import os, json

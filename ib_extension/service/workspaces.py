@@ -25,7 +25,7 @@ import httpx
 from ..api import hub as contract
 from ..api.environment import SERVICE_URL_ENV, SESSION_TOKEN_ENV
 from ..api.errors import IBError
-from .capture import capture_notebook
+from .capture import Captured, capture_notebook
 from .hubclient import HubClient, HubError
 from .sessions import Session
 
@@ -44,8 +44,8 @@ class Workspace:
     hub_user: str
     link_hash: str | None
     issued_at: float
-    browser_hash: str | None = None
-    claimed_at: float | None = None
+    browser_hash: str | None = None  # the browser holding the current link; None: unclaimed
+    claimed_at: float | None = None  # first opened (the hub user exists since)
     closed_at: float | None = None
     removed_at: float | None = None
 
@@ -94,8 +94,7 @@ class Workspaces:
             w = Workspace(s.id, contract.hub_user_for(s.id), None, now)
             self.by_session[s.id] = w
         self._by_link.pop(w.link_hash or "", None)
-        w.link_hash, w.issued_at = _hash(code), now
-        w.browser_hash = w.claimed_at = None
+        w.link_hash, w.issued_at, w.browser_hash = _hash(code), now, None
         self._by_link[w.link_hash] = s.id
         self._save(w)
         self.service.emit(s, "link.issued", "interviewer", {"reissued": reissued,
@@ -123,7 +122,8 @@ class Workspaces:
                                            "your interviewer has your work.")
         fresh = w.browser_hash is None
         if fresh:
-            w.browser_hash, w.claimed_at = _hash(browser), self.service.now()
+            w.browser_hash = _hash(browser)
+            w.claimed_at = w.claimed_at or self.service.now()
             self._save(w)
             self.service.emit(s, "link.opened", "candidate", audience="interviewer")
         elif not secrets.compare_digest(w.browser_hash or "", _hash(browser)):
@@ -163,17 +163,24 @@ class Workspaces:
         w = self.by_session.get(s.id)
         if w is None or w.removed_at is not None:
             return
-        captured = await capture_notebook(
-            self.hub, w.hub_user, self.settings.notebook, ended_at=s.ended_at or self.service.now(),
-            grace_seconds=self.settings.capture_grace_seconds)
+        path = self.settings.notebook
+        if w.claimed_at is None:  # never opened: no hub user, no server
+            captured, stopped = Captured(None, path, problem="the link was never opened"), True
+        else:
+            try:
+                captured = await capture_notebook(
+                    self.hub, w.hub_user, path, ended_at=s.ended_at or self.service.now(),
+                    grace_seconds=self.settings.capture_grace_seconds)
+            except (HubError, httpx.HTTPError) as e:  # grading must still happen
+                captured = Captured(None, path, problem=f"the hub could not be asked: {e}")
+            try:
+                await self.hub.stop_server(w.hub_user)
+                stopped = True
+            except (HubError, httpx.HTTPError) as e:  # the tick tries again
+                log.warning("session %s: the hub did not stop %s: %s", s.id, w.hub_user, e)
+                stopped = False
         if captured.problem:
             log.warning("session %s: notebook not captured: %s", s.id, captured.problem)
-        try:
-            await self.hub.stop_server(w.hub_user)
-            stopped = True
-        except (HubError, httpx.HTTPError) as e:  # the tick tries again
-            log.warning("session %s: the hub did not stop %s: %s", s.id, w.hub_user, e)
-            stopped = False
         self.service.emit(s, "workspace.closed", "system",
                           {**captured.payload(), "server_stopped": stopped},
                           audience="interviewer")
@@ -200,7 +207,7 @@ class Workspaces:
 
     async def _remove(self, s: Session, w: Workspace) -> None:
         try:
-            if await self.hub.delete_user(w.hub_user):
+            if w.claimed_at is None or await self.hub.delete_user(w.hub_user):
                 w.removed_at = self.service.now()
                 self._save(w)
                 self.service.emit(s, "workspace.removed", "system", {"hub_user": w.hub_user},
