@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from ib_extension.candidate.app import IBCandidate
+from ib_extension.hub.authenticator import CandidateLinks
+from ib_extension.hub.config import IBHub
 from ib_extension.service.app import IBExtension
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,7 +34,7 @@ def test_each_side_is_an_extension_point(module, app):
     assert points == [{"module": module, "app": app}]
 
 
-SETTINGS = [(cls, name) for cls in (IBExtension, IBCandidate)
+SETTINGS = [(cls, name) for cls in (IBExtension, IBCandidate, IBHub, CandidateLinks)
             for name, trait in sorted(cls.class_traits(config=True).items())
             if trait.__class__.__module__.startswith("traitlets") and name in cls.class_own_traits()]
 

@@ -88,13 +88,15 @@ async def test_openapi_lists_every_route_with_its_audience(base_url, jp_serverap
     documented = {p.split("/ib/", 1)[1] for p in doc["paths"]}
     assert served, "no /ib/ routes found on the server"
     assert served == documented
-    tags = {"public", "candidate", "interviewer"}
+    security = {"public": [], "candidate": [{"candidateToken": []}],
+                "interviewer": [{"interviewerToken": []}, {"hubOAuth": []}],
+                "hub": [{"hubServiceToken": []}]}
     for path, item in doc["paths"].items():
         for verb, op in item.items():
-            assert len(op["tags"]) == 1 and op["tags"][0] in tags, (path, verb)
-            expected = [] if op["tags"] == ["public"] else [
-                {"candidateToken": []} if op["tags"] == ["candidate"] else {"interviewerToken": []}]
-            assert op["security"] == expected, (path, verb)
+            assert len(op["tags"]) == 1 and op["tags"][0] in security, (path, verb)
+            assert op["security"] == security[op["tags"][0]], (path, verb)
+            for scheme in op["security"]:
+                assert set(scheme) <= set(doc["components"]["securitySchemes"])
 
 
 async def test_health_says_nothing_secret(base_url, make_session, ib_app):

@@ -261,6 +261,10 @@ def token_hashes(walk: Walk) -> list[str]:
 NOT_REACHED = {
     ("POST", "/ib/api/challenges"): "needs a challenge definition",
     ("POST", "/ib/api/sessions/{session_id}/grade"): "needs a submitted, gradable challenge",
+    # JupyterHub only: their success paths run in tests/test_hub.py on a real hub.
+    ("POST", "/ib/api/sessions/{session_id}/link"): "needs the service to run on JupyterHub",
+    ("POST", "/ib/api/hub/links/redeem"): "only the hub may call it",
+    ("POST", "/ib/api/hub/spawn"): "only the hub may call it",
 }
 
 

@@ -88,6 +88,10 @@ class _Api:
     def rotate_token(self, session_id: str):
         return self._call("POST", f"/ib/api/sessions/{_seg(session_id)}/token")
 
+    def new_link(self, session_id: str):
+        """On JupyterHub: a new candidate link (the old one stops working)."""
+        return self._call("POST", f"/ib/api/sessions/{session_id}/link")
+
     def messages(self, session_id: str):
         return self._call("GET", f"/ib/api/sessions/{_seg(session_id)}/messages")
 
@@ -176,6 +180,12 @@ class IBClient(_Api):
 
     def close(self) -> None:
         self._http.close()
+
+    def __enter__(self) -> IBClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class AsyncIBClient(_Api):

@@ -26,6 +26,7 @@ KINDS: dict[str, _Kind] = {
     "session_paused": _Kind(409, "session_error"),
     "session_locked": _Kind(403, "session_error"),
     "session_ended": _Kind(403, "session_error"),
+    "link_in_use": _Kind(409, "session_error"),
     "rate_limited": _Kind(429, "rate_limit_error", retryable=True),
     "message_too_long": _Kind(400, "invalid_request_error"),
     "invalid_request": _Kind(400, "invalid_request_error"),

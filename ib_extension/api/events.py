@@ -139,6 +139,31 @@ class QuotaReached(Payload):
     message: str
 
 
+class LinkIssued(Payload):
+    reissued: bool
+    hub_user: str
+
+
+class LinkRefused(Payload):
+    reason: str
+
+
+class WorkspaceClosed(Payload):
+    """The end of a workspace on JupyterHub: the notebook the service captured from the
+    candidate's server (service/capture.py), and whether the server was stopped."""
+
+    path: str
+    notebook: dict[str, Any] | None = None
+    last_modified: str | None = None
+    saved_after_end: bool = False
+    problem: str | None = None
+    server_stopped: bool
+
+
+class WorkspaceRemoved(Payload):
+    hub_user: str
+
+
 class CellRun(CandidatePayload):
     cell_id: str | None = None
     execution_count: int | None = None
@@ -206,16 +231,24 @@ def _flagged(p: dict) -> str:
     return f"The candidate sent assistant text the AI never wrote ({p.get('chars')} characters)"
 
 
+def _closed(p: dict) -> str:
+    got = "notebook captured" if p.get("notebook") else f"no notebook: {p.get('problem')}"
+    return (f"Workspace closed: {got}; server "
+            f"{'stopped' if p.get('server_stopped') else 'not stopped'}")
+
+
 def _chat(p: dict) -> str:
     return (f"AI reply: {p.get('prompt_tokens')} prompt + {p.get('completion_tokens')} "
             f"completion tokens, {(p.get('latency_ms') or 0) / 1000:.1f} s")
 
 
 # ---- the table ------------------------------------------------------------------------
-Category = Literal["lifecycle", "time_tokens", "chat", "flags", "activity", "grading"]
+Category = Literal["lifecycle", "time_tokens", "chat", "flags", "activity", "grading",
+                   "workspace"]
 CATEGORY_NAMES: dict[str, str] = {
     "lifecycle": "Lifecycle", "time_tokens": "Time & tokens", "chat": "AI chat",
     "flags": "Flags", "activity": "Candidate activity", "grading": "Grading",
+    "workspace": "Link & workspace",
 }
 
 
@@ -303,6 +336,22 @@ _KINDS = [
     EventKind("quota.reached", QuotaReached,
               lambda p: f"Activity quota reached ({p.get('limit')}): {p.get('message')}",
               "flags", audience=INTERVIEWER, flagged=True, exported=("limit", "message")),
+    # On JupyterHub (service/workspaces.py): the candidate's link and workspace.
+    EventKind("link.issued", LinkIssued,
+              lambda p: "New candidate link (the earlier one stopped working)"
+                        if p.get("reissued") else "Candidate link made", "workspace",
+              audience=INTERVIEWER, exported=("reissued",)),
+    EventKind("link.opened", Empty, lambda p: "The candidate opened the link", "workspace",
+              audience=INTERVIEWER),
+    EventKind("link.refused", LinkRefused,
+              lambda p: f"A browser was refused the link: {p.get('reason')}", "workspace",
+              audience=INTERVIEWER, flagged=True, exported=("reason",)),
+    EventKind("workspace.closed", WorkspaceClosed, _closed, "workspace", audience=INTERVIEWER,
+              exported=("path", "last_modified", "saved_after_end", "problem",
+                        "server_stopped")),
+    EventKind("workspace.removed", WorkspaceRemoved,
+              lambda p: f"Workspace {p.get('hub_user')} removed", "workspace",
+              audience=INTERVIEWER, exported=("hub_user",)),
     EventKind("activity.cell_executed", CellRun, _cell, "activity",
               exported=("cell_id", "execution_count", "duration_ms", "error", "error_name",
                         "chars", "lines")),
@@ -319,6 +368,8 @@ _KINDS = [
 ]
 CATALOGUE: dict[str, EventKind] = {k.type: k for k in _KINDS}
 EVENT_TYPES: tuple[str, ...] = tuple(CATALOGUE)
+# Events whose payload carries the candidate's notebook, the most final first.
+NOTEBOOK_EVENTS: tuple[str, ...] = ("session.submitted", "workspace.closed", "activity.snapshot")
 # What the candidate's workspace may report (POST /ib/api/me/events).
 ACTIVITY_TYPES: tuple[str, ...] = tuple(t for t in CATALOGUE if t.startswith("activity."))
 
@@ -334,6 +385,18 @@ def describe(event: dict) -> str:
     """The sentence for a logged event (unknown types, from older data, by their name)."""
     entry = CATALOGUE.get(event.get("type", ""))
     return entry.describe(event.get("payload")) if entry else str(event.get("type"))
+
+
+def final_notebook(events: list[dict]) -> dict | None:
+    """The candidate's final notebook among a session's events: the submitted one; else
+    the one the service captured from the workspace at the end (on JupyterHub); else the
+    last snapshot that carried one."""
+    for wanted in NOTEBOOK_EVENTS:
+        for e in reversed(events):
+            notebook = (e.get("payload") or {}).get("notebook")
+            if e["type"] == wanted and isinstance(notebook, dict):
+                return notebook
+    return None
 
 
 def check_payload(event_type: str, payload: dict) -> None:

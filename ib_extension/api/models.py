@@ -243,6 +243,8 @@ class SessionPage(Model):
 class CreatedSession(Model):
     id: str
     candidate_token: str
+    # On JupyterHub: the candidate's one-time link (service/workspaces.py); else None.
+    candidate_url: str | None = None
     session: SessionView
 
 
@@ -287,8 +289,14 @@ class Health(Model):
     sessions_active: int
 
 
+class IssuedLink(Model):
+    id: str
+    candidate_url: str
+
+
 class ModelsInfo(Model):
     models: list[str]
     default: str
     assist_policies: list[str]
     default_assist_policy: str
+    candidate_links: bool = False  # on JupyterHub: sessions come with a candidate link

@@ -11,6 +11,8 @@ from importlib.resources import files
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+# The candidate's interview notebook in their workspace (the service captures it by name).
+CANDIDATE_NOTEBOOK = "interview.ipynb"
 
 
 def shipped(relative: str) -> Path:

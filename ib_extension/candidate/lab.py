@@ -1,6 +1,7 @@
 """`ib lab`: start a candidate's JupyterLab bound to one interview session.
 
     ib lab --service-url URL --session-token T [--port P] [--workdir DIR] [--lab-token TOKEN]
+    ib lab --hub     (as a JupyterHub single-user server: what the hub's spawner runs)
 
 It checks the token with the service, prepares the working folder (the candidate
 notebook made from notebooks/candidate.ipynb with the session's challenge, kept as is
@@ -56,6 +57,9 @@ def add_lab_parser(sub, client_args=None) -> None:
     p.add_argument("--ip", default="127.0.0.1")
     p.add_argument("--workdir", help="working folder (default: ./ib-workspace-<session id>)")
     p.add_argument("--lab-token", help="the token to open this JupyterLab (default: generated)")
+    p.add_argument("--hub", action="store_true",
+                   help="be a JupyterHub single-user server (run by the hub's spawner, which "
+                        "sets the environment): the workspace is the current folder")
     p.set_defaults(func=cmd_lab)
 
 
@@ -80,19 +84,25 @@ def prepare_workdir(workdir: Path, session: dict[str, Any]) -> Path:
     return notebook
 
 
-def lab_env(base: dict[str, str], service_url: str, session_token: str, lab_token: str,
+def lab_env(base: dict[str, str], service_url: str, session_token: str, lab_token: str | None,
             workdir: Path) -> dict[str, str]:
     """The environment of the candidate's server and kernels: no secret but the session's."""
     env = {k: v for k, v in base.items() if k not in FORBIDDEN_ENV}
     env.update({SERVICE_URL_ENV: service_url, SESSION_TOKEN_ENV: session_token,
-                "JUPYTER_TOKEN": lab_token, "IPYTHONDIR": str(workdir / ".ib" / "ipython")})
+                "IPYTHONDIR": str(workdir / ".ib" / "ipython")})
+    if lab_token:
+        env["JUPYTER_TOKEN"] = lab_token
     return env
 
 
 def lab_argv(args, workdir: Path) -> list[str]:
-    argv = [sys.executable, "-m", "jupyterlab", "--no-browser",
-            f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port}",
-            "--ServerApp.port_retries=0", f"--ServerApp.root_dir={workdir}",
+    if args.hub:  # JupyterHub's single-user server: the hub's environment says where to listen
+        argv = [sys.executable, "-m", "jupyterhub.singleuser"]
+    else:
+        argv = [sys.executable, "-m", "jupyterlab", "--no-browser",
+                f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port}",
+                "--ServerApp.port_retries=0"]
+    argv += [f"--ServerApp.root_dir={workdir}",
             "--ServerApp.jpserver_extensions=ib_extension.candidate=True",
             f"--LabApp.user_settings_dir={workdir / '.ib' / 'lab-settings'}",
             f"--LabApp.workspaces_dir={workdir / '.ib' / 'lab-workspaces'}",
@@ -112,13 +122,22 @@ def cmd_lab(args) -> int:
     client = IBClient(url, args.session_token, scheme="bearer")
     session = client.me()  # a wrong token or URL stops here with the service's sentence
     client.close()
-    workdir = Path(args.workdir or f"ib-workspace-{session['id']}").resolve()
+    default = Path.cwd() if args.hub else Path(f"ib-workspace-{session['id']}")
+    workdir = Path(args.workdir or default).resolve()
     prepare_workdir(workdir, session)
-    lab_token = args.lab_token or secrets.token_hex(16)
+    # On JupyterHub the hub authenticates the browser; no token of our own.
+    lab_token = None if args.hub else (args.lab_token or secrets.token_hex(16))
     env = lab_env(dict(os.environ), url, args.session_token, lab_token, workdir)
-    print(f"Candidate workspace for session {session['id']} in {workdir}\n"
-          f"Open: http://{args.ip}:{args.port}/lab/tree/{NOTEBOOK_NAME}?token={lab_token}",
-          flush=True)
+    if args.hub:
+        # Candidates share the machine's temporary folders: keep their files to themselves.
+        os.umask(0o077)
+        tmp = workdir / ".ib" / "tmp"
+        tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+        env["TMPDIR"] = str(tmp)
+    print(f"Candidate workspace for session {session['id']} in {workdir}", flush=True)
+    if lab_token:
+        print(f"Open: http://{args.ip}:{args.port}/lab/tree/{NOTEBOOK_NAME}?token={lab_token}",
+              flush=True)
     argv = lab_argv(args, workdir)
     os.execve(argv[0], argv, env)  # this process becomes JupyterLab, with the clean environment
     return 0  # not reached

@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..api.resources import candidate_template
+from ..api.resources import CANDIDATE_NOTEBOOK, candidate_template
 
-NOTEBOOK_NAME = "interview.ipynb"
+NOTEBOOK_NAME = CANDIDATE_NOTEBOOK
 
 
 def fill_template(template: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:

@@ -24,11 +24,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return fake_main(argv[1:]) or 0
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
+        args.ib_settings = settings_argv(extra) if getattr(args, "takes_settings", False) else []
+        if extra and not args.ib_settings:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return args.func(args) or 0
     except IBClientError as e:
         print(f"error: {e.message} ({e.code})", file=sys.stderr)
@@ -57,15 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", action="append", dest="models",
                    help="a model sessions may use (repeat; the first is the default)")
     s.add_argument("--config", help="a Jupyter config file with IBExtension settings")
-    s.set_defaults(func=cmd_serve)
+    s.add_argument("--env-file", help="a file of KEY=VALUE lines (mode 600: the provider key, "
+                                      "IB_TOKEN) read at start-up as if in the environment "
+                                      "(`ib hub` passes its secrets this way)")
+    s.set_defaults(func=cmd_serve, takes_settings=True)
 
     # The demo model parses its own options (`ib fake-llm --help`).
     sub.add_parser("fake-llm", help="run the offline demo model (OpenAI-compatible)",
                    add_help=False)
 
     from .demo import add_demo_parser
+    from .hub import add_hub_parser
 
     add_demo_parser(sub)
+    add_hub_parser(sub)
 
     sess = sub.add_parser("session", help="create and control sessions")
     ssub = sess.add_subparsers(metavar="ACTION")
@@ -88,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--status")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_session_list)
+
+    li = ssub.add_parser("link", help="issue a new candidate link (on JupyterHub); the "
+                                      "old one stops working")
+    _client_args(li)
+    li.add_argument("session_id")
+    li.set_defaults(func=cmd_session_link)
 
     for action in ("show", "start", "pause", "resume", "lock", "unlock", "end"):
         a = ssub.add_parser(action, help=f"{action} a session")
@@ -121,6 +135,30 @@ def _client_args(p: argparse.ArgumentParser) -> None:
                    help="interviewer token (IB_TOKEN)")
 
 
+def settings_argv(extra: list[str]) -> list[str]:
+    """`--IBExtension.<setting>=<value>` arguments, checked here and handed to the server
+    as a Jupyter server takes them; anything else is refused with a sentence."""
+    if not extra:
+        return []
+    from ..service.app import IBExtension
+
+    known = IBExtension.class_traits(config=True)
+    for arg in extra:
+        name, sep, value = arg.removeprefix("--IBExtension.").partition("=")
+        if not arg.startswith("--IBExtension.") or not sep:
+            raise ValueError(f"unrecognized argument {arg!r}: settings are written "
+                             "--IBExtension.<setting>=<value>")
+        if name not in known:
+            raise ValueError(f"IBExtension has no setting {name!r} (README: Settings).")
+        trait = known[name]
+        if not hasattr(trait, "item_from_string"):  # lists and dicts are checked at start
+            try:
+                trait.validate(None, trait.from_string(value))
+            except Exception as e:
+                raise ValueError(f"--IBExtension.{name}={value}: {e}") from None
+    return list(extra)
+
+
 def _client(args) -> IBClient:
     if not args.token:
         raise ValueError("No interviewer token: pass --token or set IB_TOKEN.")
@@ -132,7 +170,10 @@ def serve_argv(args) -> list[str]:
     from ..api.environment import PROVIDER_KEY_ENV
     from ..api.resources import dashboards_dir
     from ..dashboards import voila_settings
+    from ..service.hubenv import hub_env
 
+    hub = hub_env()  # set when JupyterHub runs this service (`ib hub`)
+    ip, port = (hub.ip, hub.port) if hub else (args.ip, args.port)
     base_url = args.llm_base_url
     if not base_url:
         if not any(os.environ.get(name) for name in PROVIDER_KEY_ENV):
@@ -142,7 +183,7 @@ def serve_argv(args) -> list[str]:
         base_url = "https://api.openai.com/v1"
     models = args.models or DEFAULT_MODELS
     argv = [
-        f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port}",
+        f"--ServerApp.ip={ip}", f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0", "--ServerApp.open_browser=False",
         f"--ServerApp.root_dir={dashboards_dir()}",
         "--ServerApp.reraise_server_extension_failures=True",
@@ -153,17 +194,56 @@ def serve_argv(args) -> list[str]:
     # A List trait on the command line takes one value per flag.
     argv += [f"--IBExtension.models={m}" for m in models]
     argv += voila_settings.argv()  # the dashboards' template and Voilà settings
+    if hub is not None:  # ---- a JupyterHub service: hub OAuth, under the hub's prefix
+        argv += [f"--ServerApp.base_url={hub.prefix}",
+                 "--ServerApp.identity_provider_class="
+                 "ib_extension.service.hubauth.HubIdentityProvider",
+                 # behind the hub's proxy: the Host and scheme clients used are the proxy's
+                 "--ServerApp.trust_xheaders=True", "--ServerApp.allow_remote_access=True"]
     if args.config:
         argv.append(f"--config={args.config}")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         argv.append("--ServerApp.allow_root=True")
-    return argv
+    return argv + list(getattr(args, "ib_settings", []))
+
+
+def _setting(argv: list[str], name: str, default: str = "") -> str:
+    """The value of `--<name>=...` on a server command line."""
+    flag = f"--{name}="
+    return next((a[len(flag):] for a in argv if a.startswith(flag)), default)
+
+
+def load_env_file(path: str) -> None:
+    """Put a private file's KEY=VALUE lines into this process's environment."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise ValueError(f"--env-file {path}: {e.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ValueError(f"{path} holds secrets but others may read it "
+                         f"(mode {stat.S_IMODE(mode):o}): chmod 600 {path}")
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                name, sep, value = line.rstrip("\n").partition("=")
+                if not sep or not name.strip():
+                    raise ValueError(f"{path}, line {number}: expected KEY=VALUE")
+                os.environ[name.strip()] = value
 
 
 def cmd_serve(args) -> int:
+    from ..service.hubenv import hub_env
     from .serve import run
 
-    return run(serve_argv(args), args.ip, args.port, os.path.abspath(args.data_dir))
+    if args.env_file:
+        load_env_file(args.env_file)
+    argv = serve_argv(args)
+    hub = hub_env()
+    url = (f"http://{_setting(argv, 'ServerApp.ip')}:{_setting(argv, 'ServerApp.port')}"
+           f"{_setting(argv, 'ServerApp.base_url', '/')}")
+    return run(argv, url, os.path.abspath(args.data_dir), hub_token=hub.api_token if hub else "")
 
 
 # ---- session -------------------------------------------------------------------------
@@ -176,12 +256,21 @@ def cmd_session_create(args) -> int:
         challenge_id=args.challenge_id, model=args.model, assist_policy=args.policy,
     )
     if args.json:
-        print(json.dumps({"id": created["id"], "candidate_token": created["candidate_token"],
-                          "session": created["session"]}, indent=2))
+        print(json.dumps({k: created[k] for k in ("id", "candidate_token", "candidate_url",
+                                                  "session") if k in created}, indent=2))
     else:
         print(f"session id:      {created['id']}")
+        if created.get("candidate_url"):
+            print(f"candidate link:  {created['candidate_url']}  (send it; it opens their "
+                  "workspace in one browser)")
         print(f"candidate token: {created['candidate_token']}")
         print(f"candidate API:   {client.url}/ib/v1  (OpenAI-compatible; the token is the API key)")
+    return 0
+
+
+def cmd_session_link(args) -> int:
+    issued = _client(args).new_link(args.session_id)
+    print(issued["candidate_url"])
     return 0
 
 

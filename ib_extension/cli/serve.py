@@ -15,24 +15,32 @@ import secrets
 import sys
 
 from ..service import secrets as service_secrets
+from ..service.hubenv import HUB_TOKEN_FILE_ENV
 
 DATA_DIR_FLAG = "--IBExtension.data_dir="
 
 
-def run(argv: list[str], ip: str, port: int, data_dir: str) -> int:
+def run(argv: list[str], url: str, data_dir: str, hub_token: str = "") -> int:
+    """`url`: the server's own address and base URL. `hub_token`: the hub's API token
+    when JupyterHub runs this service (hubenv.py took it from the environment)."""
     folder = service_secrets.SecretsFolder(service_secrets.folder_of(data_dir))
     token = os.environ.get("IB_TOKEN") or secrets.token_hex(24)
-    env = service_secrets.take_from_environment({**os.environ, "IB_TOKEN": token}, folder)
+    given = {**os.environ, "IB_TOKEN": token}
+    if hub_token:
+        given["JUPYTERHUB_API_TOKEN"] = hub_token
+    env = service_secrets.take_from_environment(given, folder)
     # The dashboards' kernels are started by this server and call its API with these:
-    # the token's file, not its value.
-    env["IB_URL"] = f"http://{ip}:{port}"
+    # the token's file, not its value (on JupyterHub the extension points IB_URL at the
+    # hub's proxy).
+    env["IB_URL"] = url.rstrip("/")
     env[service_secrets.TOKEN_FILE_ENV] = str(folder.file(service_secrets.INTERVIEWER_TOKEN))
+    if given.get("JUPYTERHUB_API_TOKEN"):
+        env[HUB_TOKEN_FILE_ENV] = str(folder.file(service_secrets.HUB_TOKEN))
     # glibc: big buffers (request bodies, JSON) mmap'd and handed back when freed, and few
     # arenas, so that memory a flood of big requests used is returned, not kept.
     env.setdefault("MALLOC_MMAP_THRESHOLD_", str(256 * 1024))
     env.setdefault("MALLOC_ARENA_MAX", "2")
-    print(f"Interview Buddy service on http://{ip}:{port}/  (API: /ib/api/openapi.json)",
-          flush=True)
+    print(f"Interview Buddy service on {url}  (API: {url}ib/api/openapi.json)", flush=True)
     if not os.environ.get("IB_TOKEN"):
         print(f"Interviewer token (IB_TOKEN): {token}", flush=True)
     os.execve(sys.executable, [sys.executable, "-m", "ib_extension.cli.serve", *argv], env)

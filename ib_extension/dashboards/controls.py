@@ -10,6 +10,7 @@ import ipywidgets as w
 from ..api.client import IBClientError
 from . import fmt
 from .live import spawn
+from .widgets import CopyBox
 
 
 class Action:
@@ -81,13 +82,29 @@ class Controls:
         self.confirm_box.add_class("ib-confirm-box")
         self.result = w.HTML()
         self.result.add_class("ib-result")
+        # On JupyterHub: a new one-time link when the candidate lost theirs or changes browser.
+        self.new_link = w.Button(description="New candidate link", layout=w.Layout(
+            width="auto", display="none"))
+        self.new_link.add_class("ib-action-new-link")
+        self.new_link.on_click(lambda _: spawn(self.issue_link()))
+        self.link_box = w.VBox()
+        self.link_box.add_class("ib-new-link")
         lifecycle = w.HBox(list(self.buttons.values()))
-        extend = w.HBox([self.minutes, self.add_time, self.tokens, self.add_tokens])
+        extend = w.HBox([self.minutes, self.add_time, self.tokens, self.add_tokens,
+                         self.new_link])
         extend.add_class("ib-extend")
         bar = w.HBox([lifecycle, extend])
         bar.add_class("ib-controls-bar")
-        self.widget = w.VBox([bar, self.confirm_box, self.result])
+        self.widget = w.VBox([bar, self.confirm_box, self.result, self.link_box])
         self.widget.add_class("ib-controls")
+
+    @property
+    def links(self) -> bool:
+        return self.new_link.layout.display != "none"
+
+    @links.setter
+    def links(self, on: bool) -> None:
+        self.new_link.layout.display = "" if on else "none"
 
     # -- state -----------------------------------------------------------------------
     def set_session(self, session: dict, *, keep_result: bool = True) -> None:
@@ -97,6 +114,7 @@ class Controls:
         self.session = session
         if not keep_result:
             self.result.value = ""
+            self.link_box.children = []
         self._refresh()
 
     def _refresh(self, busy: bool = False) -> None:
@@ -105,6 +123,7 @@ class Controls:
             b.disabled = busy or not s or not allowed(name, s)
         self.add_time.disabled = busy or not s or not allowed("extend-time", s)
         self.add_tokens.disabled = busy or not s or not allowed("extend-tokens", s)
+        self.new_link.disabled = busy or not s or s.get("status") in fmt.ENDED
 
     def _say(self, kind: str, text: str) -> None:
         self.result.value = fmt.notice(kind, text)
@@ -144,6 +163,20 @@ class Controls:
         if session:
             self._say("ok", f"Added {tokens:,} tokens: {session['tokens_left']:,} of "
                             f"{session['token_budget']:,} left.")
+
+    async def issue_link(self) -> None:
+        try:
+            issued = await self.client.new_link(self.session["id"])
+        except IBClientError as e:
+            self._say("error", e.message)
+            return
+        except Exception as e:
+            self._say("error", f"The service did not answer ({type(e).__name__}); try again.")
+            return
+        self._say("ok", "A new link: the earlier one no longer works, and the browser that "
+                        "had it is signed out once this one is opened.")
+        self.link_box.children = [CopyBox(label="The candidate's new link",
+                                          text=issued["candidate_url"])]
 
     async def _call(self, request, done: str) -> dict | None:
         self._refresh(busy=True)

@@ -273,21 +273,30 @@ class CreatePage:
 
     def show_result(self, created: dict) -> None:
         s = created["session"]
-        command, openai = handout(self.client.url, created["candidate_token"])
+        link = created.get("candidate_url")  # on JupyterHub: the one thing to send
         head = w.HTML(
             f'<h2 class="ib-h2">Session created</h2>'
             f'<div class="ib-created-id">Session <code class="ib-session-id">{fmt.esc(created["id"])}'
             f'</code> for <b>{fmt.esc(s.get("candidate_name"))}</b> · '
             f'{fmt.esc(fmt.challenge_title(s))} · {fmt.minutes(s.get("time_limit_seconds"))} · '
             f'{int(s.get("token_budget") or 0):,} tokens</div>'
-            '<p class="ib-help">Hand the candidate one of these. The clock starts with their '
-            'first AI request, or when you press Start on the '
-            '<a href="monitor.ipynb">monitor</a>.</p>')
-        self.result.children = [
-            head,
-            CopyBox(label="Open the candidate's workspace (on their machine)", text=command),
-            CopyBox(label="Or point any OpenAI-compatible client at the service", text=openai),
-        ]
+            + ('<p class="ib-help">Send the candidate this link. It opens their own JupyterLab '
+               'in one browser; nothing to install. The clock starts with their first AI '
+               'request, or when you press Start on the <a href="monitor.ipynb">monitor</a>.</p>'
+               if link else
+               '<p class="ib-help">Hand the candidate one of these. The clock starts with their '
+               'first AI request, or when you press Start on the '
+               '<a href="monitor.ipynb">monitor</a>.</p>'))
+        if link:
+            boxes = [CopyBox(label="The candidate's link (one browser; you can issue a new "
+                                   "one from the monitor or with `ib session link`)", text=link)]
+        else:
+            command, openai = handout(self.client.url, created["candidate_token"])
+            boxes = [CopyBox(label="Open the candidate's workspace (on their machine)",
+                             text=command),
+                     CopyBox(label="Or point any OpenAI-compatible client at the service",
+                             text=openai)]
+        self.result.children = [head, *boxes]
         self.result.add_class("ib-card")
 
 

@@ -10,6 +10,7 @@ import httpx
 import ipywidgets as w
 
 from ..api.client import AsyncIBClient, IBClientError
+from ..api.events import NOTEBOOK_EVENTS
 from . import fmt
 from .controls import Controls
 from .live import FeedFollower, every, spawn, strict
@@ -207,7 +208,7 @@ class SessionPanel:
 
     def add_event(self, event: dict) -> None:
         self.timeline.add(event)
-        if event["type"] in ("activity.snapshot", "session.submitted"):
+        if event["type"] in NOTEBOOK_EVENTS:
             if event.get("payload_url"):  # the feed refers to big payloads: read this one
                 spawn(self._fetch_event(event))
             else:
@@ -266,6 +267,10 @@ class Monitor:
             return
         self.follower.start()
         self._ticker = spawn(every(self.tick_seconds, self.tick))
+        try:  # on JupyterHub, the controls can issue a new candidate link
+            self.panel.controls.links = bool((await self.client.models()).get("candidate_links"))
+        except (IBClientError, httpx.HTTPError, ValueError):
+            pass
 
     def stop(self) -> None:
         self.follower.stop()

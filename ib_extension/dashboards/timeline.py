@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipywidgets as w
 
-from ..api.events import CATALOGUE, CATEGORY_NAMES
+from ..api.events import CATALOGUE, CATEGORY_NAMES, NOTEBOOK_EVENTS
 from ..api.events import describe as catalogue_sentence
 from . import fmt
 
@@ -63,10 +63,10 @@ class Timeline:
                            or '<div class="ib-muted">No events of this kind yet.</div>')
 
     def latest_notebook(self) -> tuple[dict, dict] | None:
-        """(event, notebook) of the newest snapshot or submission that carries one."""
+        """(event, notebook) of the newest snapshot, submission or capture with one."""
         for e in sorted(self.events.values(), key=lambda e: e["id"], reverse=True):
             nb = (e.get("payload") or {}).get("notebook")
-            if e["type"] in ("activity.snapshot", "session.submitted") and isinstance(nb, dict):
+            if e["type"] in NOTEBOOK_EVENTS and isinstance(nb, dict):
                 return e, nb
         return None
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ..api import events as catalogue
+
 
 def check_record(record) -> None:
     """Raise ValueError naming the first part of ``record`` that is not a session record."""
@@ -59,16 +61,10 @@ def challenge(record) -> dict:
 
 
 def final_notebook(record) -> dict | None:
-    """The submitted notebook; else the one in the last submit event; else the last
-    activity snapshot that carried one (a session ended without a submit)."""
-    if record.get("final_notebook"):
-        return record["final_notebook"]
-    for wanted in ("session.submitted", "activity.snapshot"):
-        for ev in reversed(events(record)):
-            nb = (ev.get("payload") or {}).get("notebook")
-            if ev["type"] == wanted and isinstance(nb, dict):
-                return nb
-    return None
+    """The submitted notebook; else the one in the last submit event; else the one the
+    service captured from the workspace at the end (on JupyterHub); else the last activity
+    snapshot that carried one (a session ended without a submit)."""
+    return record.get("final_notebook") or catalogue.final_notebook(events(record))
 
 
 def billed(message: dict) -> int:

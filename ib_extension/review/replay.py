@@ -22,7 +22,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..api.events import CATALOGUE, describe
+from ..api.events import CATALOGUE, NOTEBOOK_EVENTS, describe
 from .records import billed, check_record, parse_time
 
 # Events the timeline leaves out: the message steps already carry what they say.
@@ -164,9 +164,10 @@ def _message(m: dict) -> tuple[str, str, str, dict]:
 
 
 def _notebook(e: dict, record: dict) -> dict | None:
-    """The notebook a snapshot or the submission carries. The service keeps the
-    submitted one as the record's ``final_notebook``, not in the event."""
-    if e["type"] not in ("activity.snapshot", "session.submitted"):
+    """The notebook a snapshot, the submission or the end-of-interview capture carries.
+    The service keeps the submitted one as the record's ``final_notebook``, not in the
+    event."""
+    if e["type"] not in NOTEBOOK_EVENTS:
         return None
     notebook = (e.get("payload") or {}).get("notebook")
     if not isinstance(notebook, dict) and e["type"] == "session.submitted":
@@ -183,13 +184,14 @@ def _event(e: dict, notebook: dict | None,
     title = describe(e)
     if t == "activity.cell_executed":
         return "cell", "candidate", title, _cell_detail(p)
-    if t in ("activity.snapshot", "session.submitted"):
-        kind = "snapshot" if t == "activity.snapshot" else "submit"
+    if t in NOTEBOOK_EVENTS:
+        kind = "submit" if t == "session.submitted" else "snapshot"
+        actor = "system" if t == "workspace.closed" else "candidate"
         if notebook is None:
-            return kind, "candidate", title, {
+            return kind, actor, title, {
                 "diff": [], "summary": "this snapshot carried no notebook"}
         diffs = snapshot_diff(last_notebook, notebook)
-        return kind, "candidate", title, {
+        return kind, actor, title, {
             "diff": diffs, "summary": diff_summary(diffs), "first": last_notebook is None,
             "cells": len(code_cells(notebook)), "path": p.get("path")}
     if t == "activity.copy":

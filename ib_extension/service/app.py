@@ -134,7 +134,30 @@ class IBExtension(ExtensionApp):
                            help="When the service runs as root: the unprivileged user the "
                                 "grading kernel runs as (created if missing).")
 
+    # ---- on JupyterHub (`ib hub`; service/workspaces.py) ----------------------------
+    hub_url = Unicode(config=True,
+                      help="On JupyterHub: the hub's proxy URL as this service and the "
+                           "candidates' servers reach it (they call the service and the "
+                           "service reads their notebook through it). Default: $IB_HUB_URL, "
+                           "which `ib hub` sets.")
+    capture_grace_seconds = Float(10.0, config=True,
+                                  help="On JupyterHub, at the end of an interview: how long to "
+                                       "wait for the candidate's browser to save the notebook "
+                                       "before reading it from their server.")
+    workspace_retention_hours = Float(24.0, config=True,
+                                      help="On JupyterHub: how long a candidate's workspace (hub "
+                                           "user, system user and home) is kept after the end "
+                                           "of the interview, once its notebook is captured; "
+                                           "then it is removed (0: at once).")
+
     clock = AnyTrait(help="The service clock (tests inject a ManualClock).")
+
+    @default("hub_url")
+    def _default_hub_url(self) -> str:
+        from .hubenv import hub_env
+
+        env = hub_env()
+        return env.hub_url if env else ""
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -182,6 +205,7 @@ class IBExtension(ExtensionApp):
         self.service = Service(self, store, self.clock, provider, self._load_challenges(),
                                grader=self._grader())
         self.service.load()
+        self._init_workspaces()
         self.settings["ib_service"] = self.service
         self.log.info("ib service: data in %s, provider %s, models %s", store.path,
                       self.llm_base_url, ", ".join(self.models))
@@ -212,6 +236,33 @@ class IBExtension(ExtensionApp):
                              "environment, which /proc/<pid>/environ keeps showing; start the "
                              "service with `ib serve` to keep it in a file instead.")
         return key or from_env
+    def _init_workspaces(self) -> None:
+        """On JupyterHub (started by the hub as a managed service): candidates' links,
+        servers and end-of-interview capture, through the hub."""
+        from .hubenv import hub_env
+
+        env = hub_env()
+        if env is None:
+            return
+        # JupyterHub's OAuth patches XSRF checks to its own, which tornado would run before
+        # the user is known (so before a header token is recognised); Jupyter's prepare()
+        # runs them once it is, as on a hub's single-user server. (This extension's
+        # settings are copied over the web app's after initialize_settings.)
+        self.settings["xsrf_cookies"] = False
+        from ..api.resources import CANDIDATE_NOTEBOOK
+        from .hubclient import HubClient
+        from .workspaces import Settings, Workspaces
+
+        hub = HubClient(env, self.hub_url)
+        self.service.workspaces = Workspaces(self.service, hub, Settings(
+            notebook=CANDIDATE_NOTEBOOK, capture_grace_seconds=self.capture_grace_seconds,
+            retention_seconds=self.workspace_retention_hours * 3600))
+        self.service.workspaces.load()
+        # The dashboards' kernels reach the service through the proxy, as interviewers do,
+        # so the links they get are on the hub's address.
+        os.environ["IB_URL"] = env.url_via(self.hub_url)
+        self.log.info("ib service on JupyterHub: %s (hub API %s)", env.url_via(self.hub_url),
+                      env.api_url)
 
     def _load_challenges(self):
         from ..api import challenges
@@ -288,4 +339,6 @@ class IBExtension(ExtensionApp):
         if self.service is not None:
             await self.service.provider.close()
             await self.service.close()
+            if self.service.workspaces is not None:
+                await self.service.workspaces.hub.close()
             self.service = None

@@ -102,6 +102,8 @@ class Service:
         self.provider = provider
         self.challenges = challenges
         self.grader = grader  # async (notebook, challenge) -> result, or None: no grading
+        # Candidates' workspaces on JupyterHub (service/workspaces.py), or None on its own.
+        self.workspaces: Any = None
         self._background: set[asyncio.Task] = set()
         self.sessions: dict[str, Session] = {}
         self._by_token: dict[str, str] = {}
@@ -177,7 +179,8 @@ class Service:
 
     def tick(self) -> None:
         """Expire sessions whose time ran out, send due time warnings, store the refusals
-        counted in windows that are over."""
+        counted in windows that are over, and let the workspaces catch up (closes missed
+        while the service was down, removals)."""
         now = self.now()
         self._summarise_refusals(self.refusals.due(now))
         for s in list(self.sessions.values()):
@@ -185,6 +188,8 @@ class Service:
                 self._transition(s, "expire", "system")
             elif s.status == "active":
                 self.check_warnings(s)
+        if self.workspaces is not None:
+            self.workspaces.tick(now)
 
     # ---- persistence and publication -----------------------------------------------
     def save(self, s: Session) -> None:
@@ -324,12 +329,24 @@ class Service:
 
     # ---- grading -----------------------------------------------------------------
     def schedule_grading(self, s: Session) -> None:
-        """Grade the final notebook in the background once the session has ended."""
-        if self.grader is None:
+        """Once the session has ended, in the background: capture the notebook from the
+        candidate's workspace (on JupyterHub), then grade the final notebook."""
+        if self.grader is None and self.workspaces is None:
             return
-        task = asyncio.ensure_future(self.grade(s.id))
+        self.background(self._after_end(s.id))
+
+    def background(self, coro) -> asyncio.Task:
+        """Run `coro` as background work that close() cancels and waits for."""
+        task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
+
+    async def _after_end(self, session_id: str) -> None:
+        if self.workspaces is not None:
+            await self.workspaces.close(self.get(session_id))
+        if self.grader is not None:
+            await self.grade(session_id)
 
     async def grade(self, session_id: str) -> dict[str, Any] | None:
         s = self.get(session_id)
@@ -500,11 +517,7 @@ class Service:
         s = self.get(session_id)
         messages = await self.store.run(self.store.messages, session_id)
         events = await self.store.run(self.store.events, session_id, None)
-        submitted = [e for e in events if e["type"] == "session.submitted"]
-        snapshots = [e for e in events if e["type"] == "activity.snapshot"
-                     and isinstance(e["payload"].get("notebook"), dict)]
-        final = (submitted[-1]["payload"].get("notebook") if submitted
-                 else snapshots[-1]["payload"]["notebook"] if snapshots else None)
+        final = catalogue.final_notebook(events)
         challenge = s.challenge
         if self.challenges is not None and challenge.get("id"):
             ch = self.challenges.get(challenge["id"])

@@ -8,12 +8,14 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__
+from ..api import hub as contract
 from ..api.errors import KINDS
 from ..api.requests import SESSION_ID
 from .handlers import base as h
 from .handlers import candidate as hc
+from .handlers import hub as hh
 from .handlers import interviewer as hi
-from .roles import CANDIDATE, INTERVIEWER, PUBLIC
+from .roles import CANDIDATE, HUB, INTERVIEWER, PUBLIC
 
 SID = "{session_id}"
 
@@ -38,6 +40,7 @@ ROUTES: list[tuple[str, type[h.IBHandler], dict[str, Any]]] = [
     (f"/ib/api/sessions/{SID}/extend-time", hi.ExtendTimeHandler, {}),
     (f"/ib/api/sessions/{SID}/extend-tokens", hi.ExtendTokensHandler, {}),
     (f"/ib/api/sessions/{SID}/token", hi.TokenHandler, {}),
+    (f"/ib/api/sessions/{SID}/link", hi.LinkHandler, {}),
     (f"/ib/api/sessions/{SID}/messages", hi.SessionMessagesHandler, {}),
     (f"/ib/api/sessions/{SID}/events", hi.SessionEventsHandler, {}),
     (f"/ib/api/sessions/{SID}/events/{{event_id}}", hi.SessionEventHandler, {}),
@@ -46,6 +49,8 @@ ROUTES: list[tuple[str, type[h.IBHandler], dict[str, Any]]] = [
     ("/ib/api/feed", hi.FeedHandler, {}),
     ("/ib/api/challenges", hi.ChallengesHandler, {}),
     ("/ib/api/challenges/{challenge_id}", hi.ChallengeHandler, {}),
+    (contract.REDEEM_ROUTE, hh.RedeemLinkHandler, {}),
+    (contract.SPAWN_ROUTE, hh.PrepareSpawnHandler, {}),
 ]
 
 _PARAM = re.compile(r"\{(\w+)\}")
@@ -71,7 +76,8 @@ def handlers(extra: list | None = None) -> list[tuple]:
 SECURITY = {
     PUBLIC: [],
     CANDIDATE: [{"candidateToken": []}],
-    INTERVIEWER: [{"interviewerToken": []}],
+    INTERVIEWER: [{"interviewerToken": []}, {"hubOAuth": []}],
+    HUB: [{"hubServiceToken": []}],
 }
 # What a path parameter may be; the service answers anything else with a 404.
 PATH_PARAMS: dict[str, dict[str, Any]] = {
@@ -154,7 +160,7 @@ def openapi(base_url: str = "/",
         "info": {"title": "Interview Buddy service", "version": __version__,
                  "description": "See docs/API.md for the shapes and the live feed."},
         "servers": [{"url": base_url.rstrip("/") or "/"}],
-        "tags": [{"name": PUBLIC}, {"name": CANDIDATE}, {"name": INTERVIEWER}],
+        "tags": [{"name": PUBLIC}, {"name": CANDIDATE}, {"name": INTERVIEWER}, {"name": HUB}],
         "paths": paths,
         "components": {
             "securitySchemes": {
@@ -162,6 +168,12 @@ def openapi(base_url: str = "/",
                                    "description": "The session's candidate token"},
                 "interviewerToken": {"type": "apiKey", "in": "header", "name": "Authorization",
                                      "description": "'token <IB_TOKEN>' (Jupyter auth)"},
+                "hubOAuth": {"type": "apiKey", "in": "cookie", "name": "service-interview-buddy",
+                             "description": "On JupyterHub: the hub's OAuth login of a member "
+                                            "of the group 'interviewers'"},
+                "hubServiceToken": {"type": "apiKey", "in": "header", "name": "Authorization",
+                                    "description": "On JupyterHub: 'token <the service's own "
+                                                   "hub API token>', held by the hub alone"},
             },
             "schemas": {**components, "Error": ERROR},
         },

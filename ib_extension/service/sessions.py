@@ -51,8 +51,11 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
 
 
+CANDIDATE_TOKEN_PREFIX = "ibc_"
+
+
 def new_token() -> str:
-    return "ibc_" + secrets.token_urlsafe(24)
+    return CANDIDATE_TOKEN_PREFIX + secrets.token_urlsafe(24)
 
 
 def hash_token(token: str) -> str:

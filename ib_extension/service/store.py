@@ -82,6 +82,20 @@ MIGRATIONS: list[str] = [
         created_at DOUBLE NOT NULL
     );
     """,
+    # 2: candidates' workspaces on JupyterHub (service/workspaces.py); codes only as hashes
+    """
+    CREATE TABLE workspaces (
+        session_id VARCHAR PRIMARY KEY,
+        hub_user VARCHAR NOT NULL,
+        link_hash VARCHAR,
+        browser_hash VARCHAR,
+        issued_at DOUBLE NOT NULL,
+        claimed_at DOUBLE,
+        closed_at DOUBLE,
+        removed_at DOUBLE
+    );
+    CREATE INDEX workspaces_by_link ON workspaces (link_hash);
+    """,
 ]
 
 SESSION_COLUMNS = [
@@ -96,6 +110,8 @@ MESSAGE_COLUMNS = [
     "latency_ms", "status", "created_at", "finished_at",
 ]
 EVENT_COLUMNS = ["id", "session_id", "type", "actor", "payload", "at"]
+WORKSPACE_COLUMNS = ["session_id", "hub_user", "link_hash", "browser_hash", "issued_at",
+                     "claimed_at", "closed_at", "removed_at"]
 JSON_COLUMNS = {"challenge", "warnings", "warned", "flags", "payload", "grade"}
 
 
@@ -259,6 +275,14 @@ class Store:
 
     def max_message_seq(self) -> int:
         return self.con.execute("SELECT coalesce(max(seq), 0) FROM messages").fetchone()[0]
+
+    # ---- candidates' workspaces (JupyterHub) --------------------------------------
+    def save_workspace(self, row: dict[str, Any]) -> None:
+        self._upsert("workspaces", WORKSPACE_COLUMNS, row)
+
+    def load_workspaces(self) -> list[dict[str, Any]]:
+        rows = self.con.execute(f"SELECT {_cols(WORKSPACE_COLUMNS)} FROM workspaces").fetchall()
+        return [_decode(WORKSPACE_COLUMNS, r) for r in rows]
 
     # ---- interviewer-made challenges ---------------------------------------------
     def save_challenge(self, challenge_id: str, source: str, at: float) -> None:

@@ -348,6 +348,10 @@ class Panel {
 
   // -- state and meter --
   setState(state) {
+    const ended = state.status === "completed" || state.status === "expired";
+    // The service reads the notebook from this server when the interview ends: save it,
+    // so that what is on screen (unsaved edits too) is what the interviewer gets.
+    if (ended && this.state && !["completed", "expired"].includes(this.state.status)) this.saveNow();
     this.state = state;
     this.stateAt = performance.now();
     const c = state.challenge || {};
@@ -553,6 +557,21 @@ class Panel {
       this.stopBtn.hidden = true;
       this.drawState();
       if (!this.input.disabled) this.input.focus();
+    }
+  }
+
+  async saveNow() {
+    // Save this notebook whichever tab has the focus (a save writes even when unchanged,
+    // which tells the service the notebook it reads is the final one).
+    const app = window.jupyterapp;
+    const name = String(this.model.get("notebook_path") || "").split("/").pop();
+    if (!app || !name) return;
+    try {
+      for (const w of app.shell.widgets("main")) {
+        if (w.context && w.context.path.split("/").pop() === name) await w.context.save();
+      }
+    } catch (e) {
+      this.note(`Saving your notebook failed: ${e.message}`, "warn");
     }
   }
 

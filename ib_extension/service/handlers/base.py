@@ -80,7 +80,8 @@ class IBHandler(APIHandler):
                           f"{self.request.method} is not allowed here; use "
                           f"{', '.join(m.upper() for m in self.ops)}.")
         auth = self.request.headers.get("Authorization", "")
-        self.principal = roles.resolve(self.current_user, auth, self.settings.get("ib_service"))
+        self.principal = roles.resolve(self.current_user, auth, self.settings.get("ib_service"),
+                                       getattr(self, "ib_refused_hub_user", None))
         roles.require(self.principal, op.audience, auth)
         self.op = op
         self._body = bytearray()
@@ -198,6 +199,10 @@ class IBHandler(APIHandler):
             data = data.model_dump(mode="json")
         self.set_status(status or self.op.success)
         self.finish(json.dumps(data))
+
+    def origin(self) -> str:
+        """Scheme and host the client reached the service at (through the hub's proxy)."""
+        return f"{self.request.protocol}://{self.request.host}"
 
     @property
     def me(self):

@@ -9,6 +9,7 @@ from ..core import SessionFilter
 from ..roles import INTERVIEWER
 from ..sessions import STATUSES, TRANSITIONS
 from .base import FEED_QUERY, FeedBase, IBHandler, Op
+from .hub import workspaces
 
 STATUS_LIST = f"^({'|'.join(sorted(STATUSES))})(,({'|'.join(sorted(STATUSES))}))*$"
 DATE = {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]}
@@ -21,7 +22,8 @@ class ModelsHandler(IBHandler):
     async def get(self) -> None:
         self.reply(m.ModelsInfo(models=list(self.ib.models), default=self.ib.default_model,
                                 assist_policies=list(self.ib.assist_policies),
-                                default_assist_policy=self.ib.default_assist_policy))
+                                default_assist_policy=self.ib.default_assist_policy,
+                                candidate_links=self.service.workspaces is not None))
 
 
 class SessionsHandler(IBHandler):
@@ -66,7 +68,11 @@ class SessionsHandler(IBHandler):
     async def post(self) -> None:
         req = self.body(schemas.CreateSession)
         s, token = self.service.create(req)
-        self.reply(m.CreatedSession(id=s.id, candidate_token=token, session=self.service.view(s)))
+        spaces = self.service.workspaces
+        # On JupyterHub: the one link the candidate needs.
+        url = spaces.candidate_url(spaces.issue_link(s), self.origin()) if spaces else None
+        self.reply(m.CreatedSession(id=s.id, candidate_token=token, candidate_url=url,
+                                    session=self.service.view(s)))
 
 
 class SessionHandler(IBHandler):
@@ -118,6 +124,17 @@ class TokenHandler(IBHandler):
 
     async def post(self, session_id: str) -> None:
         self.reply(m.IssuedToken(id=session_id, candidate_token=self.service.rotate_token(session_id)))
+
+
+class LinkHandler(IBHandler):
+    ops = {"post": Op(INTERVIEWER, "Issue a new candidate link (on JupyterHub; the old link "
+                                   "stops working and the next browser to open it claims it)",
+                      response=m.IssuedLink)}
+
+    async def post(self, session_id: str) -> None:
+        spaces = workspaces(self)
+        code = spaces.issue_link(self.service.get(session_id))
+        self.reply(m.IssuedLink(id=session_id, candidate_url=spaces.candidate_url(code, self.origin())))
 
 
 class SessionMessagesHandler(IBHandler):
