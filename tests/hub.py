@@ -149,7 +149,7 @@ def _start_hub(tmp: Path, llm_url: str | None, ib_settings, extra_config: str) -
             raise kind(f"ib hub exited ({proc.returncode}):\n{logs[-3000:]}")
         return "is ready" in hub.logs()
 
-    wait_for(ready, "ib hub to be ready", within=300, every=0.5)
+    wait_for(ready, "ib hub to be ready", within=420, every=0.5)
     return hub
 
 

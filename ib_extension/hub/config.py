@@ -180,6 +180,10 @@ def apply(c: Any, s: dict[str, Any]) -> None:
                         "TIKTOKEN_CACHE_DIR": str(p["service_data"] / "tiktoken-cache")},
         "cwd": str(p["service_data"]),
         "oauth_no_confirm": True, "display": True,
+        # The service imports Jupyter, Voilà and DuckDB twice (`ib serve` re-executes
+        # itself without its secrets): on a busy machine that takes longer than the 30 s
+        # JupyterHub waits by default.
+        "timeout": 300,
         "info": {"description": "Interview Buddy: dashboards and interviewer API"},
     }
     owner = None
