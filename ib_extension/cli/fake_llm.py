@@ -17,6 +17,9 @@ Test controls, written anywhere in the last user message:
     [[reply:TEXT]]    reply exactly TEXT (anything up to the first "]]")
     [[tokens:N]]      reply with about N tokens of filler text
     [[slow:TPS]]      stream this reply at TPS tokens per second
+    [[skew:F]]        count tokens like a provider whose tokenizer gives F times as many:
+                      usage reports F x tiktoken's counts, and the completion cap holds
+                      in those units (so the reply is shorter)
     [[fault:429]]     answer 429 with Retry-After: 1 and an OpenAI error body
     [[fault:500]]     answer 500 with an OpenAI error body
     [[fault:timeout]] accept the request, then never answer
@@ -38,6 +41,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import re
 import signal
 import sys
@@ -59,7 +63,7 @@ MAX_FILLER_TOKENS = 200_000
 FAULTS = ("429", "500", "timeout", "cut")
 CLIENT_GONE = (499, "Client Closed Request")  # nginx's status for this, shown in access logs
 
-_CONTROL = re.compile(r"\[\[(reply|tokens|slow|fault):(.*?)\]\]", re.DOTALL)
+_CONTROL = re.compile(r"\[\[(reply|tokens|slow|fault|skew):(.*?)\]\]", re.DOTALL)
 
 
 class ApiError(tornado.web.HTTPError):
@@ -84,6 +88,7 @@ class Controls:
     tokens: int | None = None
     slow: float | None = None
     fault: str | None = None
+    skew: float | None = None
 
 
 def parse_controls(text: str) -> Controls:
@@ -100,6 +105,11 @@ def parse_controls(text: str) -> Controls:
         if not 0 < tps < float("inf"):
             raise _bad_request(f"[[slow:TPS]] needs a finite TPS > 0, got {found['slow']!r}")
         controls = dataclasses.replace(controls, slow=tps)
+    if "skew" in found:
+        skew = _parse_number(found["skew"], float, "skew", "a factor")
+        if not 0.1 <= skew <= 10:
+            raise _bad_request(f"[[skew:F]] needs 0.1 <= F <= 10, got {found['skew']!r}")
+        controls = dataclasses.replace(controls, skew=skew)
     if "fault" in found:
         fault = found["fault"].strip()
         if fault not in FAULTS:
@@ -300,9 +310,12 @@ class ChatCompletionsHandler(_OpenAIHandler):
             text = filler_reply(controls.tokens, model)
         else:
             text = compose_reply(question)
-        pieces, finish = split_into_tokens(text, model, _completion_cap(request))
-        prompt_tokens = tokens.count_message_tokens(request["messages"], model)
-        completion_tokens = tokens.count_tokens("".join(pieces), model)
+        skew = controls.skew or 1.0
+        cap = _completion_cap(request)
+        pieces, finish = split_into_tokens(text, model,
+                                           None if cap is None else math.floor(cap / skew))
+        prompt_tokens = math.ceil(skew * tokens.count_message_tokens(request["messages"], model))
+        completion_tokens = math.ceil(skew * tokens.count_tokens("".join(pieces), model))
         reply = _Reply(
             envelope={
                 "id": f"chatcmpl-demo-{uuid.uuid4().hex[:24]}",

@@ -303,9 +303,11 @@ class Service:
         s.apply(action, now)
         past = {"start": "started", "pause": "paused", "resume": "resumed", "end": "ended",
                 "expire": "expired", "submit": "submitted"}[action]
-        # Each lifecycle event says where it led, so replays need no copy of the rules.
+        # Each lifecycle event says where it led and what the clock read, so replays
+        # and exports need no copy of the rules.
         self.emit(s, f"session.{past}", actor, {**(payload or {}), "status": s.status,
-                                                "reason": s.end_reason if s.ended else None})
+                                                "reason": s.end_reason if s.ended else None,
+                                                "time_used_seconds": _reading(s, now)})
         if action in CUT_REASONS:
             self.cut_streams(s, action)
         self.save(s)
@@ -351,8 +353,10 @@ class Service:
 
     def extend_time(self, session_id: str, seconds: int, actor: str = "interviewer") -> Session:
         s = self.get(session_id)
-        revived = s.extend_time(seconds, self.now())
-        self.emit(s, "time.extended", actor, {"seconds": seconds, "reopened": revived})
+        now = self.now()
+        revived = s.extend_time(seconds, now)
+        self.emit(s, "time.extended", actor, {"seconds": seconds, "reopened": revived,
+                                              "time_used_seconds": _reading(s, now)})
         self.check_warnings(s)
         self.save(s)
         return s
@@ -503,6 +507,11 @@ class Service:
         for ev in list(self.streams.get(s.id, ())):
             ev.reason = CUT_REASONS[action]  # type: ignore[attr-defined]
             ev.set()
+
+
+def _reading(s: Session, now: float) -> float:
+    """The session's clock as its events carry it (the view's time_used_seconds)."""
+    return round(s.time_used(now), 3)
 
 
 def message_view(m: dict[str, Any]) -> Message:
