@@ -23,6 +23,7 @@ from ..grading.sandbox import SandboxUnavailable
 from . import tokens
 from .budget import Ledger
 from .feed import Feed
+from .idempotency import Idempotency
 from .quotas import Quota, Usage
 from .ratelimit import SlidingWindow
 from .sessions import Session, hash_token, new_id, new_token
@@ -112,6 +113,7 @@ class Service:
         self.quota = Quota(config.activity_event_quota, config.snapshot_quota,
                            config.activity_bytes_quota)
         self.usage: dict[str, Usage] = defaultdict(Usage)  # session id -> activity stored
+        self.idempotency = Idempotency()
 
     def now(self) -> float:
         return self.clock.now()
@@ -262,6 +264,25 @@ class Service:
         })
         self.save(s)
         return s, token
+
+    def create_once(self, req: CreateSession, key: str | None) -> tuple[Session, str, bool]:
+        """`create`, unless `key` (the request's Idempotency-Key) already created a session
+        from the same request: then that session and its token. The flag says which."""
+        if key is None:
+            return (*self.create(req), False)
+        self.idempotency.check(key)
+        body = req.model_dump()
+        found = self.idempotency.recall(key, body, self.now())
+        if found is not None:
+            s = self.get(found.session_id)
+            if s.token_hash != hash_token(found.token):
+                raise IBError("conflict", f"Session {s.id} was created with this key, and its "
+                              "candidate token has been replaced since; issue a new one with "
+                              f"POST /ib/api/sessions/{s.id}/token.")
+            return s, found.token, True
+        s, token = self.create(req)
+        self.idempotency.remember(key, body, s.id, token, self.now())
+        return s, token, False
 
     def _challenge_for(self, req: CreateSession) -> dict[str, Any]:
         if req.challenge_id and req.challenge_text:

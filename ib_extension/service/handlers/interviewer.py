@@ -6,6 +6,7 @@ from ...api import models as m
 from ...api import requests as schemas
 from ...api.errors import IBError
 from ..core import SessionFilter
+from ..idempotency import HEADER
 from ..roles import INTERVIEWER
 from ..sessions import STATUSES, TRANSITIONS
 from .base import FEED_QUERY, FeedBase, IBHandler, Op
@@ -40,8 +41,12 @@ class SessionsHandler(IBHandler):
              "page size, 1-500 (default 50)"),
             ("offset", {"type": "integer", "minimum": 0, "maximum": 10**9}, "rows to skip")),
             response=m.SessionPage),
-        "post": Op(INTERVIEWER, "Create a session", body=schemas.CreateSession, success=201,
-                   response=m.CreatedSession),
+        "post": Op(INTERVIEWER, "Create a session (idempotent with an Idempotency-Key)",
+                   body=schemas.CreateSession, success=201, response=m.CreatedSession,
+                   headers=((HEADER, {"type": "string", "minLength": 1, "maxLength": 255,
+                                      "pattern": "^[\\x21-\\x7e]+$"},
+                             "the same key with the same request gives the same session "
+                             "(for an hour)"),)),
     }
 
     async def get(self) -> None:
@@ -65,7 +70,9 @@ class SessionsHandler(IBHandler):
 
     async def post(self) -> None:
         req = self.body(schemas.CreateSession)
-        s, token = self.service.create(req)
+        s, token, replayed = self.service.create_once(req, self.request.headers.get(HEADER))
+        if replayed:
+            self.set_header("Idempotent-Replayed", "true")
         self.reply(m.CreatedSession(id=s.id, candidate_token=token, session=self.service.view(s)))
 
 
