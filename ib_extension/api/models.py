@@ -292,3 +292,5 @@ class ModelsInfo(Model):
     default: str
     assist_policies: list[str]
     default_assist_policy: str
+    # What each policy tells the AI (the text the service puts into its system prompt).
+    assist_policy_texts: dict[str, str]

@@ -22,6 +22,7 @@ class ModelsHandler(IBHandler):
     async def get(self) -> None:
         self.reply(m.ModelsInfo(models=list(self.ib.models), default=self.ib.default_model,
                                 assist_policies=list(self.ib.assist_policies),
+                                assist_policy_texts=dict(self.ib.assist_policies),
                                 default_assist_policy=self.ib.default_assist_policy))
 
 
