@@ -42,8 +42,9 @@ def wait_for(condition, what: str, within: float = 30.0, every: float = 0.05):
 
 
 def wait_until_up(url: str, proc: subprocess.Popen, headers: dict | None = None,
-                  within: float = 60.0) -> None:
-    """Poll `url` until it answers; fail at once if `proc` exits first."""
+                  within: float = 240.0) -> None:
+    """Poll `url` until it answers; fail at once if `proc` exits first. The cap is generous:
+    a server's start-up takes seconds on an idle machine and minutes on a loaded one."""
 
     def answers() -> bool:
         if proc.poll() is not None:
