@@ -40,7 +40,7 @@ def test_the_dashboards_run_against_the_service(live, tmp_path):
 
 def test_a_replay_of_an_unknown_session_fails_in_strict_mode(live, tmp_path):
     """The check above can fail: the replay notebook's cell raises for a bad session."""
-    done = nbval(live, tmp_path, "session_id=s_nosuchsession", NOTEBOOKS[1:])
+    done = nbval(live, tmp_path, "session_id=s_000000000000", NOTEBOOKS[1:])  # well-formed, unknown
     assert done.returncode != 0
     assert "1 failed" in done.stdout
-    assert "s_nosuchsession" in done.stdout
+    assert "s_000000000000" in done.stdout
