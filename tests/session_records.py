@@ -150,7 +150,8 @@ class RecordBuilder:
         past = {"start": "started", "pause": "paused", "resume": "resumed", "end": "ended",
                 "expire": "expired", "submit": "submitted"}[action]
         self.event(t, f"session.{past}", actor=actor, **payload, status=s.status,
-                   reason=s.end_reason if s.ended else None)
+                   reason=s.end_reason if s.ended else None,
+                   time_used_seconds=round(s.time_used(_at(t)), 3))
 
     # -- what the service logs -----------------------------------------------
     def start(self, t: float = 0) -> None:
@@ -166,10 +167,14 @@ class RecordBuilder:
         completion_tokens: int = 50,
         latency: float = 2.0,
         status: str = "complete",
+        estimate: int | None = None,
     ) -> tuple[dict, dict]:
         """A question at ``t`` and its reply, which takes ``latency`` seconds. Like the
-        service, the reply repeats the request's prompt tokens next to its completion."""
-        user = self.message(t, "user", question, prompt_tokens=prompt_tokens)
+        service, the question carries the prompt estimate made before the call
+        (``estimate``, by default what was billed) and the reply what the provider billed:
+        the prompt and the completion, which the ledger charges."""
+        user = self.message(t, "user", question,
+                            prompt_tokens=prompt_tokens if estimate is None else estimate)
         reply = self.message(
             t,
             "assistant",
@@ -208,7 +213,8 @@ class RecordBuilder:
 
     def extend_time(self, t: float, seconds: int) -> None:
         reopened = self.session.extend_time(seconds, _at(t))
-        self.event(t, "time.extended", actor="interviewer", seconds=seconds, reopened=reopened)
+        self.event(t, "time.extended", actor="interviewer", seconds=seconds, reopened=reopened,
+                   time_used_seconds=round(self.session.time_used(_at(t)), 3))
 
     def refusal(self, t: float, code: str = "budget_exhausted") -> None:
         self.session.flags["refusals"] += 1
@@ -399,3 +405,39 @@ def plant_secrets(record: dict) -> list[str]:
         nb["metadata"]["kernelspec"]["env"] = {"OPENAI_API_KEY": key}
         nb["cells"][0]["metadata"]["ib"] = {"token": token}
     return list(SECRETS.values())
+
+
+def typical_interview() -> dict:
+    """A 45-minute interview as one looks at its end: 15 questions with code in the
+    replies, a cell run every 20 s, an autosave every 15 s (as the workspace sends
+    them), a pause, a token extension, and a 25-cell notebook graded on 8 tests."""
+    b = RecordBuilder(time_limit_seconds=45 * 60, token_budget=60_000)
+    b.start(0)
+    cells = [code_cell(f"def step_{i}(xs):\n" + "".join(
+        f"    xs = [x + {j} for x in xs if x % {j + 2}]\n" for j in range(8)) + "    return xs",
+        outputs=[nbformat.v4.new_output("stream", text=f"step {i}: ok\n" * 5)])
+        for i in range(25)]
+    for i in range(15):
+        t = 60 + i * 170
+        answer = (f"Here is one way to do step {i}, with a note on its cost.\n\n"
+                  + "It keeps the list small at each pass. " * 40 + "\n\n"
+                  + fenced(_source(cells[i])))
+        b.ask(t, f"How should I write step {i}? " + "Some context. " * 20, answer,
+              prompt_tokens=900 + 150 * i, completion_tokens=420, latency=6.0,
+              estimate=850 + 150 * i)
+    for k, t in enumerate(range(30, 45 * 60 - 30, 20)):
+        b.activity(t, "cell_executed", cell_id=cells[k % 25]["id"], execution_count=k + 1,
+                   duration_ms=40, source=_source(cells[k % 25]))
+    for t in range(15, 45 * 60 - 15, 15):
+        b.activity(t, "snapshot", path="interview.ipynb", reason="autosave",
+                   notebook=notebook(*cells[: 1 + t * 25 // (45 * 60)]))
+    b.pause(1200)
+    b.resume(1260)
+    b.extend_tokens(1500, 10_000)
+    b.submit(45 * 60 - 10, notebook(*cells))
+    b.grade([(f"test_case_{i}", i < 3, i != 5) for i in range(8)])
+    return b.build()
+
+
+def _source(cell) -> str:
+    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])

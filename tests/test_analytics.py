@@ -4,26 +4,28 @@ import csv
 import io
 import json
 import random
-from datetime import timedelta
 
 import plotly.graph_objects as go
 import pytest
-from session_records import T0, RecordBuilder, sample_record
+from session_records import RecordBuilder, sample_record
 
 from ib_extension.review import analytics, figures, records
 
 
-def test_pause_span_splits_wall_time_into_active_and_paused():
+def test_time_is_the_services_clock_and_pauses_come_from_its_events():
     b = RecordBuilder()
     b.start(100)
     b.pause(400)
     b.resume(520)
     b.end(1100)
-    s = analytics.summary(b.build())
-    assert s["wall_seconds"] == 1100 - 100
-    assert s["paused_seconds"] == 520 - 400
-    assert s["active_seconds"] == (1100 - 100) - (520 - 400)
+    record = b.build()
+    s = analytics.summary(record)
+    session = record["session"]
+    assert s["time_used_seconds"] == session["time_used_seconds"] == (1100 - 100) - (520 - 400)
+    assert s["time_paused_seconds"] == session["time_paused_seconds"] == 520 - 400
+    assert s["time_left_seconds"] == session["time_left_seconds"]
     assert s["pauses"] == 1
+    assert analytics.paused_spans(record) == [(300, 420)]
 
 
 def test_pause_without_resume_lasts_until_the_end():
@@ -31,20 +33,36 @@ def test_pause_without_resume_lasts_until_the_end():
     b.start(0)
     b.pause(500)
     b.end(800)
-    s = analytics.summary(b.build())
-    assert (s["active_seconds"], s["paused_seconds"]) == (500, 300)
+    record = b.build()
+    s = analytics.summary(record)
+    assert (s["time_used_seconds"], s["time_paused_seconds"]) == (500, 300)
+    assert analytics.paused_spans(record) == [(500, 800)]
 
 
-def test_live_session_is_measured_up_to_now():
+def test_a_live_session_is_measured_up_to_when_its_view_was_read():
     b = RecordBuilder()
     b.start(0)
     b.pause(100)
     b.resume(160)
+    b.ask(300, "q", "a", latency=100)  # the view is read at 400 s
     record = b.build()
-    s = analytics.summary(record, now=T0 + timedelta(seconds=400))
-    assert (s["wall_seconds"], s["paused_seconds"], s["active_seconds"]) == (400, 60, 340)
-    # Without `now`, the last thing that happened stands in for it.
-    assert analytics.summary(record)["wall_seconds"] == 160
+    s = analytics.summary(record)
+    assert (s["time_used_seconds"], s["time_paused_seconds"]) == (340, 60)
+    assert analytics.token_timeline(record)[-1]["t"] == 400
+
+
+def test_an_expired_session_reopened_by_an_extension_stood_still_in_between():
+    b = RecordBuilder(time_limit_seconds=600)
+    b.start(0)
+    b.expire(600)
+    b.extend_time(900, 300)  # the 300 s between expiry and reopening are nobody's
+    b.end(1000)
+    record = b.build()
+    assert record["session"]["time_used_seconds"] == 700
+    assert analytics.paused_spans(record) == [(600, 900)]
+    active = sum(r["seconds"] for r in analytics.time_utilisation(record)
+                 if r["state"] == "active")
+    assert active == analytics.summary(record)["time_used_seconds"] == 700
 
 
 def test_conversation_numbers():
@@ -76,6 +94,22 @@ def test_conversation_numbers():
     assert s["ai_time_share"] == round(sum(a[3] for a in asks) / (1000 - 60), 4)
 
 
+def test_tokens_are_what_the_provider_billed_not_the_estimate():
+    b = RecordBuilder(token_budget=10_000)
+    b.start(0)
+    b.ask(10, "q1", "a1", prompt_tokens=150, completion_tokens=40, estimate=100)
+    b.ask(60, "q2", "a2", prompt_tokens=330, completion_tokens=90, estimate=220)
+    record = b.build()
+    s = analytics.summary(record)
+    session = record["session"]
+    assert (s["tokens_prompt"], s["tokens_completion"]) == (150 + 330, 40 + 90)
+    assert (s["tokens_prompt"], s["tokens_completion"], s["tokens_total"]) == (
+        session["tokens_prompt"], session["tokens_completion"], session["tokens_used"])
+    assert analytics.token_timeline(record)[-1]["tokens"] == session["tokens_used"]
+    questions = [r for r in analytics.message_timeline(record) if r["role"] == "user"]
+    assert {(r["prompt_tokens"], r["completion_tokens"]) for r in questions} == {(0, 0)}
+
+
 def test_flags_extensions_and_score():
     b = RecordBuilder(token_budget=1000, time_limit_seconds=600)
     b.start(0)
@@ -95,13 +129,11 @@ def test_flags_extensions_and_score():
 
 
 def test_session_that_never_started_has_no_time_and_no_questions():
-    s = analytics.summary(RecordBuilder().build())
-    assert (s["wall_seconds"], s["active_seconds"], s["first_question_after_seconds"]) == (
-        0,
-        0,
-        None,
-    )
+    record = RecordBuilder().build()
+    s = analytics.summary(record)
+    assert (s["time_used_seconds"], s["first_question_after_seconds"]) == (0, None)
     assert s["ai_time_share"] is None and s["score"] is None
+    assert analytics.time_utilisation(record) == []
 
 
 def test_token_timeline_is_cumulative_and_steps_the_budget_at_the_extension():
@@ -110,15 +142,17 @@ def test_token_timeline_is_cumulative_and_steps_the_budget_at_the_extension():
     b.ask(60, "q1", "a1", prompt_tokens=400, completion_tokens=100, latency=2)
     b.extend_tokens(300, 1000)
     b.ask(400, "q2", "a2", prompt_tokens=900, completion_tokens=300, latency=3)
+    b.end(900)
     record = b.build()
     rows = analytics.token_timeline(record)
     assert [r["t"] for r in rows] == sorted(r["t"] for r in rows)
     assert [r["tokens"] for r in rows] == sorted(r["tokens"] for r in rows)
     assert rows[-1]["tokens"] == 400 + 100 + 900 + 300
+    assert rows[-1]["t"] == 900  # the line runs to the end
     assert {r["budget"] for r in rows if r["t"] < 300} == {2000}
     assert {r["budget"] for r in rows if r["t"] >= 300} == {3000}
     actions = [(r["t"], r["label"]) for r in rows if r["kind"] == "action"]
-    assert actions == [(0, "started"), (300, "tokens extended")]
+    assert actions == [(0, "started"), (300, "tokens extended"), (900, "ended")]
 
 
 def test_message_timeline_sorts_by_time_whatever_the_input_order():
@@ -167,16 +201,21 @@ def test_figures_share_one_look_and_show_the_data():
     assert list(usage["tokens used"].y) == [r["tokens"] for r in timeline]
     assert list(usage["budget"].y) == [r["budget"] for r in timeline]
     assert "tokens extended" in usage["interviewer action"].text
+    assert "tokens extended" in [a.text for a in figs[0].layout.annotations]
 
 
-def test_compare_puts_candidates_side_by_side_and_refuses_mixed_challenges():
-    a, b = sample_record(), sample_record()
-    b["session"]["candidate_name"] = "Grace Hopper"
-    b["messages"] = b["messages"][:2]
+def test_compare_keys_bars_by_session_and_refuses_mixed_challenges():
+    a = sample_record()
+    b = RecordBuilder(session_id="s_test000002").build()  # the same name, another session
+    b["challenge"] = a["challenge"]
     fig = figures.fig_compare([a, b])
     tokens = fig.data[0]
-    assert list(tokens.x) == ["Ada Lovelace", "Grace Hopper"]
+    assert list(tokens.x) == ["s_test000001", "s_test000002"]  # two bars, not one stacked
     assert list(tokens.y) == [analytics.summary(r)["tokens_total"] for r in (a, b)]
+    labels = list(fig.layout.xaxis.ticktext)
+    assert all(label.startswith("Ada Lovelace<br>2026-11-25") for label in labels)
+    score = fig.data[3]
+    assert score.y[0] == round(a["grade"]["score"] * 100, 1)  # the score as a percentage
     b["challenge"] = {**b["challenge"], "id": "fizzbuzz"}
     with pytest.raises(ValueError, match="one challenge"):
         figures.fig_compare([a, b])

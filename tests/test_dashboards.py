@@ -51,15 +51,27 @@ def test_time_left_counts_down_to_the_deadline_only_while_active():
 
 @pytest.mark.parametrize(("left", "level"), [(0.5, "ok"), (0.25, "low"), (0.10, "critical"),
                                              (0.0, "critical")])
-def test_meters_turn_colour_as_what_is_left_shrinks(left, level):
-    assert fmt.level(left) == level
-    html = fmt.bar(1000 * (1 - left), 1000, "x")
+def test_meters_fill_with_what_is_left_and_colour_at_the_services_thresholds(left, level):
+    thresholds = session()["thresholds"]  # what the service publishes: [25, 10, 5]
+    assert fmt.level(left, thresholds) == level
+    html = fmt.bar(1000 * left, 1000, "x", thresholds=thresholds)
     assert f"ib-bar-{level}" in html
-    assert f"width:{(1 - left) * 100:.1f}%" in html
+    assert f"width:{left * 100:.1f}%" in html
+    assert fmt.level(0.0, []) == "ok"  # no thresholds of its own
 
 
-def test_token_bar_shows_used_of_budget():
-    assert "800 / 1,000" in fmt.token_bar(session())
+def test_the_time_meter_fills_with_time_left_and_says_so():
+    s = session()  # 600 of 1,200 s used
+    html = fmt.time_bar(s, NOW)
+    assert "10:00 left" in html and "width:50.0%" in html
+    later = fmt.time_bar(s, NOW + timedelta(seconds=300))  # the clock runs to the deadline
+    assert "5:00 left" in later and "width:25.0%" in later and "15:00 used" in later
+    assert fmt.time_used(s, NOW + timedelta(seconds=300)) == 900
+
+
+def test_token_bar_shows_what_is_left_of_the_budget():
+    html = fmt.token_bar(session())
+    assert "200 left of 1,000" in html and "width:20.0%" in html and "800 tokens billed" in html
 
 
 def test_flags_name_what_happened():
@@ -129,19 +141,38 @@ def test_categories_split_events_by_type():
     assert all(timeline.in_category(t, "All events") for t in ("x", "session.created"))
 
 
-def test_latest_snapshot_is_the_newest_notebook_and_is_shown_inert():
+def test_the_event_list_filters_by_category():
     t = timeline.Timeline()
-    nb_old = notebook(code_cell("old = 1"))
-    nb_new = notebook(code_cell(f"s = '{XSS}'"))
-    t.show([{**event("activity.snapshot", notebook=nb_old, path="a.ipynb"), "id": 1},
+    t.show([{**event("tokens.extended", tokens=500), "id": 1},
             {**event("chat.completed", message_id="m_1", prompt_tokens=10, completion_tokens=5,
-                     latency_ms=900), "id": 2},
-            {**event("activity.snapshot", notebook=nb_new, path="a.ipynb"), "id": 3}])
-    found, nb = t.latest_notebook()
-    assert found["id"] == 3
-    assert_inert(timeline.notebook_html(found, nb))
+                     latency_ms=900), "id": 2}])
+    assert "Token budget extended by 500" in t.list.value
+    assert "tokens.extended" not in t.list.value.split('data-type="tokens.extended"')[1]
     t.filter.value = "Lifecycle"
     assert "No events of this kind" in t.list.value
+
+
+# -- live code ------------------------------------------------------------------------------
+
+def test_live_code_shows_the_newest_save_highlighted_with_its_changes_marked():
+    from ib_extension.dashboards.livecode import LiveCode
+
+    first = notebook(code_cell("a = 1\nb = 2", id="c1"))
+    second = notebook(code_cell("a = 1\nb = 3\nc = a + b", id="c1"),
+                      code_cell(f"s = '{XSS}'", id="c2"))
+    live = LiveCode(client=None)
+    live.show("s_1", [{**event("activity.snapshot", notebook=first, path="a.ipynb"), "id": 1},
+                      {**event("activity.cell_executed", cell_id="c1", execution_count=1,
+                               source="a = 1\nb = 2"), "id": 2}])
+    assert "first save" in live.current.value and 'class="ib-code"' in live.current.value
+    live.add({**event("activity.snapshot", notebook=second, path="a.ipynb"), "id": 3})
+    now = live.current.value
+    assert_inert(now)  # Pygments escapes what it highlights
+    assert "+3 −1 lines in 2 code cells" in now
+    assert now.count('class="hll"') == 3  # b = 3, c = a + b, and the new cell's line
+    activity = live.activity.value
+    assert activity.index("Notebook saved") < activity.index("Ran cell [1]")  # newest first
+    assert 'class="ibh-d-add">+b = 3</div>' in activity
 
 
 # -- create ----------------------------------------------------------------------------------
@@ -173,6 +204,41 @@ def test_the_handout_carries_the_token_and_the_service():
     assert "base_url = http://host:8890/ib/v1" in client and "ibc_tok" in client
 
 
+def test_the_handover_is_the_link_on_a_hub_else_the_token():
+    from ib_extension.api import hub as contract
+    from ib_extension.dashboards.handover import boxes
+
+    link = f"http://hub:8000/hub/{contract.LINK_PATH}/{contract.LINK_PREFIX}code"
+    on_hub = boxes("http://hub:8000/services/interview-buddy",
+                   {"id": "s_1", "candidate_token": "ibc_tok", "candidate_url": link,
+                    "session": {"id": "s_1"}})
+    assert [b.text for b in on_hub] == [link]  # the link is the whole hand-over
+    alone = boxes("http://host:8890", {"id": "s_1", "candidate_token": "ibc_tok",
+                                       "session": {"id": "s_1"}})
+    assert any("--session-token ibc_tok" in b.text for b in alone)
+    assert any("api_key  = ibc_tok" in b.text for b in alone)
+
+
+def test_an_existing_session_is_one_for_the_same_candidate_and_challenge():
+    draft = create.Draft(name=" grace hopper ", source=create.LIBRARY, challenge_id="two-sum")
+    same = session(candidate_name="Grace Hopper", challenge={"id": "two-sum"})
+    assert create.same_person_and_challenge(same, draft, "")
+    assert not create.same_person_and_challenge(
+        session(candidate_name="Grace Hopper", challenge={"id": "lru-cache"}), draft, "")
+    custom = create.Draft(name="Ada", source=create.CUSTOM, title="FizzBuzz")
+    assert create.same_person_and_challenge(session(candidate_name="ada"), custom, "fizzbuzz")
+
+
+def test_the_preview_shows_the_answer_key_apart():
+    shown = create.challenge_markdown({"title": "T", "statement": "Do it.",
+                                       "starter_code": "def f(): ...",
+                                       "visible_tests": "def test_a(): ...",
+                                       "hidden_tests": "def test_secret(): ...",
+                                       "interviewer_notes": "Ask about edge cases."})
+    assert shown.index("def f()") < shown.index("test_a") < shown.index("For you only")
+    assert shown.index("For you only") < shown.index("test_secret") < shown.index("edge cases")
+
+
 # -- analytics page --------------------------------------------------------------------------
 
 def test_cards_show_the_summary_numbers():
@@ -180,7 +246,9 @@ def test_cards_show_the_summary_numbers():
     summary = analytics.summary(record)
     cards = dict((label, (value, detail)) for label, value, detail in
                  analytics_page.cards(summary))
-    assert cards["Tokens"][0] == f"{summary['tokens_total']:,}"
+    assert cards["Tokens billed"][0] == f"{summary['tokens_total']:,}"
+    assert cards["Time used"][0] == fmt.clock(record["session"]["time_used_seconds"])
+    assert cards["Paused"][0] == fmt.clock(record["session"]["time_paused_seconds"])
     assert cards["Messages"][0] == f"{summary['messages_user']} ↔ {summary['messages_assistant']}"
     assert cards["Refusals"][0] == str(summary["refusals"])
 
@@ -233,27 +301,33 @@ def test_conversation_orders_messages_and_keeps_streamed_text():
 
 # -- the monitor's overview ----------------------------------------------------------------------
 
-def test_overview_filters_by_status_and_text_and_puts_running_sessions_first():
+def test_overview_keeps_a_stable_newest_first_order_and_filters():
     from ib_extension.dashboards.monitor import Overview
 
     chosen = []
     o = Overview(chosen.append)
-    o.load([session(id="s_done", candidate_name="Zed", status="completed"),
-            session(id="s_new", candidate_name="Amy", status="created"),
-            session(id="s_run", candidate_name="Bob", status="active",
+    o.load([session(id="s_done", candidate_name="Zed", status="completed", elapsed=900),
+            session(id="s_new", candidate_name="Amy", status="created", elapsed=60),
+            session(id="s_run", candidate_name="Bob", status="active", elapsed=300,
                     challenge={"title": "LRU cache"})])
-    assert [s["id"] for s in o.visible()] == ["s_run", "s_new", "s_done"]
+    assert [s["id"] for s in o.visible()] == ["s_new", "s_run", "s_done"]  # newest first
     assert len(o.body.children) == 3
+    assert "s_run" in o.rows["s_run"][2].value  # the id is on the row
     o.status.value = "completed"
     assert [r for r in o.body.children] == [o.rows["s_done"][0]]
     o.status.value = ""
     o.search.value = "lru"
     assert [s["id"] for s in o.visible()] == ["s_run"]
+    o.search.value = "s_do"  # an id finds its session
+    assert [s["id"] for s in o.visible()] == ["s_done"]
     o.search.value = "nobody"
     assert o.body.children == () and "No session matches" in o.empty.value
+    o.search.value = ""
     o.rows["s_new"][1].click()
     assert chosen == ["s_new"]
-    # A change arrives: the row is updated in place, not rebuilt.
+    # A change arrives: the row is updated in place, and no row moves.
+    order = list(o.body.children)
     row = o.rows["s_run"][0]
-    o.update(session(id="s_run", candidate_name="Bob", status="paused"))
+    o.update(session(id="s_run", candidate_name="Bob", status="paused", elapsed=300))
     assert o.rows["s_run"][0] is row and "ib-status-paused" in o.rows["s_run"][2].value
+    assert list(o.body.children) == order

@@ -60,17 +60,26 @@ async def test_monitor_reads_sessions_follows_the_feed_and_shows_the_selected_on
     while not any(m["content"] == "Try a loop." for m in monitor.panel.conversation.messages):
         await monitor.follower.poll_once()
     assert [m["role"] for m in monitor.panel.conversation.messages] == ["user", "assistant"]
-    assert "chat.completed" in monitor.panel.timeline.list.value
+    assert "AI reply: " in monitor.panel.timeline.list.value  # the catalogue's sentence
     assert "Monitored One" in monitor.panel.title.value
-    # The candidate saves their notebook: the latest snapshot shows up, as inert text.
+    # The candidate's workspace saves: the code shows up highlighted, as inert text.
     me = IBClient(live.url, first["candidate_token"], scheme="bearer")
     me.activity("activity.snapshot", {"path": "solution.ipynb", "notebook": notebook(
-        code_cell("def fizzbuzz(n):\n    return ['<b>1</b>']"))})
-    me.close()
-    while "fizzbuzz" not in monitor.panel.snapshot.value:
+        code_cell("def fizzbuzz(n):\n    return ['<b>1</b>']", id="solve"))})
+    code = monitor.panel.code
+    while "fizzbuzz" not in code.current.value:
         await monitor.follower.poll_once()
-    assert "&lt;b&gt;1&lt;/b&gt;" in monitor.panel.snapshot.value
-    assert "solution.ipynb" in monitor.panel.snapshot.value
+    assert "&lt;b&gt;1&lt;/b&gt;" in code.current.value
+    assert "solution.ipynb" in code.current.value
+    # A big save reaches the feed as a reference, read once; its change is marked.
+    grown = "def fizzbuzz(n):\n    return ['<b>1</b>']\n" + "# padding line\n" * 400
+    me.activity("activity.snapshot", {"path": "solution.ipynb",
+                                      "notebook": notebook(code_cell(grown, id="solve"))})
+    me.close()
+    while "padding line" not in code.current.value:
+        await monitor.follower.poll_once()
+    assert "+400 −0 lines in 1 code cell" in code.current.value
+    assert code.current.value.count('class="hll"') == 400
     # Another session's conversation does not leak into the selected one's.
     ask(live, second, "Other [[reply:Elsewhere.]]")
     while monitor.overview.sessions[second["id"]]["message_count"] < 2:

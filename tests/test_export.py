@@ -21,6 +21,7 @@ from session_records import (
     notebook,
     plant_secrets,
     sample_record,
+    typical_interview,
 )
 
 from ib_extension.review import analytics, export, records
@@ -29,6 +30,9 @@ from ib_extension.review.provenance import code_blocks, normalise, provenance
 KINDS = {
     "review",
     "summary",
+    "challenge",
+    "events",
+    "panel",
     "analytics",
     "grade",
     "section",
@@ -63,11 +67,13 @@ def test_everything_added_is_namespaced_and_versioned(review):
         "kind": "review",
         "session_id": "s_test000001",
         "exported_by": export.__version__,
+        "answer_key": False,
     }
     for cell in review.cells:
         assert ib(cell)["schema_version"] == 1
         assert ib(cell)["kind"] in KINDS
-    assert [ib(c)["kind"] for c in review.cells[:4]] == ["summary", "analytics", "grade", "section"]
+    assert [ib(c)["kind"] for c in review.cells[:6]] == [
+        "summary", "challenge", "analytics", "grade", "events", "section"]
 
 
 def test_every_message_appears_once_in_time_order(record):
@@ -115,7 +121,7 @@ def test_a_question_comes_before_the_cell_run_after_it():
     b.ask(100, "What is b?", "Just a name.")
     b.activity(150, "cell_executed", cell_id=second)
     b.submit(200, nb)
-    order = [ib(c).get("message_id") or c.source for c in export.to_ipynb(b.build()).cells[4:]]
+    order = [ib(c).get("message_id") or c.source for c in export.to_ipynb(b.build()).cells[6:]]
     order = [o for o in order if not o.startswith("🔎")]
     assert order == ["a = 1", "m_0001", "m_0002", "b = 2"]
 
@@ -125,10 +131,9 @@ def test_charts_render_offline_in_lab_and_html(review):
     assert export.HIDE_INPUT_TAG in charts.metadata["tags"]
     assert len(charts.outputs) == 3
     for out in charts.outputs:
-        assert out.data["application/vnd.plotly.v1+json"]["data"]
-        assert 'class="plotly-graph-div"' in out.data["text/html"]
-    # plotly.js travels once, in the first chart; the others reuse it.
-    assert [o.data["text/html"].count("* plotly.js v") for o in charts.outputs] == [1, 0, 0]
+        assert out.data["application/vnd.plotly.v1+json"]["data"]  # JupyterLab draws this
+        assert out.data["image/svg+xml"].startswith("<svg")  # every other viewer this
+        assert "text/html" not in out.data  # no plotly.js: 4 MB a chart
 
 
 def test_grade_table_lists_every_test(record, review):
@@ -175,16 +180,64 @@ def test_markdown_holds_the_review(record):
     md = export.to_markdown(record)
     for m in record["messages"]:
         assert m["content"].splitlines()[0] in md
-    assert md.index("Candidate asked") < md.index("def two_sum")
+    assert md.index("## The challenge") < md.index("Candidate asked")
+    assert md.index("Candidate asked") < md.index("*Candidate's cell (code):*")
     assert "Provenance:" in md and "## Grading" in md
 
 
-def test_html_is_a_page_with_the_charts(record):
+def test_html_is_a_page_with_the_charts_and_no_script(record):
     page = export.to_html(record)
     assert page.lstrip().lower().startswith("<!doctype html>")
-    for i in range(3):
-        assert f'id="ib-chart-{i}"' in page
-    assert page.count("* plotly.js v") == 1
+    assert page.count('data-mime-type="image/svg+xml"') == 3
+    # nothing runs, nothing is fetched (the stylesheets' comments may name web pages)
+    fetches = r"<script|(?:src|href)\s*=\s*[\"']?(?:https?:)?//|url\(\s*[\"']?(?:https?:)?//|@import"
+    assert re.findall(fetches, page, re.I) == []
+
+
+def test_the_challenge_comes_first_and_its_answer_key_only_for_interviewers(record, review):
+    challenge = next(c for c in review.cells if ib(c)["kind"] == "challenge").source
+    assert record["challenge"]["statement"].split("`")[0] in challenge
+    assert "def two_sum(nums, target):" in challenge  # the starter code
+    key = {"hidden_tests": "def test_secret_hidden_case():\n    assert True\n",
+           "interviewer_notes": "Ask about the O(n) approach.", "reference_solution": "SOLVED"}
+    for fmt in ("ipynb", "md", "html", "json"):
+        shared = export.render(record, fmt)
+        assert "test_secret_hidden_case" not in shared and "O(n) approach" not in shared
+        private = export.render(record, fmt, answer_key=key)
+        assert "test_secret_hidden_case" in private and "O(n) approach" in private
+        assert "SOLVED" not in private  # the reference solution is not part of it
+    document = json.loads(export.render(record, "json", answer_key=key))
+    assert document["answer_key"] == {k: key[k] for k in export.ANSWER_KEY_FIELDS}
+    jsonschema.validate(document, export.schema())
+
+
+def test_events_read_as_the_catalogues_sentences(record, review):
+    log = next(c for c in review.cells if ib(c)["kind"] == "events").source
+    for sentence in ("Session paused", "Token budget extended by 5,000",
+                     "Warning: 25 % of the token budget left", "Graded: 67 % (2/3 tests)"):
+        assert sentence in log
+    assert "session.paused" not in log  # sentences, not type names
+
+
+def test_the_panel_cell_is_a_placeholder_and_nobodys_code():
+    from ib_extension.review.records import PANEL_TAG
+
+    panel = code_cell("from ib_extension.candidate.panel import show_panel\npanel = show_panel()",
+                      metadata={"ib": {"role": "panel"}, "tags": [PANEL_TAG]},
+                      outputs=[nbformat.v4.new_output(
+                          "execute_result", data={"text/plain": "<ChatPanel: 19:32 left>"},
+                          execution_count=1)])
+    b = RecordBuilder()
+    b.start(0)
+    b.submit(100, notebook(panel, code_cell("x = 1")))
+    record = b.build()
+    assert [c["lines"] for c in provenance(record)["cells"]] == [1]  # only the candidate's
+    cells = export.to_ipynb(record).cells
+    placeholder = next(c for c in cells if ib(c)["kind"] == "panel")
+    assert placeholder.cell_type == "markdown" and "Interview Buddy panel" in placeholder.source
+    for fmt in ("ipynb", "md", "html"):
+        text = export.render(record, fmt)
+        assert "ChatPanel" not in text and "show_panel" not in text
 
 
 def test_csv_is_the_summary_row(record):
@@ -273,11 +326,17 @@ def test_review_without_notebook_or_grade():
 # -- in a real browser, with every request off this machine refused ------------------
 
 CHARTS_DRAWN = "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3"
+SVG_CHARTS_DRAWN = """() => {
+  const charts = [...document.querySelectorAll('[data-mime-type="image/svg+xml"] img')];
+  return charts.length === 3 && charts.every(img => img.complete && img.naturalWidth > 600);
+}"""
+MAX_EXPORT_BYTES = 1_500_000
 
 
 @pytest.fixture
 def offline_page():
-    """A Chromium page that can reach files and loopback only, and records script errors."""
+    """A Chromium page that can reach files and loopback only, and records script errors
+    and every request that failed (a refused one included)."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -289,18 +348,40 @@ def offline_page():
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.set_default_timeout(30_000)
         page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), lambda route: route.abort())
-        page.errors = []
+        page.errors, page.failed = [], []
         page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.on("requestfailed", lambda r: page.failed.append(r.url))
         yield page
         browser.close()
 
 
+def test_a_typical_interviews_exports_are_small():
+    record = typical_interview()
+    for fmt in ("ipynb", "html"):
+        size = len(export.render(record, fmt).encode("utf-8"))
+        assert size < MAX_EXPORT_BYTES, f"the {fmt} export is {size:,} bytes"
+
+
 @pytest.mark.browser
-def test_html_export_draws_its_charts_offline(record, tmp_path, offline_page):
-    path = export.write(record, "html", tmp_path / "review.html")
-    offline_page.goto(path.as_uri())
-    offline_page.wait_for_function(CHARTS_DRAWN)
-    assert offline_page.errors == []
+def test_html_export_opens_offline_with_no_request_and_draws_its_charts(tmp_path, offline_page):
+    path = export.write(typical_interview(), "html", tmp_path / "review.html")
+    offline_page.route(re.compile(r"^(?!file:)"), lambda route: route.abort())  # files only
+    offline_page.goto(path.as_uri(), wait_until="load")
+    offline_page.wait_for_function(SVG_CHARTS_DRAWN)
+    assert offline_page.failed == [] and offline_page.errors == []
+    assert offline_page.locator("script").count() == 0
+
+
+@pytest.mark.browser
+def test_the_offline_check_sees_a_request(tmp_path, offline_page):
+    """The harness is not blind: a page that fetches from the network is caught."""
+    html = export.to_html(sample_record()).replace(
+        "</head>", '<link rel="stylesheet" href="https://cdn.example.com/x.css"></head>')
+    path = tmp_path / "fetches.html"
+    path.write_text(html, encoding="utf-8")
+    offline_page.route(re.compile(r"^(?!file:)"), lambda route: route.abort())
+    offline_page.goto(path.as_uri(), wait_until="load")
+    assert offline_page.failed == ["https://cdn.example.com/x.css"]
 
 
 @pytest.mark.browser
@@ -355,7 +436,8 @@ async def test_exports_of_a_record_the_service_kept(
     record = r.json()
 
     summary = analytics.summary(record)
-    assert (summary["paused_seconds"], summary["messages_user"]) == (120, 1)
+    assert (summary["time_paused_seconds"], summary["messages_user"]) == (120, 1)
+    assert summary["time_used_seconds"] == record["session"]["time_used_seconds"]
     assert summary["tokens_prompt"] == record["session"]["tokens_prompt"] > 0
     assert summary["tokens_completion"] == record["session"]["tokens_completion"] > 0
     assert provenance(record)["cells"][0]["ai_unchanged"] == len(normalise(code))

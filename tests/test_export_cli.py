@@ -174,6 +174,23 @@ def test_progress_redraws_in_place_on_a_terminal_and_not_in_a_log():
     assert "\r" not in log.getvalue() and tty.getvalue().count("\r") == 2
 
 
+def test_interviewers_get_the_answer_key_and_shared_files_do_not(live, written):
+    hidden = live.client.challenge("merge-intervals")
+    hidden_test = hidden["hidden_tests"].split("def ")[1].split("(")[0]
+    sid = live.create_session(candidate_name="Ada", challenge_id="merge-intervals",
+                              challenge_text=None, challenge_title=None)["id"]
+    mine, shared = written / "interviewer.md", written / "shared.md"
+    assert ib_export(live, sid, "--format", "md", "-o", str(mine)) == 0
+    assert ib_export(live, sid, "--format", "md", "-o", str(shared), "--without-answer-key") == 0
+    for path in (mine, shared):
+        text = path.read_text(encoding="utf-8")
+        assert text.index("## The challenge: Merge Intervals") < text.index("## Grading")
+        assert "def test_merges_overlapping" in text  # the visible tests
+    assert hidden_test in mine.read_text(encoding="utf-8")
+    assert hidden_test not in shared.read_text(encoding="utf-8")
+    assert "For interviewers only" not in shared.read_text(encoding="utf-8")
+
+
 def test_no_export_holds_a_token_of_any_kind(live, written):
     """Runs last in this module: reads every file the tests above wrote."""
     files = [p for p in written.rglob("*") if p.is_file() and p.name != "a-file.txt"]

@@ -161,6 +161,15 @@ def test_usage_matches_token_counts(client, model):
     assert final.usage.completion_tokens == tokens.count_tokens(text, model)
 
 
+def test_skew_control_bills_like_another_tokenizer_within_the_cap(client):
+    messages = ask("[[skew:1.5]] [[tokens:100]]")
+    reply = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=60)
+    text = reply.choices[0].message.content
+    assert reply.usage.prompt_tokens == -(-3 * tokens.count_message_tokens(messages, MODEL) // 2)
+    assert reply.usage.completion_tokens == -(-3 * tokens.count_tokens(text, MODEL) // 2)
+    assert reply.usage.completion_tokens <= 60 + 1 and reply.choices[0].finish_reason == "length"
+
+
 def test_stream_without_usage_option_sends_no_usage(client):
     _, _, usage = stream_text(client, ask("hello"))
     assert usage is None

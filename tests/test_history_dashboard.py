@@ -7,6 +7,7 @@ import html
 
 from session_records import RecordBuilder, code_cell, notebook, sample_record
 
+from ib_extension.dashboards import fmt
 from ib_extension.dashboards.history import (
     HistoryFilters,
     message_html,
@@ -97,7 +98,9 @@ def test_the_state_shows_the_tokens_and_messages_so_far():
     steps = timeline(record)
     middle = steps[len(steps) // 2]
     shown = state_html(middle, record["session"])
-    assert f"{middle.tokens:,} / {record['session']['token_budget']:,}" in shown
+    assert (f'<span class="ibh-tokens">{middle.tokens:,}</span> of '
+            f"{record['session']['token_budget']:,}") in shown
+    assert f'<span class="ibh-time-used">{fmt.clock(middle.time_used)}</span>' in shown
     assert f'<span class="ibh-messages">{middle.messages}</span>' in shown
 
 

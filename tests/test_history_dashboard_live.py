@@ -4,10 +4,8 @@ live service: filters, server-side paging, exports, stepping."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import json
-import re
 
 import nbformat
 import pytest
@@ -97,31 +95,25 @@ def test_pages_come_from_the_service_one_at_a_time(live):
     run(live, scenario)
 
 
-def _download(page: HistoryPage) -> tuple[str, str]:
-    link = re.search(r'download="([^"]+)" href="data:[^;]+;charset=utf-8;base64,([^"]+)"',
-                     page.download.value)
-    assert link, page.download.value
-    return link.group(1), base64.b64decode(link.group(2)).decode("utf-8")
-
-
-def test_exports_are_offered_as_downloads(live):
+def test_exports_are_one_click_downloads(live):
     async def scenario(client):
         page = HistoryPage(client)
         await page.start()
         chosen = next(s for s in page.sessions if s["candidate_name"] == "Grace Hopper")
-        row = page.rows.children[page.sessions.index(chosen)]
-        row.children[1].click()  # the row's Export… button
-        assert page.exports.layout.display == "flex" and chosen["id"] in page.export_title.value
-        files = {}
-        for button in page.formats:
-            button.click()
-            await page.pending
-            name, text = _download(page)
-            files[name] = text
+        downloads = page.rows.children[page.sessions.index(chosen)].children[1]
+        sent = []  # what the browser would receive, as the widget sends it
+        downloads.send = lambda content, buffers=None: sent.append((content, buffers))
         sid = chosen["id"]
+        for fmt_name in downloads.formats:  # one build per click, the file sent back at once
+            assert await downloads.deliver(fmt_name) == f"{sid}.{fmt_name}"
+        files = {c["name"]: b[0].decode("utf-8") for c, b in sent}
         assert sorted(files) == sorted(f"{sid}.{f}" for f in ("ipynb", "md", "json", "html", "csv"))
         nbformat.validate(nbformat.reads(files[f"{sid}.ipynb"], as_version=4))
         assert json.loads(files[f"{sid}.json"])["session"]["id"] == sid
+        assert "For interviewers only" in files[f"{sid}.md"]
+        page.answer_key.value = False  # to share: without the answer key
+        await downloads.deliver("md")
+        assert "For interviewers only" not in sent[-1][1][0].decode("utf-8")
         for text in files.values():
             assert live.token not in text
             assert all(p["candidate_token"] not in text for p in live.played)

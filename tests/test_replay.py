@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from session_records import RecordBuilder, code_cell, markdown_cell, notebook, sample_record
 
-from ib_extension.review.analytics import billed
+from ib_extension.review.records import billed_total
 from ib_extension.review.replay import FOLDED, Stepper, snapshot_diff, timeline
 
 
@@ -72,7 +72,10 @@ def test_the_state_so_far_counts_tokens_messages_status_and_lock():
     messages = {m["id"]: m for m in record["messages"]}
     for s in steps:
         if s.kind in ("question", "answer"):
-            assert s.detail["tokens"] == billed(messages[s.detail["message_id"]])
+            assert s.detail["tokens"] == billed_total(messages[s.detail["message_id"]])
+    # the clock stood still while paused, and ends where the service's did
+    assert by_title["Session paused"].time_used == by_title["Session resumed"].time_used == 20
+    assert steps[-1].time_used == record["session"]["time_used_seconds"]
 
 
 def test_snapshot_diffs_match_cells_by_id_and_ignore_markdown():

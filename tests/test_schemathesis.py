@@ -35,6 +35,9 @@ def roles(live) -> dict[str, dict]:
                         "session_id": watched["id"]},
         "candidate": {"headers": {"Authorization": f"Bearer {candidate['candidate_token']}"}},
         "public": {"headers": {}},
+        # Only the hub's own API token reaches the hub's routes, and a service off the hub
+        # has none: every call must be refused as documented.
+        "hub": {"headers": {"Authorization": f"token {live.token}"}},
     }
 
 

@@ -57,8 +57,10 @@ class _Api:
     def models(self):
         return self._call("GET", "/ib/api/models")
 
-    def create_session(self, **body: Any):
-        return self._call("POST", "/ib/api/sessions", json=_clean(body))
+    def create_session(self, *, idempotency_key: str | None = None, **body: Any):
+        """With `idempotency_key`, sending the same body again returns the same session."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._call("POST", "/ib/api/sessions", json=_clean(body), headers=headers)
 
     def list_sessions(self, *, status: str | None = None, q: str | None = None,
                       challenge_id: str | None = None, candidate: str | None = None,

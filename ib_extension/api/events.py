@@ -44,10 +44,12 @@ class Created(Payload):
 
 
 class Lifecycle(Payload):
-    """A status change; `status` is the session's status after it."""
+    """A status change; `status` is the session's status after it, `time_used_seconds`
+    its clock then (older records lack it)."""
 
     status: Status
     reason: Literal["interviewer", "submitted", "time_up"] | None = None
+    time_used_seconds: float | None = None
 
 
 class Submitted(Lifecycle):
@@ -65,6 +67,7 @@ class Empty(Payload):
 class TimeExtended(Payload):
     seconds: int
     reopened: bool = False
+    time_used_seconds: float | None = None
 
 
 class TokensExtended(Payload):
@@ -275,28 +278,29 @@ _KINDS = [
         "lifecycle", exported=("time_limit_seconds", "token_budget", "model", "assist_policy",
                                "challenge_id")),
     EventKind("session.started", Lifecycle, lambda p: "Session started", "lifecycle",
-              action="started", exported=("status",)),
+              action="started", exported=("status", "time_used_seconds")),
     EventKind("session.paused", Lifecycle, lambda p: "Session paused", "lifecycle",
-              action="paused", exported=("status",)),
+              action="paused", exported=("status", "time_used_seconds")),
     EventKind("session.resumed", Lifecycle, lambda p: "Session resumed", "lifecycle",
-              action="resumed", exported=("status",)),
+              action="resumed", exported=("status", "time_used_seconds")),
     EventKind("session.locked", Locked, lambda p: "AI assistant locked", "lifecycle",
               action="locked", exported=("locked",)),
     EventKind("session.unlocked", Locked, lambda p: "AI assistant unlocked", "lifecycle",
               action="unlocked", exported=("locked",)),
     EventKind("session.ended", Lifecycle, _ended, "lifecycle", action="ended",
-              exported=("status", "reason")),
+              exported=("status", "reason", "time_used_seconds")),
     EventKind("session.expired", Lifecycle, lambda p: "Time ran out", "lifecycle",
-              exported=("status", "reason")),
+              exported=("status", "reason", "time_used_seconds")),
     EventKind("session.submitted", Submitted, lambda p: "Candidate submitted the notebook",
-              "lifecycle", exported=("status", "reason")),
+              "lifecycle", exported=("status", "reason", "time_used_seconds")),
     EventKind("session.token_rotated", Empty,
               lambda p: "A new candidate token was issued (the old one stopped working)",
               "lifecycle", audience=INTERVIEWER),
     EventKind("time.extended", TimeExtended,
               lambda p: f"Time extended by {_minutes(p.get('seconds'))}"
                         + (" (the session was reopened)" if p.get("reopened") else ""),
-              "time_tokens", action="time extended", exported=("seconds", "reopened")),
+              "time_tokens", action="time extended",
+              exported=("seconds", "reopened", "time_used_seconds")),
     EventKind("tokens.extended", TokensExtended,
               lambda p: f"Token budget extended by {p.get('tokens') or 0:,}", "time_tokens",
               action="tokens extended", exported=("tokens",)),

@@ -300,3 +300,5 @@ class ModelsInfo(Model):
     assist_policies: list[str]
     default_assist_policy: str
     candidate_links: bool = False  # on JupyterHub: sessions come with a candidate link
+    # What each policy tells the AI (the text the service puts into its system prompt).
+    assist_policy_texts: dict[str, str]

@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         _client_args(a)
         a.add_argument("session_id")
         a.set_defaults(func=cmd_session_action, action=action)
+    t = ssub.add_parser("token", help="issue a new candidate token (the old one stops "
+                                      "working at once) and print it")
+    _client_args(t)
+    t.add_argument("session_id")
+    t.add_argument("--json", action="store_true", help="print a JSON object")
+    t.set_defaults(func=cmd_session_token)
     for name, unit in (("extend-time", "minutes"), ("extend-tokens", "tokens")):
         a = ssub.add_parser(name, help=f"give a session more {unit}")
         _client_args(a)
@@ -187,6 +193,7 @@ def serve_argv(args) -> list[str]:
         "--ServerApp.port_retries=0", "--ServerApp.open_browser=False",
         f"--ServerApp.root_dir={dashboards_dir()}",
         "--ServerApp.reraise_server_extension_failures=True",
+        "--ServerApp.default_url=/voila/render/monitor.ipynb",  # the service's root page
         "--ServerApp.jpserver_extensions=ib_extension.service=True",
         f"--IBExtension.data_dir={os.path.abspath(args.data_dir)}",
         f"--IBExtension.llm_base_url={base_url}",
@@ -292,6 +299,21 @@ def cmd_session_action(args) -> int:
     s = client.session(args.session_id) if args.action == "show" else client.action(
         args.session_id, args.action)
     print(json.dumps(s, indent=2))
+    return 0
+
+
+def cmd_session_token(args) -> int:
+    client = _client(args)
+    issued = client.rotate_token(args.session_id)
+    if args.json:
+        print(json.dumps(issued, indent=2))
+        return 0
+    # Whatever the service hands over (a token; with the hub, a link too), shown as is.
+    for key, value in issued.items():
+        if key != "id":
+            print(f"{key.replace('_', ' ')}: {value}")
+    print(f"The previous one stopped working. Open the workspace with: ib lab --service-url "
+          f"{client.url} --session-token {issued['candidate_token']}")
     return 0
 
 

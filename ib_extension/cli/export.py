@@ -2,6 +2,11 @@
 
     ib export s_3k9x2m7q1p --format ipynb -o review.ipynb
     ib export --all --status completed --format html -o reviews/
+    ib export s_3k9x2m7q1p --format html --without-answer-key   # to share
+
+An export opens with the challenge. For interviewers (the default) that includes its
+answer key, the hidden tests and interviewer notes (GET /ib/api/challenges/{id});
+`--without-answer-key` leaves them out, for files that go to someone else.
 
 Records come from the service (`GET /ib/api/sessions/{id}/record`) and are rendered by
 `export.py`, which keeps only the fields an export may hold: no token of any kind.
@@ -36,6 +41,9 @@ def add_export_parser(sub, client_args) -> None:
     p.add_argument("--all", action="store_true", help="export every matching session")
     p.add_argument("--status", help="with --all: comma-separated statuses, e.g. completed")
     p.add_argument("--q", help="with --all: text in the candidate, challenge or conversation")
+    p.add_argument("--without-answer-key", action="store_true",
+                   help="leave out the challenge's hidden tests and interviewer notes (for "
+                        "files shared beyond the interviewers)")
     p.set_defaults(func=cmd_export)
 
 
@@ -49,21 +57,41 @@ def cmd_export(args) -> int:
         raise ValueError("No interviewer token: pass --token or set IB_TOKEN.")
     client = IBClient(args.url, args.token)
     try:
+        keyed = not args.without_answer_key
         if args.all:
             return export_all(client, args.format, Path(args.output or "."),
-                              status=args.status, q=args.q)
-        return export_one(client, args.session_id, args.format, args.output)
+                              status=args.status, q=args.q, answer_key=keyed)
+        return export_one(client, args.session_id, args.format, args.output, answer_key=keyed)
     finally:
         client.close()
 
 
-def export_one(client, session_id: str, fmt: str, output: str | None) -> int:
+def fetch_answer_key(client, record: dict) -> dict:
+    """The interviewer's view of the record's challenge (hidden tests, notes); empty for
+    custom text, or a challenge no longer in the library."""
+    challenge_id = (record.get("challenge") or {}).get("id")
+    if not challenge_id:
+        return {}
+    try:
+        return client.challenge(challenge_id)
+    except IBClientError as e:
+        if e.status == 404:
+            return {}
+        raise
+
+
+def _render(client, record: dict, fmt: str, keyed: bool) -> str:
+    return export.render(record, fmt, fetch_answer_key(client, record) if keyed else None)
+
+
+def export_one(client, session_id: str, fmt: str, output: str | None, *,
+               answer_key: bool = True) -> int:
     path = Path(output) if output else Path(file_name(session_id, fmt))
     if path.is_dir():
         path = path / file_name(session_id, fmt)
     if not path.parent.is_dir():
         raise ValueError(f"Cannot write {path}: the folder {path.parent} does not exist.")
-    text = export.render(client.record(session_id), fmt)
+    text = _render(client, client.record(session_id), fmt, answer_key)
     path.write_text(text, encoding="utf-8")
     print(path)
     return 0
@@ -80,7 +108,7 @@ def matching_ids(client, *, status: str | None, q: str | None) -> list[str]:
 
 
 def export_all(client, fmt: str, folder: Path, *, status: str | None = None,
-               q: str | None = None, err: TextIO | None = None) -> int:
+               q: str | None = None, err: TextIO | None = None, answer_key: bool = True) -> int:
     """Write every matching session to ``folder``; a session that fails is reported and
     skipped. Exit code 0 when all were written, 1 otherwise."""
     err = err or sys.stderr
@@ -95,8 +123,7 @@ def export_all(client, fmt: str, folder: Path, *, status: str | None = None,
         for sid in ids:
             progress.show(sid)
             try:
-                record = client.record(sid)
-                text = export.render(record, fmt)
+                text = _render(client, client.record(sid), fmt, answer_key)
             except (IBClientError, ValueError) as e:
                 failed += 1
                 progress.note(f"{sid}: not exported: {getattr(e, 'message', e)}")

@@ -49,12 +49,12 @@ def cards(summary: dict) -> list[tuple[str, str, str]]:
          f"of {fmt.clock(s['time_limit_seconds'])}"
          + (f" (+{fmt.clock(s['time_extended_seconds'])} extended)"
             if s["time_extended_seconds"] else "")),
-        ("Active / paused", f"{fmt.clock(s['active_seconds'])} / {fmt.clock(s['paused_seconds'])}",
+        ("Paused", fmt.clock(s["time_paused_seconds"]),
          f"{s['pauses']} pause{'s' * (s['pauses'] != 1)}"),
         ("Messages", f"{s['messages_user']} ↔ {s['messages_assistant']}",
          "questions ↔ replies"
          + (f", {s['replies_incomplete']} incomplete" if s["replies_incomplete"] else "")),
-        ("Tokens", f"{s['tokens_total']:,}",
+        ("Tokens billed", f"{s['tokens_total']:,}",
          f"{s['tokens_prompt']:,} prompt · {s['tokens_completion']:,} completion · "
          f"{_pct(s['budget_used_share'])} of budget"),
         ("Tokens per question", "–" if s["tokens_per_question"] is None
@@ -89,7 +89,7 @@ def download_link(text: str, filename: str, mime: str, label: str) -> str:
 def session_label(s: dict) -> str:
     started = (s.get("started_at") or s.get("created_at") or "")[:16].replace("T", " ")
     return (f"{s.get('candidate_name') or s['id']} — {fmt.challenge_title(s)} — "
-            f"{s.get('status')} — {started}")
+            f"{s.get('status')} — {started} — {s['id']}")
 
 
 class AnalyticsPage:
@@ -100,7 +100,9 @@ class AnalyticsPage:
         self.record: dict | None = None
         self.group: list[dict] = []
         self.drawing: asyncio.Task | None = None
-        self.picker = w.Dropdown(options=[], layout=w.Layout(width="520px"))
+        self.picker = w.Dropdown(options=[], description="Session",
+                                 layout=w.Layout(width="640px"),
+                                 style={"description_width": "60px"})
         self.picker.add_class("ib-picker")
         self.picker.observe(self._picked, "value")
         self.status = w.HTML()
@@ -111,8 +113,7 @@ class AnalyticsPage:
         self.compare.add_class("ib-compare")
         self.exports = w.HTML()
         self.exports.add_class("ib-exports")
-        top = w.HBox([w.HTML('<label class="ib-label">Session</label>'), self.picker,
-                      self.exports])
+        top = w.HBox([self.picker, self.exports])
         top.add_class("ib-analytics-top")
         self.widget = w.VBox([top, self.status, self.cards, self.charts, self.compare])
         self.widget.add_class("ib-dash")
@@ -243,7 +244,9 @@ def _draw(out: w.Output, fig) -> None:
     """A figure as plotly's own mime type, drawn by the jupyterlab-plotly renderer that
     Voilà loads once per page (a FigureWidget would ship plotly.js with every chart)."""
     fig.update_layout(autosize=True, width=None)
-    bundle = json.loads(fig.to_json()) | {"config": {"displaylogo": False}}  # plain JSON
+    # plain JSON; no mode bar: its icon links have no accessible names (axe-core)
+    bundle = json.loads(fig.to_json()) | {"config": {"displaylogo": False,
+                                                     "displayModeBar": False}}
     # Set as the output's state (not captured output), so any task may draw it.
     out.outputs = ({"output_type": "display_data", "data": {PLOTLY_MIME: bundle},
                     "metadata": {}},)

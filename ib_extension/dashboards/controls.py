@@ -58,13 +58,15 @@ class Controls:
             b.on_click(lambda _, a=a: self.ask(a))
             self.buttons[a.name] = b
         self.minutes = w.BoundedIntText(value=10, min=1, max=MAX_EXTRA_MINUTES,
-                                        layout=w.Layout(width="74px"))
+                                        description="Minutes", layout=w.Layout(width="140px"),
+                                        style={"description_width": "60px"})
         self.minutes.add_class("ib-input-minutes")
         self.add_time = w.Button(description="Add minutes", layout=w.Layout(width="auto"))
         self.add_time.add_class("ib-action-extend-time")
         self.add_time.on_click(lambda _: spawn(self.extend_time()))
         self.tokens = w.BoundedIntText(value=5000, min=1, max=MAX_EXTRA_TOKENS, step=1000,
-                                       layout=w.Layout(width="96px"))
+                                       description="Tokens", layout=w.Layout(width="160px"),
+                                       style={"description_width": "54px"})
         self.tokens.add_class("ib-input-tokens")
         self.add_tokens = w.Button(description="Add tokens", layout=w.Layout(width="auto"))
         self.add_tokens.add_class("ib-action-extend-tokens")
@@ -161,8 +163,8 @@ class Controls:
         session = await self._call(self.client.extend_tokens(self.session["id"], tokens),
                                    f"Added {tokens:,} tokens.")
         if session:
-            self._say("ok", f"Added {tokens:,} tokens: {session['tokens_left']:,} of "
-                            f"{session['token_budget']:,} left.")
+            self._say("ok", f"Added {tokens:,} tokens: {session['tokens_left']:,} left of "
+                            f"{session['token_budget']:,}.")
 
     async def issue_link(self) -> None:
         try:

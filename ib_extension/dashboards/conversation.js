@@ -30,8 +30,10 @@ function fill(body, text) {
 function metaText(m) {
   const bits = [];
   if (m.created_at) bits.push(new Date(m.created_at).toLocaleTimeString());
-  if (m.role === "user" && m.prompt_tokens) bits.push(`${m.prompt_tokens} prompt tokens`);
-  if (m.role === "assistant" && m.completion_tokens) bits.push(`${m.completion_tokens} tokens`);
+  // What the provider billed is on the reply (its prompt and completion); a question
+  // carries only an estimate, which is never charged, so it shows none.
+  if (m.role === "assistant" && m.status !== "streaming" && m.completion_tokens != null)
+    bits.push(`${m.prompt_tokens || 0} prompt + ${m.completion_tokens} completion tokens billed`);
   if (m.latency_ms) bits.push(`${(m.latency_ms / 1000).toFixed(1)} s`);
   if (m.status && m.status !== "complete") bits.push(m.status === "streaming" ? "writing…" : m.status);
   return bits.join(" · ");
@@ -41,6 +43,9 @@ function render({ model, el }) {
   el.classList.add("ib-convo");
   const scroller = document.createElement("div");
   scroller.className = "ib-convo-scroll";
+  scroller.tabIndex = 0;  // keyboard users can scroll it too
+  scroller.setAttribute("role", "log");
+  scroller.setAttribute("aria-label", "Conversation with the AI");
   const empty = document.createElement("div");
   empty.className = "ib-convo-empty";
   el.appendChild(scroller);

@@ -1,19 +1,23 @@
-"""Create a session: the form, its validation beside each field, and what to hand the
-candidate once the service has made it."""
+"""Create a session: the form, its validation beside each field, the challenge as the
+interviewer will see it (answer key included) and what to hand the candidate once the
+service has made it. Each filled-in form is sent with one Idempotency-Key, so a double
+click or a retry makes one session; a session that already exists for the same
+candidate and challenge is named before another is made."""
 
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 
 import httpx
 import ipywidgets as w
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from ..api.client import AsyncIBClient, IBClientError
 from . import fmt
+from .handover import Handover, boxes, handout  # noqa: F401  (handout: the page's API)
 from .live import spawn, strict
-from .widgets import CopyBox
 
 POLICY_LABELS = {"full": "Full help", "hints": "Hints only", "no_code": "No code"}
 EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
@@ -73,13 +77,6 @@ class Draft:
         return {k: v for k, v in body.items() if v is not None}
 
 
-def handout(service_url: str, token: str) -> tuple[str, str]:
-    """(command that opens the candidate's workspace, settings for any OpenAI client)."""
-    command = f"ib lab --service-url {service_url} --session-token {token}"
-    openai = f"base_url = {service_url}/ib/v1\napi_key  = {token}"
-    return command, openai
-
-
 async def fetch_challenges(client) -> list[dict]:
     """The service's challenge library, or [] when it has none to offer (then the form
     offers custom text only)."""
@@ -90,14 +87,57 @@ async def fetch_challenges(client) -> list[dict]:
     return [c for c in found.get("challenges") or [] if c.get("id") and c.get("title")]
 
 
+LABEL_WIDTH = "150px"
+
+
 def _field(label: str, control: w.Widget, help_: str = "") -> tuple[w.Box, w.HTML]:
+    """A labelled control (its own <label>, for screen readers too), its help, its error."""
+    control.description = label
+    control.style.description_width = LABEL_WIDTH
     error = w.HTML()
     error.add_class("ib-field-error")
-    caption = w.HTML(f'<label class="ib-label">{fmt.esc(label)}</label>'
-                     + (f'<div class="ib-help">{fmt.esc(help_)}</div>' if help_ else ""))
-    box = w.HBox([caption, control, error])
+    parts = [control]
+    if help_:
+        parts.append(w.HTML(f'<div class="ib-help">{fmt.esc(help_)}</div>'))
+    box = w.HBox([*parts, error])
     box.add_class("ib-field")
     return box, error
+
+
+def same_person_and_challenge(session: dict, draft: Draft, title: str) -> bool:
+    """Whether `session` is for the draft's candidate and challenge (library id, else
+    the custom challenge's title)."""
+    if (session.get("candidate_name") or "").strip().lower() != draft.name.strip().lower():
+        return False
+    ch = session.get("challenge") or {}
+    if draft.source == LIBRARY:
+        return ch.get("id") == draft.challenge_id
+    return not ch.get("id") and (ch.get("title") or "").strip().lower() == title.lower()
+
+
+def challenge_markdown(c: dict) -> str:
+    """The preview: what the candidate will get, then (for the interviewer only) the
+    hidden tests and notes. Markdown, rendered by Voilà's sanitising renderer."""
+    def fenced(code: str) -> str:
+        ticks = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", code)), default=0))
+        return f"{ticks}python\n{code.rstrip()}\n{ticks}"
+
+    tags = ", ".join(c.get("tags") or [])
+    parts = [f"### {c['title']}", c.get("statement") or ""]
+    if tags:
+        parts.append(f"*Tags: {tags}*")
+    for key, title in (("starter_code", "Starter code"), ("visible_tests", "Tests the "
+                                                                           "candidate sees")):
+        if c.get(key):
+            parts += [f"**{title}**", fenced(c[key])]
+    secret = [("hidden_tests", "Hidden tests"), ("interviewer_notes", "Interviewer notes")]
+    if any(c.get(k) for k, _ in secret):
+        parts.append("---\n\n**For you only — the candidate never sees this part**")
+        if c.get("hidden_tests"):
+            parts += ["**Hidden tests**", fenced(c["hidden_tests"])]
+        if c.get("interviewer_notes"):
+            parts += ["**Interviewer notes**", c["interviewer_notes"]]
+    return "\n\n".join(parts)
 
 
 class CreatePage:
@@ -112,6 +152,7 @@ class CreatePage:
                                                ("Custom text", CUSTOM)], value=CUSTOM)
         self.source.add_class("ib-source")
         self.library = w.Dropdown(options=[("Loading the library…", None)])
+        self.details: dict[str, dict] = {}  # challenge id -> its interviewer view
         self.preview = w.Output()
         self.preview.add_class("ib-preview")
         self.title = w.Text(placeholder="e.g. FizzBuzz")
@@ -121,14 +162,25 @@ class CreatePage:
         self.tokens = w.IntText(value=20_000, step=1000)
         self.model = w.Dropdown(options=[])
         self.policy = w.Dropdown(options=[])
+        self.policy_help = w.HTML()
+        self.policy_help.add_class("ib-policy-help")
+        self.policy_texts: dict[str, str] = {}
         self.submit = w.Button(description="Create session", button_style="primary",
                                icon="")
         self.submit.add_class("ib-submit")
         self.submit.on_click(lambda _: self._spawn_create())
         self.status = w.HTML()
         self.status.add_class("ib-result")
+        self.another = w.Button(description="Create another one", button_style="warning")
+        self.another.add_class("ib-create-another")
+        self.another.on_click(lambda _: spawn(self.create(another=True)))
+        self.another.layout.display = "none"
         self.result = w.VBox()
         self.result.add_class("ib-created")
+        self.handover = Handover(self.client)
+        # One Idempotency-Key per filled-in form: the same form sent twice (a double
+        # click, a retry) is one session; a changed form gets a new key.
+        self.key, self.keyed_body, self.busy = uuid.uuid4().hex, None, False
 
         rows = {}
         rows["name"], self.name_err = _field("Candidate", self.name)
@@ -139,9 +191,12 @@ class CreatePage:
         rows["statement"], self.statement_err = _field("Statement", self.statement)
         rows["minutes"], self.minutes_err = _field("Time limit", self.minutes, "minutes")
         rows["tokens"], self.tokens_err = _field("Token budget", self.tokens,
-                                                 "prompt + completion")
+                                                 "tokens the provider bills: prompt + "
+                                                 "completion")
         rows["model"], _ = _field("Model", self.model)
         rows["policy"], _ = _field("Assist policy", self.policy)
+        rows["policy"].children = (*rows["policy"].children[:-1], self.policy_help,
+                                   rows["policy"].children[-1])
         self.rows = rows
         for name in ("name", "email", "title", "statement", "minutes", "tokens", "model",
                      "policy", "library"):
@@ -155,14 +210,16 @@ class CreatePage:
         form = w.VBox([w.HTML('<h2 class="ib-h2">New interview session</h2>'),
                        rows["name"], rows["email"], rows["source"], self.library_box,
                        self.custom_box, rows["minutes"], rows["tokens"], rows["model"],
-                       rows["policy"], w.HBox([self.submit, self.status])])
+                       rows["policy"], w.HBox([self.submit, self.status, self.another])])
         form.add_class("ib-card")
         form.add_class("ib-form")
-        self.widget = w.VBox([form, self.result])
+        self.widget = w.VBox([form, self.result, self.handover.widget])
+        self.handover.widget.layout.display = "none"
         self.widget.add_class("ib-dash")
         self.widget.add_class("ib-create")
 
         self.source.observe(lambda _: self._source_changed(), "value")
+        self.policy.observe(lambda _: self._policy_changed(), "value")
         self.library.observe(lambda _: self._challenge_changed(), "value")
         for control in (self.name, self.email, self.title, self.statement, self.minutes,
                         self.tokens):
@@ -187,10 +244,12 @@ class CreatePage:
         self.model.value = models.get("default") if models.get("default") in self.model.options \
             else (self.model.options[0] if self.model.options else None)
         policies = models.get("assist_policies") or []
+        self.policy_texts = models.get("assist_policy_texts") or {}
         self.policy.options = [(POLICY_LABELS.get(p, p), p) for p in policies]
         default_policy = models.get("default_assist_policy")
         if default_policy in policies:
             self.policy.value = default_policy
+        self._policy_changed()
         await self.load_library()
 
     async def load_library(self) -> None:
@@ -213,20 +272,40 @@ class CreatePage:
         self.custom_box.layout.display = "none" if library else "flex"
         self.check()
 
+    def _policy_changed(self) -> None:
+        text = self.policy_texts.get(self.policy.value or "", "")
+        self.policy_help.value = (f'<div class="ib-help">The AI is told: “{fmt.esc(text)}”</div>'
+                                  if text else "")
+
     def _challenge_changed(self) -> None:
         c = self.challenges.get(self.library.value)
-        self.preview.clear_output()
         if c is None:
+            self.preview.outputs = ()
             return
         if c.get("suggested_minutes"):
             self.minutes.value = int(c["suggested_minutes"])
         if c.get("suggested_tokens"):
             self.tokens.value = int(c["suggested_tokens"])
-        tags = ", ".join(c.get("tags") or [])
-        with self.preview:
-            display(Markdown(f"### {c['title']}\n\n{c.get('statement') or ''}"
-                             + (f"\n\n*Tags: {tags}*" if tags else "")))
+        self.draw_preview(self.details.get(c["id"], c))
+        if c["id"] not in self.details:
+            spawn(self._load_details(c["id"]))
         self.check()
+
+    def draw_preview(self, c: dict) -> None:
+        # Set as the output's state (not captured output), so the task that reads the
+        # answer key may redraw it too.
+        self.preview.outputs = ({"output_type": "display_data",
+                                 "data": {"text/markdown": challenge_markdown(c)},
+                                 "metadata": {}},)
+
+    async def _load_details(self, challenge_id: str) -> None:
+        """The interviewer's view of the challenge: hidden tests and notes too."""
+        try:
+            self.details[challenge_id] = await self.client.challenge(challenge_id)
+        except (IBClientError, httpx.HTTPError, ValueError):
+            return
+        if self.library.value == challenge_id:
+            self.draw_preview(self.details[challenge_id])
 
     def draft(self) -> Draft:
         return Draft(name=self.name.value, email=self.email.value, source=self.source.value,
@@ -250,15 +329,33 @@ class CreatePage:
     def _spawn_create(self) -> None:
         spawn(self.create())
 
-    async def create(self) -> dict | None:
+    async def create(self, *, another: bool = False) -> dict | None:
+        """Send the form; `another` confirms a session beside one that already exists."""
         self.tried = True
+        self.another.layout.display = "none"
         if self.check(all_fields=True):
             self.status.value = fmt.notice("error", "Fix the fields marked in red first.")
             return None
-        self.submit.disabled = True
-        self.status.value = fmt.notice("info", "Creating…")
+        if self.busy:  # a second click while the first is on its way
+            return None
+        draft = self.draft()
+        body = draft.body()
+        if another or body != self.keyed_body:
+            self.key, self.keyed_body = uuid.uuid4().hex, body
+        elif self.result.children:  # this very form made it already: show it again
+            self.status.value = fmt.notice("info", "This form already created the session "
+                                                   "below.")
+            return None
+        self.busy = self.submit.disabled = True
         try:
-            created = await self.client.create_session(**self.draft().body())
+            if not another:
+                existing = await self.existing(draft)
+                if existing:
+                    self.warn_existing(existing)
+                    self.keyed_body = None  # a confirmed second session gets its own key
+                    return None
+            self.status.value = fmt.notice("info", "Creating…")
+            created = await self.client.create_session(**body, idempotency_key=self.key)
         except IBClientError as e:
             self.status.value = fmt.notice("error", e.message)
             return None
@@ -266,10 +363,28 @@ class CreatePage:
             self.status.value = fmt.notice("error", f"The service did not answer: {_reason(e)}")
             return None
         finally:
-            self.submit.disabled = False
+            self.busy = self.submit.disabled = False
         self.status.value = fmt.notice("ok", f"Created session {created['id']}.")
         self.show_result(created)
         return created
+
+    async def existing(self, draft: Draft) -> list[dict]:
+        """Sessions already made for this candidate and challenge, newest first."""
+        page = await self.client.list_sessions(candidate=draft.name.strip(), limit=100)
+        title = draft.title.strip()
+        return [s for s in page["sessions"] if same_person_and_challenge(s, draft, title)]
+
+    def warn_existing(self, found: list[dict]) -> None:
+        listed = "; ".join(
+            f"{s['id']} ({s.get('status')}, created "
+            f"{(s.get('created_at') or '')[:16].replace('T', ' ')} UTC)" for s in found[:3])
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+        self.status.value = fmt.notice(
+            "warn", f"{found[0].get('candidate_name')} already has "
+                    f"{'a session' if len(found) == 1 else f'{len(found)} sessions'} on "
+                    f"{fmt.challenge_title(found[0])}: {listed}{more}. Watch it on the "
+                    "monitor, or create another one.")
+        self.another.layout.display = ""
 
     def show_result(self, created: dict) -> None:
         s = created["session"]
@@ -282,22 +397,17 @@ class CreatePage:
             f'{int(s.get("token_budget") or 0):,} tokens</div>'
             + ('<p class="ib-help">Send the candidate this link. It opens their own JupyterLab '
                'in one browser; nothing to install. The clock starts with their first AI '
-               'request, or when you press Start on the <a href="monitor.ipynb">monitor</a>.</p>'
+               'request, or when you press Start on the <a href="monitor.ipynb">monitor</a>, '
+               'where you can also issue a new link.</p>'
                if link else
                '<p class="ib-help">Hand the candidate one of these. The clock starts with their '
                'first AI request, or when you press Start on the '
-               '<a href="monitor.ipynb">monitor</a>.</p>'))
-        if link:
-            boxes = [CopyBox(label="The candidate's link (one browser; you can issue a new "
-                                   "one from the monitor or with `ib session link`)", text=link)]
-        else:
-            command, openai = handout(self.client.url, created["candidate_token"])
-            boxes = [CopyBox(label="Open the candidate's workspace (on their machine)",
-                             text=command),
-                     CopyBox(label="Or point any OpenAI-compatible client at the service",
-                             text=openai)]
-        self.result.children = [head, *boxes]
+               '<a href="monitor.ipynb">monitor</a>. Lost it? Issue a new one below, or from '
+               'the monitor.</p>'))
+        self.result.children = [head, *boxes(self.client.url, created)]
         self.result.add_class("ib-card")
+        self.handover.set_session(s)
+        self.handover.widget.layout.display = "flex"
 
 
 def _reason(e: Exception) -> str:

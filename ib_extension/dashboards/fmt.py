@@ -58,7 +58,8 @@ def ago(stamp: str | None, now: datetime | None = None) -> str:
 
 
 def time_left(session: dict, now: datetime | None = None) -> float:
-    """Seconds left now: an active session counts down to its deadline, others stand still."""
+    """Seconds left now: an active session counts down to the deadline the service
+    published, others stand still at the service's own figure."""
     deadline = parse_time(session.get("deadline"))
     if session.get("status") == "active" and deadline is not None:
         now = now or datetime.now(timezone.utc)
@@ -66,42 +67,57 @@ def time_left(session: dict, now: datetime | None = None) -> float:
     return float(session.get("time_left_seconds") or 0.0)
 
 
-def level(share_left: float) -> str:
-    """Colour class of a meter by what is left: ok, low (<= 25 %), critical (<= 10 %)."""
-    if share_left <= 0.10:
-        return "critical"
-    if share_left <= 0.25:
-        return "low"
-    return "ok"
+def time_used(session: dict, now: datetime | None = None) -> float:
+    """Seconds used now: the service's figure, plus what has run since it was read."""
+    published = float(session.get("time_left_seconds") or 0.0)
+    return float(session.get("time_used_seconds") or 0.0) + max(0.0, published
+                                                                  - time_left(session, now))
 
 
-def bar(used: float, total: float, label: str, *, title: str = "") -> str:
-    """A horizontal meter: filled to the share used, coloured by the share left."""
-    share = min(1.0, max(0.0, used / total)) if total else 1.0
-    return (f'<div class="ib-bar ib-bar-{level(1 - share)}" title="{esc(title)}">'
+LEVELS = ("ok", "low", "critical")
+
+
+def level(share_left: float, thresholds: list[int] | tuple[int, ...] = ()) -> str:
+    """Colour of a meter by what is left: one level more per warning threshold passed
+    (the thresholds the service publishes with each session, as the candidate's meter)."""
+    passed = sum(1 for t in thresholds if share_left * 100 <= t)
+    return LEVELS[min(passed, len(LEVELS) - 1)]
+
+
+def bar(left: float, total: float, label: str, *, title: str = "",
+        thresholds: list[int] | tuple[int, ...] = ()) -> str:
+    """A horizontal meter filled to the share left, coloured by it (as the candidate's)."""
+    share = min(1.0, max(0.0, left / total)) if total else 0.0
+    return (f'<div class="ib-bar ib-bar-{level(share, thresholds)}" title="{esc(title)}" '
+            f'role="meter" aria-valuemin="0" aria-valuemax="{total:g}" aria-valuenow="{left:g}" '
+            f'aria-label="{esc(label)}">'
             f'<div class="ib-bar-fill" style="width:{share * 100:.1f}%"></div>'
             f'<span class="ib-bar-label">{esc(label)}</span></div>')
 
 
 def time_bar(session: dict, now: datetime | None = None) -> str:
     limit = float(session.get("time_limit_seconds") or 0)
-    left = time_left(session, now)
-    used = limit - left
-    title = f"{clock(used)} used of {clock(limit)}"
+    left, used = time_left(session, now), time_used(session, now)
+    title = (f"{clock(used)} used of {clock(limit)}, "
+             f"paused {clock(session.get('time_paused_seconds') or 0)}")
+    thresholds = session.get("thresholds") or ()
     if session.get("status") in ENDED:  # what is left no longer matters; what was used does
-        label = "time up" if session.get("status") == "expired" else f"ended, {clock(used)} used"
-        return bar(used, limit, label, title=title).replace("ib-bar ", "ib-bar ib-bar-over ", 1)
+        label = f"time up, {clock(used)} used" if session.get("status") == "expired" \
+            else f"ended, {clock(used)} used"
+        return bar(0, limit, label, title=title).replace("ib-bar ", "ib-bar ib-bar-over ", 1)
     if session.get("status") == "created":
-        return bar(0, limit, f"{clock(limit)} · not started", title=title)
-    return bar(used, limit, f"{clock(left)} left", title=title)
+        return bar(limit, limit, f"{clock(limit)} · not started", title=title)
+    return bar(left, limit, f"{clock(left)} left", title=title, thresholds=thresholds)
 
 
 def token_bar(session: dict) -> str:
     budget = int(session.get("token_budget") or 0)
     used = int(session.get("tokens_used") or 0)
     left = int(session.get("tokens_left") or 0)
-    return bar(used, budget, f"{used:,} / {budget:,}",
-               title=f"{left:,} tokens left ({session.get('tokens_reserved') or 0} reserved)")
+    return bar(left, budget, f"{left:,} left of {budget:,}",
+               title=f"{used:,} tokens billed ({session.get('tokens_reserved') or 0:,} reserved "
+                     "for a reply in progress)",
+               thresholds=session.get("thresholds") or ())
 
 
 def status_badge(session: dict) -> str:

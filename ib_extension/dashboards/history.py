@@ -2,10 +2,11 @@
 
 - `HistoryPage`: past sessions — full-text search, filters, a table paged by the service
   (`limit`/`offset`: one page is all the kernel ever holds), a Replay link per row and
-  the reviewer's exports of a chosen session as downloads.
+  the reviewer's exports of each session, one click per file (with the challenge's
+  answer key for interviewers, or without it to share).
 - `ReplayPage`: one session's timeline (`replay.timeline`) stepped forwards and
-  backwards with buttons and a slider; each step shows what happened and the state
-  so far.
+  backwards with buttons, a slider and the keyboard (← → Home End); each step shows what
+  happened and the state so far (tokens billed, time used, status).
 
 Both read the service through its REST API on the dashboard kernel's own asyncio loop,
 like the other pages in `dashboards/`, whose styling helpers (`fmt`) and look they
@@ -28,13 +29,13 @@ from IPython.display import display
 from ..api.client import AsyncIBClient, IBClientError
 from ..api.models import score_text
 from ..api.requests import SESSION_ID
-from ..review import export
-from ..review.export import file_name, render
+from ..review.export import FORMATS, file_name, render
 from ..review.provenance import closes_fence, opens_fence
-from ..review.replay import CellDiff, Step, Stepper, timeline
+from ..review.replay import Step, Stepper, timeline
 from . import fmt
-from .analytics_page import download_link
+from .code import diff_html
 from .live import spawn, strict
+from .widgets import Downloads, Keys
 
 PAGE_SIZES = (25, 50, 100)
 MIMES = {"ipynb": "application/x-ipynb+json", "md": "text/markdown", "json": "application/json",
@@ -111,7 +112,8 @@ def requested_session(query_string: str | None = None) -> str | None:
 
 # -- HTML fragments (pure) ----------------------------------------------------------------
 
-COLUMNS = ("Candidate", "Challenge", "Status", "Created", "Score", "Tokens", "Msgs", "")
+COLUMNS = ("Candidate", "Session", "Challenge", "Status", "Created", "Score", "Tokens",
+           "Msgs", "")
 NUMERIC = {"Score", "Tokens", "Msgs"}
 
 
@@ -124,6 +126,7 @@ def row_html(s: dict) -> str:
     return (f'<div class="ibh-grid ibh-row-cells">'
             f'<span class="ibh-name" title="{fmt.esc(s["id"])}">'
             f'{fmt.esc(s.get("candidate_name") or s["id"])}</span>'
+            f'<span><code>{fmt.esc(s["id"])}</code></span>'
             f'<span title="{fmt.esc(fmt.challenge_title(s))}">'
             f'{fmt.esc(fmt.challenge_title(s))}</span>'
             f'<span>{fmt.status_badge(s)}</span>'
@@ -172,23 +175,6 @@ def message_html(text: str) -> str:
     return "".join(parts) or '<div class="ib-muted">(empty)</div>'
 
 
-def diff_html(diffs: list[CellDiff]) -> str:
-    blocks = []
-    for d in diffs:
-        lines = "".join(
-            f'<div class="ibh-d{_diff_class(line)}">{fmt.esc(line) or "&nbsp;"}</div>'
-            for line in d.lines) or '<div class="ib-muted">(empty cell)</div>'
-        blocks.append(f'<div class="ibh-diff ibh-diff-{d.change}">'
-                      f'<div class="ibh-diff-head">cell {fmt.esc(d.cell)} · {d.change} · '
-                      f'+{d.added} −{d.removed}</div><div class="ibh-diff-body">{lines}</div>'
-                      f'</div>')
-    return "".join(blocks)
-
-
-def _diff_class(line: str) -> str:
-    return {"+": "-add", "-": "-del", "@": "-hunk"}.get(line[:1], "")
-
-
 def _when(step: Step) -> str:
     at = fmt.parse_time(step.at)
     return f'+{fmt.clock(step.t)} · {at.strftime("%H:%M:%S") if at else ""}'
@@ -197,7 +183,8 @@ def _when(step: Step) -> str:
 def step_body(step: Step) -> str:
     d = step.detail
     if step.kind in ("question", "answer"):
-        meta = [f"{d['tokens']:,} tokens"] if d.get("tokens") else []
+        meta = ([f"{d['prompt_tokens']:,} prompt + {d['completion_tokens']:,} completion "
+                 "tokens billed"] if d.get("tokens") else [])
         if d.get("latency_ms"):
             meta.append(f"{d['latency_ms'] / 1000:.1f} s")
         return (f'<div class="ibh-msg ibh-msg-{step.kind}">{message_html(d["content"])}</div>'
@@ -237,11 +224,14 @@ def step_html(step: Step, count: int) -> str:
 
 def state_html(step: Step, session: dict) -> str:
     budget = int(session.get("token_budget") or 0)
+    limit = float(session.get("time_limit_seconds") or 0)
     status = fmt.status_badge({"status": step.status, "locked": step.locked})
     return fmt.kv_table([
         ("Time", fmt.esc(f"+{fmt.clock(step.t)}")),
+        ("Time used", f'<span class="ibh-time-used">{fmt.clock(step.time_used)}</span> of '
+                      f"{fmt.clock(limit)}"),
         ("Status", status),
-        ("Tokens used", fmt.bar(step.tokens, budget, f"{step.tokens:,} / {budget:,}")),
+        ("Tokens billed", f'<span class="ibh-tokens">{step.tokens:,}</span> of {budget:,}'),
         ("Messages", f'<span class="ibh-messages">{step.messages}</span>'),
     ])
 
@@ -284,19 +274,22 @@ class HistoryPage:
         self.client = client or AsyncIBClient()
         self.offset, self.total = 0, 0
         self.sessions: list[dict] = []
-        self.chosen: dict | None = None
         self.pending: asyncio.Task | None = None  # the newest load, for callers to await
         self._request = 0  # only the newest answer is drawn when searches overlap
         self._quiet = False  # set while Reset clears the filters: one reload, not seven
 
-        self.q = w.Text(placeholder="Search names, challenges and conversations",
-                        continuous_update=False, layout=w.Layout(width="360px"))
-        self.candidate = w.Text(placeholder="Candidate", continuous_update=False,
-                                layout=w.Layout(width="180px"))
+        self.q = w.Text(placeholder="names, challenges and conversations", description="Search",
+                        continuous_update=False, layout=w.Layout(width="420px"),
+                        style={"description_width": "56px"})
+        self.candidate = w.Text(placeholder="part of a name", description="Candidate",
+                                continuous_update=False, layout=w.Layout(width="250px"),
+                                style={"description_width": "70px"})
         self.challenge = w.Dropdown(options=[("Any challenge", "")], value="",
-                                    layout=w.Layout(width="220px"))
+                                    description="Challenge", layout=w.Layout(width="300px"),
+                                    style={"description_width": "70px"})
         self.status = w.Dropdown(options=[("Any status", "")] + [(s, s) for s in fmt.STATUSES],
-                                 value="", layout=w.Layout(width="140px"))
+                                 value="", description="Status", layout=w.Layout(width="200px"),
+                                 style={"description_width": "50px"})
         self.date_from = w.DatePicker(description="From", layout=w.Layout(width="210px"))
         self.date_to = w.DatePicker(description="To", layout=w.Layout(width="200px"))
         self.score = w.IntRangeSlider(value=(0, 100), min=0, max=100, step=5,
@@ -321,19 +314,16 @@ class HistoryPage:
         self.position.add_class("ibh-position")
         sizes = sorted({*PAGE_SIZES, page_size})
         self.size = w.Dropdown(options=[(f"{n} a page", n) for n in sizes],
-                               value=page_size, layout=w.Layout(width="120px"))
+                               value=page_size, description="Page size",
+                               layout=w.Layout(width="190px"),
+                               style={"description_width": "70px"})
         self.size.observe(lambda _: self.reload(), "value")
 
-        self.export_title = w.HTML()
-        self.formats = [_button(f, f"Build the {f} export", f"ibh-export-{f}")
-                        for f in export.FORMATS]
-        for b, f in zip(self.formats, export.FORMATS, strict=True):
-            b.on_click(lambda _, f=f: self._build(f))
-        self.download = w.HTML()
-        self.download.add_class("ibh-download")
-        self.exports = w.HBox([self.export_title, *self.formats, self.download])
-        self.exports.add_class("ibh-exports")
-        self.exports.layout.display = "none"
+        self.answer_key = w.Checkbox(value=True, indent=False,
+                                     description="Exports include the answer key (hidden "
+                                                 "tests, interviewer notes)")
+        self.answer_key.add_class("ibh-answer-key")
+        self.keys: dict[str, dict] = {}  # challenge id -> its interviewer view (this page's)
 
         filters = w.VBox([w.HBox([self.q, self.search, self.reset]),
                           w.HBox([self.candidate, self.challenge, self.status]),
@@ -341,12 +331,13 @@ class HistoryPage:
         filters.add_class("ibh-filters")
         pager = w.HBox([self.prev, self.position, self.next, self.size])
         pager.add_class("ibh-pager")
-        head = w.HBox([w.HTML(head_html()), w.HTML('<span class="ibh-pick-head"></span>')])
+        head = w.HBox([w.HTML(head_html()),
+                       w.HTML('<span class="ibh-pick-head">Export (one click)</span>')])
         head.add_class("ibh-row")
-        table = w.VBox([head, self.rows, self.message, pager])
+        table = w.VBox([head, self.rows, self.message, pager, self.answer_key])
         table.add_class("ib-card")
         self.widget = w.VBox([_styles(), w.HTML('<h2 class="ib-h2">Interview history</h2>'),
-                              filters, self.exports, table])
+                              filters, table])
         self.widget.add_class("ib-dash")
         self.widget.add_class("ibh-history")
 
@@ -425,45 +416,35 @@ class HistoryPage:
 
     def _row(self, s: dict) -> w.HBox:
         cells = w.HTML(row_html(s))
-        pick = _button("Export…", f"Export {s.get('candidate_name') or s['id']}'s session",
-                       "ibh-pick")
-        pick.on_click(lambda _, s=s: self.choose(s))
-        row = w.HBox([cells, pick])
+        who = s.get("candidate_name") or s["id"]
+        downloads = Downloads(lambda f, s=s: self.export(s, f), formats=list(FORMATS),
+                              label=f"Export {who}'s session {s['id']} as")
+        row = w.HBox([cells, downloads])
         row.add_class("ib-row")
         row.add_class("ibh-row")
         return row
 
-    def choose(self, s: dict) -> None:
-        self.chosen = s
-        self.export_title.value = (f'<span class="ib-label">Export '
-                                   f'{fmt.esc(s.get("candidate_name") or s["id"])} '
-                                   f'<code>{fmt.esc(s["id"])}</code> as</span>')
-        self.download.value = ""
-        self.exports.layout.display = "flex"
+    async def export(self, s: dict, fmt_name: str) -> tuple[str, str, str]:
+        """(file name, MIME type, text) of one session's export, for a download."""
+        record = await self.client.record(s["id"])
+        key = await self.answer_key_for(record) if self.answer_key.value else None
+        # nbconvert (html) takes a second or two: keep the page responsive meanwhile
+        text = await asyncio.to_thread(render, record, fmt_name, key)
+        return file_name(s["id"], fmt_name), MIMES[fmt_name], text
 
-    def _build(self, fmt_name: str) -> None:
-        self.pending = spawn(self.build(fmt_name))
-
-    async def build(self, fmt_name: str) -> None:
-        """Fetch the chosen session's record, render it, offer it as a download."""
-        s = self.chosen
-        if s is None:
-            return
-        self.download.value = f'<span class="ib-muted">Building the {fmt_name} export…</span>'
-        try:
-            record = await self.client.record(s["id"])
-            # nbconvert (html) takes a second or two: keep the page responsive meanwhile
-            text = await asyncio.to_thread(render, record, fmt_name)
-        except (IBClientError, httpx.HTTPError, ValueError) as e:
-            reason = e.message if isinstance(e, IBClientError) else str(e)
-            self.download.value = fmt.notice("error", f"Export failed: {reason}")
-            if strict():
-                raise
-            return
-        if self.chosen is not s:  # another session was chosen meanwhile
-            return
-        name = file_name(s["id"], fmt_name)
-        self.download.value = download_link(text, name, MIMES[fmt_name], f"Download {name}")
+    async def answer_key_for(self, record: dict) -> dict:
+        """The interviewer's view of the record's challenge ({} for custom text)."""
+        challenge_id = (record.get("challenge") or {}).get("id")
+        if not challenge_id:
+            return {}
+        if challenge_id not in self.keys:
+            try:
+                self.keys[challenge_id] = await self.client.challenge(challenge_id)
+            except IBClientError as e:
+                if e.status != 404:
+                    raise
+                self.keys[challenge_id] = {}  # no longer in the library
+        return self.keys[challenge_id]
 
 
 class ReplayPage:
@@ -476,7 +457,9 @@ class ReplayPage:
         self.pending: asyncio.Task | None = None  # the newest load, for callers to await
         self.header = w.HTML()
         self.message = _message()
-        self.picker = w.Dropdown(options=[], layout=w.Layout(width="560px", display="none"))
+        self.picker = w.Dropdown(options=[], description="Session",
+                                 layout=w.Layout(width="640px", display="none"),
+                                 style={"description_width": "60px"})
         self.picker.add_class("ibh-picker")
         self.picker.observe(self._picked, "value")
         self.first = _button("« First", "First step", "ibh-first")
@@ -499,6 +482,11 @@ class ReplayPage:
         self.state.add_class("ibh-state")
         self.near = w.HTML()
         self.near.add_class("ibh-nearby")
+        self.slider.description = "Step"
+        self.keys = Keys(self.key, shortcuts=[["ArrowLeft", "←", "previous step"],
+                                              ["ArrowRight", "→", "next step"],
+                                              ["Home", "Home", "first"],
+                                              ["End", "End", "last"]])
         controls = w.HBox([self.first, self.back, self.slider, self.forward, self.last,
                            self.where])
         controls.add_class("ibh-controls")
@@ -511,7 +499,7 @@ class ReplayPage:
         main.add_class("ibh-main")
         self.body = w.HBox([main, side])
         self.body.add_class("ibh-body")
-        self.player = w.VBox([controls, self.body])
+        self.player = w.VBox([controls, self.keys, self.body])
         self.player.layout.display = "none"
         self.widget = w.VBox([_styles(), self.header, self.message, self.picker, self.player])
         self.widget.add_class("ib-dash")
@@ -581,6 +569,12 @@ class ReplayPage:
         self.player.layout.display = "flex"
         self.show(0)
 
+    def key(self, key: str) -> None:
+        moves = {"ArrowLeft": self.stepper.back, "ArrowRight": self.stepper.forward,
+                 "Home": self.stepper.first, "End": self.stepper.last}
+        if self.steps and key in moves:
+            self.show(moves[key]())
+
     def show(self, index: int) -> None:
         if not self.steps:
             return
@@ -601,23 +595,19 @@ CSS = """
 .ibh-filters { gap: 8px; margin-bottom: 4px; }
 .ibh-filters > .widget-hbox { gap: 10px; align-items: center; flex-wrap: wrap; }
 .ibh-message:has(> .widget-html-content:empty) { display: none; }
-.ibh-grid { display: grid; grid-template-columns: minmax(140px, 1.3fr) minmax(140px, 1.3fr)
-  110px 130px 60px 80px 50px 90px; gap: 12px; align-items: center; font-size: 13px; }
+.ibh-grid { display: grid; grid-template-columns: minmax(120px, 1.2fr) 128px minmax(120px, 1.2fr)
+  100px 120px 54px 70px 40px 70px; gap: 10px; align-items: center; font-size: 13px; }
 .ibh-grid .ib-download { margin-left: 0; padding: 3px 12px; }
-.ibh-pick-head { display: inline-block; width: 100px; }
-.ibh-history .jupyter-button.ibh-pick { width: 100px; flex: none; }
+.ibh-pick-head { display: inline-block; width: 250px; font-size: 11px; text-transform: uppercase;
+  letter-spacing: 0.6px; font-weight: 600; color: var(--ib-muted); }
 .ibh-grid > span { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .ibh-name { font-weight: 650; }
 .ibh-row { align-items: center; padding: 4px 8px; }
 .ibh-row > .widget-html:first-child { flex: 1; }
-.ibh-row > .widget-html:last-child { flex: none; width: 100px; }
+.ibh-row > :last-child { flex: none; width: 250px; }
 .ibh-rows { gap: 2px; }
 .ibh-pager { align-items: center; gap: 10px; margin-top: 8px; }
 .ibh-position { min-width: 140px; text-align: center; }
-.ibh-exports { align-items: center; gap: 6px; padding: 10px 14px; background: #fff;
-  border: 1px solid var(--ib-border, #e3e6ea); border-radius: 10px; flex-wrap: wrap; }
-.ibh-exports .jupyter-button { width: auto; min-width: 58px; }
-.ibh-download .widget-html-content { display: block; }
 .ibh-title { display: flex; align-items: baseline; gap: 12px; margin-bottom: 6px; flex-wrap: wrap; }
 .ibh-back-link { color: var(--ib-primary, #3b5bdb); text-decoration: none; font-weight: 600; }
 .ibh-controls { align-items: center; gap: 8px; margin-bottom: 10px; }
@@ -636,8 +626,8 @@ CSS = """
 .ibh-chip-question { background: #e7f0ff; color: #1c5ed6; }
 .ibh-chip-answer { background: #f3f0ff; color: #6741d9; }
 .ibh-chip-cell { background: #e6fcf5; color: #087f5b; }
-.ibh-chip-snapshot, .ibh-chip-submit { background: #fff9db; color: #e67700; }
-.ibh-chip-copy, .ibh-chip-paste { background: #fff4e6; color: #d9480f; }
+.ibh-chip-snapshot, .ibh-chip-submit { background: #fff9db; color: #8a4b00; }
+.ibh-chip-copy, .ibh-chip-paste { background: #fff4e6; color: #a33a0a; }
 .ibh-chip-interviewer { background: #1f2a44; color: #fff; }
 .ibh-msg { border-radius: 10px; padding: 10px 14px; line-height: 1.45; }
 .ibh-msg-question { background: #e7f0ff; border: 1px solid #c9dbff; }
@@ -649,12 +639,6 @@ CSS = """
 .ibh-meta { font-size: 12px; margin-top: 6px; }
 .ibh-diff-summary { font-weight: 600; margin-bottom: 6px; }
 .ibh-diff { margin-bottom: 10px; }
-.ibh-diff-head { font-size: 12px; color: var(--ib-muted, #868e96); }
-.ibh-diff-body { padding: 4px 0; }
-.ibh-diff-body > div { padding: 0 10px; min-height: 1.3em; }
-.ibh-d-add { background: #d3f9d8; color: #2b8a3e; }
-.ibh-d-del { background: #ffe3e3; color: #c92a2a; }
-.ibh-d-hunk { color: #868e96; }
 .ibh-near { display: grid; grid-template-columns: 50px 112px 1fr; gap: 6px; padding: 3px 6px;
   font-size: 12px; border-radius: 6px; align-items: baseline; }
 .ibh-near > span:last-child { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }

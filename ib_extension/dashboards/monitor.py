@@ -1,5 +1,6 @@
 """The monitor: every session at a glance, one session live (conversation, meters,
-events, latest notebook) and its controls — all kept current by the change feed."""
+events, the candidate's code as it is written) and its controls — all kept current by
+the change feed."""
 
 from __future__ import annotations
 
@@ -10,21 +11,26 @@ import httpx
 import ipywidgets as w
 
 from ..api.client import AsyncIBClient, IBClientError
-from ..api.events import NOTEBOOK_EVENTS
 from . import fmt
 from .controls import Controls
+from .handover import Handover
 from .live import FeedFollower, every, spawn, strict
-from .timeline import Timeline, notebook_html
+from .livecode import LiveCode
+from .timeline import Timeline
 from .widgets import Conversation
 
 FILTERS = [("All", ""), ("Active", "active"), ("Paused", "paused"), ("Not started", "created"),
            ("Completed", "completed"), ("Expired", "expired")]
-ORDER = {"active": 0, "paused": 1, "created": 2, "completed": 3, "expired": 4}
-COLUMNS = ("Challenge", "Status", "Time left", "Tokens used", "Msgs", "Last activity", "Flags")
+COLUMNS = ("Session", "Challenge", "Status", "Time", "Tokens left", "Msgs", "Last activity",
+           "Flags")
 
 
 def row_cells(s: dict) -> str:
+    created = fmt.parse_time(s.get("created_at"))
     return (f'<div class="ib-grid">'
+            f'<span class="ib-cell-id" title="created '
+            f'{created.strftime("%Y-%m-%d %H:%M") if created else ""}">'
+            f'<code>{fmt.esc(s["id"])}</code></span>'
             f'<span class="ib-cell-challenge" title="{fmt.esc(fmt.challenge_title(s))}">'
             f'{fmt.esc(fmt.challenge_title(s))}</span>'
             f'<span>{fmt.status_badge(s)}</span>'
@@ -36,7 +42,9 @@ def row_cells(s: dict) -> str:
 
 
 def sort_key(s: dict) -> tuple:
-    return (ORDER.get(s.get("status"), 9), s.get("candidate_name") or "", s["id"])
+    """Newest first, and never moved by what happens to a session: the row under the
+    interviewer's pointer stays the row they meant."""
+    return (s.get("created_at") or "", s["id"])
 
 
 class Overview:
@@ -47,12 +55,14 @@ class Overview:
         self.sessions: dict[str, dict] = {}
         self.rows: dict[str, tuple[w.HBox, w.Button, w.HTML]] = {}
         self.selected: str | None = None
-        self.status = w.ToggleButtons(options=FILTERS, value="",
-                                      style={"button_width": "auto"})
+        self.status = w.ToggleButtons(options=FILTERS, value="", description="Show",
+                                      style={"button_width": "auto",
+                                             "description_width": "40px"})
         self.status.add_class("ib-filter")
         self.status.observe(lambda _: self.arrange(), "value")
-        self.search = w.Text(placeholder="Filter by candidate or challenge",
-                             layout=w.Layout(width="260px"))
+        self.search = w.Text(placeholder="candidate, challenge or session id",
+                             description="Find", layout=w.Layout(width="320px"),
+                             style={"description_width": "40px"})
         self.search.observe(lambda _: self.arrange(), "value")
         self.counts = w.HTML()
         self.counts.add_class("ib-counts")
@@ -83,6 +93,7 @@ class Overview:
         if s["id"] not in self.rows:
             name = w.Button(description=s.get("candidate_name") or s["id"],
                             tooltip=f"Watch {s.get('candidate_name') or ''} ({s['id']}) live")
+            name.add_class(f"ib-name-{s['id']}")
             name.add_class("ib-name")
             name.on_click(lambda _, sid=s["id"]: self.on_select(sid))
             cells = w.HTML()
@@ -91,9 +102,11 @@ class Overview:
             self.rows[s["id"]] = (row, name, cells)
         _, _, cells = self.rows[s["id"]]
         cells.value = row_cells(s)
-        if arrange and (old is None or old.get("status") != s.get("status")):
-            self.arrange()
-        elif arrange:
+        if not arrange:
+            return
+        if old is None or (self.status.value and old.get("status") != s.get("status")):
+            self.arrange()  # a new row, or one that enters or leaves the filtered list
+        else:
             self.count()
 
     def tick(self) -> None:
@@ -107,8 +120,9 @@ class Overview:
                        if (not wanted or s.get("status") == wanted)
                        and (not text or text in (s.get("candidate_name") or "").lower()
                             or text in fmt.challenge_title(s).lower()
+                            or text in s["id"].lower()
                             or text in (s.get("candidate_email") or "").lower())),
-                      key=sort_key)
+                      key=sort_key, reverse=True)
 
     def arrange(self) -> None:
         shown = [self.rows[s["id"]][0] for s in self.visible()]
@@ -141,7 +155,8 @@ class Overview:
 
 
 class SessionPanel:
-    """The selected session: who and what, meters, controls, conversation, events, notebook."""
+    """The selected session: who and what, meters, controls, hand-over, conversation,
+    events, and the candidate's code live."""
 
     def __init__(self, client, on_session):
         self.client = client
@@ -151,29 +166,27 @@ class SessionPanel:
         self.meters = w.HTML()
         self.meters.add_class("ib-meters")
         self.controls = Controls(client, on_session)
+        self.handover = Handover(client)
         self.conversation = Conversation(empty_text="No messages yet: the candidate has not "
                                                     "asked the AI anything.")
         self.timeline = Timeline()
-        self.snapshot = w.HTML()
-        self.snapshot.add_class("ib-snapshot")
-        self.notebook = w.Accordion([self.snapshot], titles=("Candidate's notebook — latest "
-                                                             "snapshot",))
-        self.notebook.add_class("ib-notebook")
+        self.code = LiveCode(client)
         convo = w.VBox([w.HTML('<h3 class="ib-h3">Conversation</h3>'), self.conversation])
         convo.add_class("ib-col-convo")
         events = w.VBox([w.HTML('<h3 class="ib-h3">Events</h3>'), self.timeline.widget])
         events.add_class("ib-col-events")
         columns = w.HBox([convo, events])
         columns.add_class("ib-columns")
-        self.widget = w.VBox([self.title, self.meters, self.controls.widget, columns,
-                              self.notebook], layout=w.Layout(display="none"))
+        self.widget = w.VBox([self.title, self.meters, self.controls.widget,
+                              self.handover.widget, columns, self.code.widget],
+                             layout=w.Layout(display="none"))
         self.widget.add_class("ib-panel")
 
     def show(self, session: dict, messages: list[dict], events: list[dict]) -> None:
         self.conversation.show(session["id"], messages)
         self.timeline.show(events)
+        self.code.show(session["id"], events)
         self.update(session)
-        self.draw_notebook()
         self.widget.layout.display = "flex"
 
     def update(self, s: dict) -> None:
@@ -181,15 +194,18 @@ class SessionPanel:
         ch = s.get("challenge") or {}
         email = f' &lt;{fmt.esc(s["candidate_email"])}&gt;' if s.get("candidate_email") else ""
         self.title.value = (
-            f'<div class="ib-panel-head"><div><span class="ib-panel-name">'
-            f'{fmt.esc(s.get("candidate_name"))}</span>{email} {fmt.status_badge(s)}</div>'
+            f'<div class="ib-panel-head"><h2 class="ib-panel-name-line"><span '
+            f'class="ib-panel-name">{fmt.esc(s.get("candidate_name"))}</span></h2>'
+            f'<div>{email} {fmt.status_badge(s)} <code class="ib-panel-id">'
+            f'{fmt.esc(s["id"])}</code></div>'
             f'<div class="ib-muted">{fmt.esc(fmt.challenge_title(s))}'
             f'{" · " + fmt.esc(ch.get("difficulty")) if ch.get("difficulty") else ""}'
             f' · model {fmt.esc(s.get("model"))} · policy {fmt.esc(s.get("assist_policy"))}'
-            f' · <code>{fmt.esc(s["id"])}</code> · <a class="ib-link" '
-            f'href="analytics.ipynb?session={quote(s["id"])}">analytics</a></div></div>')
+            f' · <a class="ib-link" href="analytics.ipynb?session={quote(s["id"])}">analytics'
+            f'</a> · <a class="ib-link" href="#ib-live-code">code</a></div></div>')
         self.draw_meters()
         self.controls.set_session(s)
+        self.handover.set_session(s)
 
     def draw_meters(self) -> None:
         s = self.session
@@ -197,37 +213,21 @@ class SessionPanel:
             return
         self.meters.value = (
             '<div class="ib-meter"><div class="ib-meter-label">Time</div>'
-            f'{fmt.time_bar(s)}</div>'
+            f'{fmt.time_bar(s)}<div class="ib-meter-note">'
+            f'{fmt.clock(fmt.time_used(s))} used · paused '
+            f'{fmt.clock(s.get("time_paused_seconds") or 0)} · limit '
+            f'{fmt.clock(s.get("time_limit_seconds"))}</div></div>'
             '<div class="ib-meter"><div class="ib-meter-label">Tokens</div>'
             f'{fmt.token_bar(s)}<div class="ib-meter-note">'
+            f'<span class="ib-tokens-used">{int(s.get("tokens_used") or 0):,}</span> billed: '
             f'{int(s.get("tokens_prompt") or 0):,} prompt · '
-            f'{int(s.get("tokens_completion") or 0):,} completion · '
-            f'{int(s.get("tokens_left") or 0):,} left</div></div>'
+            f'{int(s.get("tokens_completion") or 0):,} completion</div></div>'
             '<div class="ib-meter"><div class="ib-meter-label">Flags</div>'
             f'{fmt.flags(s)}</div>')
 
     def add_event(self, event: dict) -> None:
         self.timeline.add(event)
-        if event["type"] in NOTEBOOK_EVENTS:
-            if event.get("payload_url"):  # the feed refers to big payloads: read this one
-                spawn(self._fetch_event(event))
-            else:
-                self.draw_notebook()
-
-    async def _fetch_event(self, event: dict) -> None:
-        try:
-            full = await self.client.event(event["session_id"], event["id"])
-        except IBClientError:
-            return
-        if self.session and self.session["id"] == event["session_id"]:
-            self.timeline.add(full)
-            self.draw_notebook()
-
-    def draw_notebook(self) -> None:
-        latest = self.timeline.latest_notebook()
-        self.snapshot.value = (notebook_html(*latest) if latest else
-                               '<div class="ib-muted">No snapshot yet: one is taken each time '
-                               'the candidate saves their notebook.</div>')
+        self.code.add(event)
 
 
 class Monitor:
@@ -267,10 +267,14 @@ class Monitor:
             return
         self.follower.start()
         self._ticker = spawn(every(self.tick_seconds, self.tick))
-        try:  # on JupyterHub, the controls can issue a new candidate link
-            self.panel.controls.links = bool((await self.client.models()).get("candidate_links"))
+        try:  # on JupyterHub, the controls issue a new candidate link instead of a token
+            links = bool((await self.client.models()).get("candidate_links"))
         except (IBClientError, httpx.HTTPError, ValueError):
-            pass
+            return
+        self.panel.controls.links = links
+        # A new token would cut off the running workspace, which the hub started with the
+        # old one; a new link makes the hub start it again with a fresh token.
+        self.panel.handover.widget.layout.display = "none" if links else ""
 
     def stop(self) -> None:
         self.follower.stop()
@@ -308,7 +312,9 @@ class Monitor:
             self.panel.conversation.merge(messages)
             for e in events:
                 self.panel.timeline.events.setdefault(e["id"], e)
+                self.panel.code.keep(e)
             self.panel.timeline.draw()
+            self.panel.code.draw()
             self.panel.update(session)
         else:
             self.panel.show(session, messages, events)

@@ -1,11 +1,12 @@
-"""Two small anywidgets the plain ipywidgets cannot do: a live conversation that keeps
-the reader's scroll position, and a copy-to-clipboard box. Their front-end code is in
-the sibling .js/.css files; every text is put into the page with `textContent`, never
-as HTML, so a message cannot inject markup or script.
+"""Small anywidgets the plain ipywidgets cannot do: a live conversation that keeps the
+reader's scroll position, a copy-to-clipboard box, one-click downloads and page keyboard
+shortcuts. Their front-end code is in the sibling .js/.css files; every text is put into
+the page with `textContent`, never as HTML, so a message cannot inject markup or script.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,55 @@ class CopyBox(anywidget.AnyWidget):
     _css = HERE / "widgets.css"
     text = traitlets.Unicode("").tag(sync=True)
     label = traitlets.Unicode("").tag(sync=True)
+
+
+class Downloads(anywidget.AnyWidget):
+    """A button per format; a click builds that file in the kernel (`build(format)` gives
+    (file name, MIME type, text)) and the browser saves it: one click, one file."""
+
+    _esm = HERE / "downloads.js"
+    _css = HERE / "widgets.css"
+    formats = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    label = traitlets.Unicode("").tag(sync=True)  # "<whose> session as", before the format
+    busy = traitlets.Unicode("").tag(sync=True)  # the format being built
+    error = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, build: Callable[[str], Awaitable[tuple[str, str, str]]], **kw: Any):
+        super().__init__(**kw)
+        self.build = build
+        self.on_msg(self._on_msg)
+
+    def _on_msg(self, _widget, content: dict, _buffers) -> None:
+        if content.get("type") == "build" and content.get("format") in self.formats:
+            from .live import spawn
+
+            spawn(self.deliver(content["format"]))
+
+    async def deliver(self, fmt: str) -> str | None:
+        """Build `fmt` and send it to the browser; returns the file name (None if it failed)."""
+        self.busy, self.error = fmt, ""
+        try:
+            name, mime, text = await self.build(fmt)
+        except Exception as e:  # shown beside the buttons; the page keeps working
+            self.error = f"The {fmt} export failed: {getattr(e, 'message', None) or e}"
+            return None
+        finally:
+            self.busy = ""
+        self.send({"type": "file", "name": name, "mime": mime}, buffers=[text.encode("utf-8")])
+        return name
+
+
+class Keys(anywidget.AnyWidget):
+    """Keyboard shortcuts for the page, listed where the widget is shown; `on_key(key)`
+    hears each (never while the interviewer types in a field)."""
+
+    _esm = HERE / "keys.js"
+    _css = HERE / "widgets.css"
+    # (KeyboardEvent.key, what the key is called, what it does)
+    shortcuts = traitlets.List(traitlets.List(traitlets.Unicode())).tag(sync=True)
+
+    def __init__(self, on_key: Callable[[str], None], **kw: Any):
+        super().__init__(**kw)
+        self.on_key = on_key
+        self.on_msg(lambda _w, content, _b: on_key(content["key"])
+                    if content.get("type") == "key" else None)

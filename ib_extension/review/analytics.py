@@ -10,103 +10,54 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime
 
 from ..api.events import interviewer_actions
-from .records import billed, challenge, check_record, events, messages, parse_time
+from .records import (
+    SessionClock,
+    billed,
+    billed_total,
+    challenge,
+    check_record,
+    events,
+    messages,
+    parse_time,
+)
 
 # Events a person at the dashboard caused; they are marked on the charts.
 INTERVIEWER_ACTIONS = interviewer_actions()
 
 
-class _Clock:
-    """Seconds since the session started, and where the session's time ends."""
-
-    def __init__(self, record, now: datetime | None):
-        session = record["session"]
-        self.start = _first_time(session.get("started_at"), _event_time(record, "session.started"))
-        self.end = _first_time(
-            session.get("ended_at"), session.get("submitted_at"), now
-        ) or _latest_time(record)
-
-    def t(self, stamp: str) -> float:
-        if self.start is None:
-            return 0.0
-        return (parse_time(stamp) - self.start).total_seconds()
-
-    @property
-    def wall(self) -> float:
-        if self.start is None or self.end is None:
-            return 0.0
-        return max(0.0, (self.end - self.start).total_seconds())
-
-
-def _first_time(*stamps) -> datetime | None:
-    for stamp in stamps:
-        if isinstance(stamp, datetime):
-            return stamp
-        if stamp:
-            return parse_time(stamp)
-    return None
-
-
-def _event_time(record, type_: str) -> str | None:
-    return next((e["at"] for e in events(record) if e["type"] == type_), None)
-
-
-def _latest_time(record) -> datetime | None:
-    """A live session has no end yet: its last recorded moment stands in for now."""
-    session = record["session"]
-    stamps = [session.get("last_activity_at")] + [e["at"] for e in record.get("events") or []]
-    stamps += [m.get("finished_at") or m["created_at"] for m in record.get("messages") or []]
-    times = [parse_time(s) for s in stamps if s]
-    return max(times) if times else None
-
-
-def paused_spans(record, now: datetime | None = None) -> list[tuple[float, float]]:
-    """(from, to) seconds of every pause, clipped to the session; a pause that was not
-    resumed lasts until the session's end."""
-    clock = _Clock(record, now)
-    spans, paused_at = [], None
-    for ev in events(record):
-        if ev["type"] == "session.paused" and paused_at is None:
-            paused_at = clock.t(ev["at"])
-        elif ev["type"] == "session.resumed" and paused_at is not None:
-            spans.append((paused_at, clock.t(ev["at"])))
-            paused_at = None
-    if paused_at is not None:
-        spans.append((paused_at, clock.wall))
-    clipped = [(max(0.0, a), min(clock.wall, b)) for a, b in spans]
-    return [(a, b) for a, b in clipped if b > a]
+def paused_spans(record) -> list[tuple[float, float]]:
+    """(from, to) wall seconds of every span the clock stood still (paused, or expired
+    until the time was extended), as the service's lifecycle events say."""
+    return [(a, b) for a, b, running in SessionClock(record).spans() if not running]
 
 
 # -- numbers --------------------------------------------------------------------------
 
 
-def summary(record, now: datetime | None = None) -> dict:
+def summary(record) -> dict:
     """One flat dict of the interview's numbers (flat so that it is one CSV row).
 
-    ``now`` ends a live session's time; by default its last recorded moment does.
-    Seconds are wall-clock from ``started_at``; ``time_used_seconds`` is the service's
-    own count, kept as reported. The less obvious fields:
+    Time and tokens are the service's own numbers, as the session publishes them:
+    ``time_used_seconds`` / ``time_paused_seconds`` / ``time_left_seconds`` from its
+    clock, ``tokens_*`` what the provider billed (the ledger). The less obvious fields:
 
     - ``tokens_per_question``: tokens billed per question (its prompt and its reply);
     - ``ai_wait_seconds`` / ``ai_time_share``: time the AI spent replying, and its share
-      of the active time;
+      of the time used;
     - ``budget_used_share``: tokens billed over the final budget (extensions included);
     - ``replies_incomplete``: replies cut off, failed or interrupted.
     """
     check_record(record)
     session, grade = record["session"], record.get("grade") or {}
-    clock = _Clock(record, now)
-    pauses = paused_spans(record, now)
-    paused = sum(b - a for a, b in pauses)
-    active = clock.wall - paused
+    clock = SessionClock(record)
     msgs = messages(record)
     user = [m for m in msgs if m["role"] == "user"]
     assistant = [m for m in msgs if m["role"] == "assistant"]
-    prompt = sum(billed(m) for m in user)
-    completion = sum(billed(m) for m in assistant)
+    # The replies carry what the ledger charged; the session view says the same.
+    prompt = sum(billed(m)[0] for m in assistant)
+    completion = sum(billed(m)[1] for m in assistant)
     ai_wait = sum((m.get("latency_ms") or 0) / 1000 for m in assistant)
     evs = events(record)
     kinds = [e["type"] for e in evs]
@@ -117,6 +68,7 @@ def summary(record, now: datetime | None = None) -> dict:
         (e.get("payload") or {}).get("seconds") or 0 for e in evs if e["type"] == "time.extended"
     )
     budget = session.get("token_budget")
+    used = session.get("time_used_seconds") or 0.0
     chal = challenge(record)
     return {
         "session_id": session["id"],
@@ -126,15 +78,15 @@ def summary(record, now: datetime | None = None) -> dict:
         "model": session.get("model"),
         "status": session.get("status"),
         "end_reason": session.get("end_reason"),
+        "created_at": session.get("created_at"),
         "started_at": session.get("started_at"),
         "ended_at": session.get("ended_at"),
         "time_limit_seconds": session.get("time_limit_seconds"),
         "time_extended_seconds": extra_time,
-        "time_used_seconds": session.get("time_used_seconds"),
-        "wall_seconds": round(clock.wall, 3),
-        "active_seconds": round(active, 3),
-        "paused_seconds": round(paused, 3),
-        "pauses": len(pauses),
+        "time_used_seconds": used,
+        "time_paused_seconds": session.get("time_paused_seconds"),
+        "time_left_seconds": session.get("time_left_seconds"),
+        "pauses": kinds.count("session.paused"),
         "messages_user": len(user),
         "messages_assistant": len(assistant),
         "replies_incomplete": sum(1 for m in assistant if m.get("status") != "complete"),
@@ -147,7 +99,7 @@ def summary(record, now: datetime | None = None) -> dict:
         "tokens_per_question": _ratio(prompt + completion, len(user), digits=1),
         "first_question_after_seconds": round(clock.t(user[0]["created_at"]), 3) if user else None,
         "ai_wait_seconds": round(ai_wait, 3),
-        "ai_time_share": _ratio(ai_wait, active),
+        "ai_time_share": _ratio(ai_wait, used),
         "refusals": kinds.count("refusal"),
         "warnings": kinds.count("warning"),
         "injection_flags": kinds.count("injection.suspected"),
@@ -161,18 +113,19 @@ def _ratio(part, whole, digits: int = 4):
     return round(part / whole, digits) if whole else None
 
 
-def token_timeline(record, now: datetime | None = None) -> list[dict]:
-    """Cumulative tokens and the budget in force, one row per change: a message's
-    tokens (counted when it finished), a budget extension, an interviewer action."""
+def token_timeline(record) -> list[dict]:
+    """Cumulative tokens billed and the budget in force, one row per change: a reply's
+    tokens (counted when it finished), a budget extension, an interviewer action; and a
+    last row at the session's end, so the line runs to it."""
     check_record(record)
-    clock = _Clock(record, now)
+    clock = SessionClock(record)
     evs = events(record)
     budget = (record["session"].get("token_budget") or 0) - sum(
         (e.get("payload") or {}).get("tokens") or 0 for e in evs if e["type"] == "tokens.extended"
     )
     changes = []  # (at, kind, tokens spent, label, budget added)
     for m in messages(record):
-        tokens = billed(m)
+        tokens = billed_total(m)
         if tokens:
             changes.append((m.get("finished_at") or m["created_at"], "message", tokens, m["id"], 0))
     for e in evs:
@@ -208,23 +161,28 @@ def token_timeline(record, now: datetime | None = None) -> list[dict]:
                 "at": at,
             }
         )
+    if clock.end is not None and clock.wall > rows[-1]["t"]:
+        rows.append({"t": round(clock.wall, 3), "kind": "end", "tokens": used, "budget": budget,
+                     "label": "end", "at": record["session"].get("ended_at")})
     return rows
 
 
 def message_timeline(record) -> list[dict]:
-    """One row per message: when (``t``), how long the reply took, its tokens."""
+    """One row per message: when (``t``), how long the reply took, what it billed (a
+    question bills nothing itself: its prompt is billed with its reply)."""
     check_record(record)
-    clock = _Clock(record, None)
+    clock = SessionClock(record)
     rows = []
     for m in messages(record):
+        prompt, completion = billed(m)
         rows.append(
             {
                 "id": m["id"],
                 "role": m["role"],
                 "t": round(clock.t(m["created_at"]), 3),
                 "latency_seconds": (m.get("latency_ms") or 0) / 1000,
-                "prompt_tokens": m.get("prompt_tokens") or 0,
-                "completion_tokens": m.get("completion_tokens") or 0,
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
                 "status": m.get("status"),
                 "chars": len(m.get("content") or ""),
                 "preview": _preview(m.get("content") or ""),
@@ -238,25 +196,16 @@ def _preview(text: str, width: int = 80) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def time_utilisation(record, now: datetime | None = None) -> list[dict]:
-    """Segments of the session's time on two lanes: ``session`` (active / paused /
-    unused up to the time limit) and ``ai`` (the AI writing a reply)."""
+def time_utilisation(record) -> list[dict]:
+    """Segments of the session's time on two lanes: ``session`` (active / paused, then
+    what is left of the time limit) and ``ai`` (the AI writing a reply)."""
     check_record(record)
-    clock = _Clock(record, now)
-    rows, cursor = [], 0.0
-    for a, b in paused_spans(record, now):
-        if a > cursor:
-            rows.append(_segment("session", "active", cursor, a))
-        rows.append(_segment("session", "paused", a, b))
-        cursor = b
-    if clock.wall > cursor:
-        rows.append(_segment("session", "active", cursor, clock.wall))
-    paused = sum(r["seconds"] for r in rows if r["state"] == "paused")
-    limit = record["session"].get("time_limit_seconds") or 0
-    # The limit counts active time only, so what is left of it comes after the pauses.
-    active = clock.wall - paused
-    if limit > active:
-        rows.append(_segment("session", "unused", clock.wall, clock.wall + limit - active))
+    clock = SessionClock(record)
+    rows = [_segment("session", "active" if running else "paused", a, b)
+            for a, b, running in clock.spans()]
+    left = record["session"].get("time_left_seconds") or 0.0  # the service's clock
+    if left > 0 and clock.start is not None:
+        rows.append(_segment("session", "unused", clock.wall, clock.wall + left))
     for m in messages(record):
         if m["role"] == "assistant" and m.get("latency_ms"):
             start = clock.t(m["created_at"])

@@ -4,7 +4,12 @@ Built from an allowlist of fields (``public_record``), so a secret that slips in
 record — a candidate token on the session dict, a key in an event payload, notebook
 metadata — never reaches a file. Content the candidate or the AI controls is made
 inert: raw HTML in their Markdown is escaped and their notebook outputs keep only text
-and raster images, so opening the HTML export runs no script but our charts.
+and raster images. The HTML export runs no script at all and fetches nothing: its charts
+are static SVG, and its page loads no require.js, MathJax or Mermaid.
+
+The challenge comes first. Its answer key (hidden tests, interviewer notes) is only in
+an export made with ``answer_key=`` (the interviewer's view of the challenge, from
+GET /ib/api/challenges/{id}); exports made to share leave it out.
 
 Everything the export adds to a notebook carries
 ``metadata["interview_buddy"] = {"schema_version": 1, "kind": ...}``.
@@ -22,11 +27,19 @@ from nbformat import v4
 
 from .. import __version__
 from ..api.events import CATALOGUE
-from ..api.models import score_text
 from . import analytics, records
-from .inert import escape_text, inert_markdown
+from .inert import inert_markdown
 from .provenance import provenance
 from .records import check_record, final_notebook, messages
+from .sections import (
+    challenge_markdown,
+    events_markdown,
+    fence,
+    grade_markdown,
+    message_markdown,
+    provenance_markdown,
+    summary_markdown,
+)
 
 SCHEMA_VERSION = 1
 NAMESPACE = "interview_buddy"
@@ -63,7 +76,9 @@ SESSION_FIELDS = (
     "flags",
     "submitted_at",
 )
-CHALLENGE_FIELDS = ("id", "title", "difficulty", "category", "statement", "starter_code")
+CHALLENGE_FIELDS = ("id", "title", "difficulty", "category", "statement", "starter_code",
+                    "visible_tests")
+ANSWER_KEY_FIELDS = ("hidden_tests", "interviewer_notes")
 MESSAGE_FIELDS = (
     "id",
     "role",
@@ -93,11 +108,14 @@ def _pick(source: dict | None, fields) -> dict:
     return {k: source[k] for k in fields if k in source}
 
 
-def public_record(record) -> dict:
-    """The record reduced to the fields an export may contain."""
+def public_record(record, answer_key: dict | None = None) -> dict:
+    """The record reduced to the fields an export may contain; the answer key only from
+    ``answer_key`` (the interviewer's view of the challenge), never from the record."""
     check_record(record)
     grade = record.get("grade")
+    key = {f: str((answer_key or {}).get(f) or "") for f in ANSWER_KEY_FIELDS}
     return {
+        "answer_key": key if answer_key is not None else None,
         "session": _pick(record["session"], SESSION_FIELDS),
         "challenge": _pick(records.challenge(record), CHALLENGE_FIELDS) or None,
         "messages": [_pick(m, MESSAGE_FIELDS) for m in messages(record)],
@@ -135,6 +153,13 @@ def _public_notebook(nb: dict | None) -> dict | None:
     for cell in nb["cells"]:
         source = _source(cell)
         kind = cell.get("cell_type")
+        if records.product_cell(cell):  # ours (the panel cell): its output is a stale repr
+            new = v4.new_markdown_cell(PANEL_PLACEHOLDER)
+            new.metadata["tags"] = [records.PANEL_TAG]
+            if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(cell.get("id") or "")):
+                new["id"] = cell["id"]
+            out.cells.append(new)
+            continue
         if kind == "code":
             new = v4.new_code_cell(
                 source,
@@ -159,6 +184,8 @@ def _public_notebook(nb: dict | None) -> dict | None:
 
 
 _TAG = re.compile(r"[A-Za-z0-9_-]{1,64}")
+PANEL_PLACEHOLDER = ("*Interview Buddy panel: the cell that opened the candidate's chat panel "
+                     "(the conversation is below, in time order).*")
 
 
 def _plain(value) -> str:
@@ -203,151 +230,8 @@ def _safe_outputs(outputs: list) -> list:
     return kept
 
 
-# -- making candidate and AI text inert: review/inert.py ---------------------------
-
-def _fence(code: str, lang: str = "python") -> str:
-    """A fenced block longer than any backtick run inside ``code``."""
-    ticks = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", code)), default=0))
-    return f"{ticks}{lang}\n{code}\n{ticks}"
-
-
-def _cell_text(text) -> str:
-    """A table cell: one line of plain text (pipes escaped with the rest)."""
-    return escape_text(" ".join(str(text).split()))
-
-
-# -- the review, once, for every format ---------------------------------------------
-
-
 def _meta(kind: str, **extra) -> dict:
     return {NAMESPACE: {"schema_version": SCHEMA_VERSION, "kind": kind, **extra}}
-
-
-def _duration(seconds) -> str:
-    if seconds is None:
-        return "–"
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return (f"{hours}h " if hours else "") + f"{rest // 60}m {rest % 60:02d}s"
-
-
-def _percent(share) -> str:
-    return "–" if share is None else f"{100 * share:.1f} %"
-
-
-def _clock(stamp: str | None) -> str:
-    return "–" if not stamp else records.parse_time(stamp).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _summary_markdown(pub: dict, summary: dict, prov: dict) -> str:
-    s, chal = pub["session"], pub["challenge"] or {}
-    who = _cell_text(s.get("candidate_name") or s["id"])
-    title = _cell_text(chal.get("title") or chal.get("id") or "no challenge")
-    rows = [
-        ("Candidate", who),
-        ("Challenge", f"{title} ({_cell_text(chal.get('difficulty') or '–')})"),
-        ("Session", f"`{s['id']}` · {s.get('status')} · ended by {s.get('end_reason') or '–'}"),
-        ("Model", _cell_text(s.get("model") or "–")),
-        ("Started", _clock(s.get("started_at"))),
-        (
-            "Active time",
-            f"{_duration(summary['active_seconds'])} of "
-            f"{_duration(summary['time_limit_seconds'])} (paused "
-            f"{_duration(summary['paused_seconds'])} in {summary['pauses']} pause"
-            f"{'' if summary['pauses'] == 1 else 's'})",
-        ),
-        (
-            "Tokens",
-            f"{summary['tokens_total']:,} of {summary['token_budget'] or 0:,} "
-            f"({summary['tokens_prompt']:,} prompt, "
-            f"{summary['tokens_completion']:,} completion)",
-        ),
-        (
-            "Questions to the AI",
-            f"{summary['messages_user']}, first after "
-            f"{_duration(summary['first_question_after_seconds'])}",
-        ),
-        ("AI time share", _percent(summary["ai_time_share"])),
-        (
-            "Final code from the AI",
-            "no final notebook"
-            if not prov["has_notebook"]
-            else f"{_percent(prov['ai_share'])} of {prov['lines']} lines "
-            f"({prov['ai_unchanged']} unchanged, {prov['ai_modified']} modified)",
-        ),
-        (
-            "Refusals · warnings · injection flags",
-            f"{summary['refusals']} · {summary['warnings']} · {summary['injection_flags']}",
-        ),
-        (
-            "Score",
-            "not graded"
-            if summary["score"] is None
-            else f"{score_text(summary['score'])} ({summary['tests_passed']}/"
-                 f"{summary['tests_total']} tests)",
-        ),
-    ]
-    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
-    return f"# Interview review: {who} — {title}\n\n| | |\n|---|---|\n{table}\n"
-
-
-def _grade_markdown(grade: dict | None) -> str:
-    if grade is None:
-        return "## Grading\n\nNot graded."
-    lines = [
-        f"## Grading\n\nScore **{score_text(grade.get('score'))}**: {grade.get('passed')} of "
-        f"{grade.get('total')} tests passed in {grade.get('duration_seconds') or 0:.1f} s."
-    ]
-    if grade.get("error"):
-        lines.append(f"\nThe grader reported an error:\n\n{_fence(str(grade['error']), 'text')}")
-    if grade["tests"]:
-        lines.append("\n| test | visible to candidate | result | message |\n|---|---|---|---|")
-        for t in grade["tests"]:
-            visible = "yes" if t.get("visible") else "hidden"
-            result = "✅ passed" if t.get("passed") else "❌ failed"
-            lines.append(
-                f"| {_cell_text(t.get('name', ''))} | {visible} | {result} "
-                f"| {_cell_text(t.get('message') or '')} |"
-            )
-    return "\n".join(lines)
-
-
-def _message_markdown(m: dict, start: str | None) -> str:
-    since = ""
-    if start:
-        elapsed = records.parse_time(m["created_at"]) - records.parse_time(start)
-        since = f" (+{_duration(elapsed.total_seconds())})"
-    if m["role"] == "user":
-        head = (
-            f"### 🧑‍💻 Candidate asked · {_clock(m['created_at'])}{since} · "
-            f"`{m.get('prompt_tokens') or 0} prompt tokens`"
-        )
-    else:
-        head = (
-            f"### 🤖 AI replied · {(m.get('latency_ms') or 0) / 1000:.1f} s · "
-            f"`{m.get('completion_tokens') or 0} completion tokens`"
-        )
-        if m.get("status") not in (None, "complete"):
-            head += f" · ⚠️ reply {m['status']}"
-    # Quoted, so that a reply's code blocks never look like the candidate's cells.
-    content = inert_markdown(m.get("content") or "")
-    quoted = "\n".join(f"> {line}" if line else ">" for line in content.splitlines())
-    return f"{head}\n\n{quoted}"
-
-
-def _provenance_markdown(p: dict) -> str:
-    if not p["lines"]:
-        return "🔎 *Provenance: no code.*"
-    text = (
-        f"🔎 *Provenance: {p['lines']} lines — {p['ai_unchanged']} from the AI unchanged, "
-        f"{p['ai_modified']} modified, {p['candidate']} written by the candidate"
-    )
-    if p["best_message_id"]:
-        text += (
-            f"; closest AI block in reply `{p['best_message_id']}` "
-            f"({_percent(p['similarity'])} similar)"
-        )
-    return text + ".*"
 
 
 def _cell_times(pub: dict) -> dict[str, str]:
@@ -383,65 +267,62 @@ def _interleave(pub: dict, prov: dict) -> list[tuple]:
 
 
 def _figures(record) -> list:
-    from . import figures  # plotly: only exports that draw charts load it
+    """(plotly figure, static SVG) of each chart."""
+    from . import figures, svg  # plotly: only exports that draw charts load it
 
+    who = record["session"].get("candidate_name") or record["session"]["id"]  # svg escapes
     return [
-        figures.fig_token_usage(record),
-        figures.fig_time_utilisation(record),
-        figures.fig_message_timeline(record),
+        (figures.fig_token_usage(record), svg.token_usage(record, who)),
+        (figures.fig_time_utilisation(record), svg.time_utilisation_chart(record, who)),
+        (figures.fig_message_timeline(record), svg.conversation(record, who)),
     ]
 
 
-def _figure_output(fig, index: int) -> nbformat.NotebookNode:
-    """A plotly figure as a display output that renders with no server and no internet:
+def _figure_output(fig, drawing: str) -> nbformat.NotebookNode:
+    """A chart as a display output that renders with no server and no internet:
     JupyterLab draws the plotly MIME bundle with the renderer plotly installs (safe, so
-    untrusted notebooks too); nbconvert's HTML uses the HTML, which carries plotly.js —
-    in the first chart only, the later ones reuse it from the page."""
+    untrusted notebooks too); nbconvert's HTML and other viewers show the static SVG."""
     import plotly.io as pio
 
-    from .figures import FIGURE_HEIGHT
-
-    height = fig.layout.height or FIGURE_HEIGHT
-    page = pio.to_html(
-        fig,
-        include_plotlyjs=index == 0,
-        full_html=False,
-        div_id=f"ib-chart-{index}",
-        default_height=f"{height}px",
-        config={"displaylogo": False},
-    )
     return v4.new_output(
         "display_data",
         data={
             "application/vnd.plotly.v1+json": json.loads(pio.to_json(fig)),
-            "text/html": page,
-            "text/plain": f"<Interview Buddy chart: {fig.layout.title.text}>",
+            "image/svg+xml": drawing,
+            "text/plain": f"Interview Buddy chart: {fig.layout.title.text}",
         },
     )
 
 
-def to_ipynb(record) -> nbformat.NotebookNode:
-    """The review notebook: summary, charts, grading, then the candidate's cells with the
-    conversation interleaved and the provenance of every code cell."""
-    pub = public_record(record)
+def to_ipynb(record, answer_key: dict | None = None) -> nbformat.NotebookNode:
+    """The review notebook: summary, the challenge, charts, grading, what happened, then
+    the candidate's cells with the conversation interleaved and the provenance of every
+    code cell."""
+    pub = public_record(record, answer_key)
     summary, prov = analytics.summary(record), provenance(record)
+    start = pub["session"].get("started_at")
     nb = v4.new_notebook()
     nb.metadata.update((pub["final_notebook"] or {}).get("metadata") or {})
     nb.metadata["title"] = f"Interview review {pub['session']['id']}"
-    nb.metadata.update(_meta("review", session_id=pub["session"]["id"], exported_by=__version__))
+    nb.metadata.update(_meta("review", session_id=pub["session"]["id"], exported_by=__version__,
+                             answer_key=answer_key is not None))
     nb.cells.append(
-        v4.new_markdown_cell(_summary_markdown(pub, summary, prov), metadata=_meta("summary"))
+        v4.new_markdown_cell(summary_markdown(pub, summary, prov), metadata=_meta("summary"))
     )
+    nb.cells.append(v4.new_markdown_cell(challenge_markdown(pub["challenge"], pub["answer_key"]),
+                                         metadata=_meta("challenge")))
     charts = v4.new_code_cell(
         "# Charts added by Interview Buddy: static outputs, nothing to run.\n"
         "# Re-running this cell clears them; export the session again to get them back.",
-        outputs=[_figure_output(f, i) for i, f in enumerate(_figures(record))],
+        outputs=[_figure_output(f, drawing) for f, drawing in _figures(record)],
         metadata=_meta("analytics"),
     )
     charts.metadata["jupyter"] = {"source_hidden": True}
     charts.metadata["tags"] = [HIDE_INPUT_TAG]
     nb.cells.append(charts)
-    nb.cells.append(v4.new_markdown_cell(_grade_markdown(pub["grade"]), metadata=_meta("grade")))
+    nb.cells.append(v4.new_markdown_cell(grade_markdown(pub["grade"]), metadata=_meta("grade")))
+    nb.cells.append(v4.new_markdown_cell(events_markdown(pub["events"], start),
+                                         metadata=_meta("events")))
     nb.cells.append(
         v4.new_markdown_cell(
             "## The candidate's notebook and the AI conversation\n\n"
@@ -450,30 +331,33 @@ def to_ipynb(record) -> nbformat.NotebookNode:
             metadata=_meta("section"),
         )
     )
-    start = pub["session"].get("started_at")
     for item in _interleave(pub, prov):
         if item[0] == "message":
             m = item[1]
             nb.cells.append(
                 v4.new_markdown_cell(
-                    _message_markdown(m, start),
+                    message_markdown(m, start),
                     metadata=_meta("message", message_id=m["id"], role=m["role"]),
                 )
             )
             continue
         _, cell, cell_prov = item
         cell = nbformat.from_dict(cell)
+        if records.PANEL_TAG in cell.metadata.get("tags", []):  # our placeholder
+            cell.metadata.update(_meta("panel"))
+            nb.cells.append(cell)
+            continue
         if cell.cell_type == "markdown":
             cell.source = inert_markdown(cell.source)
         elif cell.cell_type == "raw":  # nbconvert's HTML pastes a raw cell in unescaped
-            cell = v4.new_markdown_cell(f"*Raw cell:*\n\n{_fence(cell.source, 'text')}",
+            cell = v4.new_markdown_cell(f"*Raw cell:*\n\n{fence(cell.source, 'text')}",
                                         metadata=cell.metadata)
         cell.metadata.update(_meta("candidate_cell", provenance=cell_prov))
         nb.cells.append(cell)
         if cell_prov is not None:
             nb.cells.append(
                 v4.new_markdown_cell(
-                    _provenance_markdown(cell_prov),
+                    provenance_markdown(cell_prov),
                     metadata=_meta("provenance", cell_id=cell.get("id")),
                 )
             )
@@ -481,35 +365,40 @@ def to_ipynb(record) -> nbformat.NotebookNode:
     return nb
 
 
-def to_markdown(record) -> str:
+def to_markdown(record, answer_key: dict | None = None) -> str:
     """The review as one Markdown document (no charts: see the ipynb or HTML export)."""
-    pub = public_record(record)
+    pub = public_record(record, answer_key)
     summary, prov = analytics.summary(record), provenance(record)
+    start = pub["session"].get("started_at")
     parts = [
-        _summary_markdown(pub, summary, prov),
-        _grade_markdown(pub["grade"]),
+        summary_markdown(pub, summary, prov),
+        challenge_markdown(pub["challenge"], pub["answer_key"]),
+        grade_markdown(pub["grade"]),
+        events_markdown(pub["events"], start),
         "## The candidate's notebook and the AI conversation",
     ]
-    start = pub["session"].get("started_at")
     for item in _interleave(pub, prov):
         if item[0] == "message":
-            parts.append(_message_markdown(item[1], start))
+            parts.append(message_markdown(item[1], start))
             continue
         _, cell, cell_prov = item
+        if records.PANEL_TAG in (cell.get("metadata") or {}).get("tags", []):
+            parts.append(_source(cell))
+            continue
         parts.append(f"*Candidate's cell ({cell['cell_type']}):*")
         if cell["cell_type"] == "code":
-            parts.append(_fence(_source(cell)))
-            parts.append(_provenance_markdown(cell_prov))
+            parts.append(fence(_source(cell)))
+            parts.append(provenance_markdown(cell_prov))
         elif cell["cell_type"] == "markdown":
             parts.append(inert_markdown(_source(cell)))
         else:
-            parts.append(_fence(_source(cell), "text"))
+            parts.append(fence(_source(cell), "text"))
     return "\n\n".join(parts) + "\n"
 
 
-def to_json(record) -> str:
+def to_json(record, answer_key: dict | None = None) -> str:
     """Everything, machine-readable; validates against ``export_schema.json``."""
-    pub = public_record(record)
+    pub = public_record(record, answer_key)
     document = {
         "schema_version": SCHEMA_VERSION,
         "kind": "interview_buddy.review",
@@ -526,21 +415,29 @@ def to_json(record) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False)
 
 
-def to_html(record) -> str:
-    """The review notebook through nbconvert; charts included, opens offline."""
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def to_html(record, answer_key: dict | None = None) -> str:
+    """The review notebook through nbconvert: a page that runs no script and fetches
+    nothing (templates/ib_review.html.j2 drops require.js, MathJax and Mermaid; the
+    charts are SVG)."""
     from nbconvert import HTMLExporter  # heavy import, only this format needs it
     from traitlets.config import Config
 
     config = Config()
     config.TagRemovePreprocessor.remove_input_tags = {HIDE_INPUT_TAG}
-    nb = to_ipynb(record)
-    body, _ = HTMLExporter(template_name="lab", config=config).from_notebook_node(
+    nb = to_ipynb(record, answer_key)
+    exporter = HTMLExporter(template_name="lab", config=config,
+                            extra_template_paths=[str(TEMPLATES)],
+                            template_file="ib_review.html.j2")
+    body, _ = exporter.from_notebook_node(
         nb, resources={"metadata": {"name": html.escape(nb.metadata["title"])}}
     )
     return body
 
 
-def to_csv(record) -> str:
+def to_csv(record, answer_key: dict | None = None) -> str:
     return analytics.to_csv([record])
 
 
@@ -560,10 +457,11 @@ def file_name(session_id: str, fmt: str) -> str:
     return f"{SAFE_NAME.sub('_', session_id) or 'session'}.{fmt}"
 
 
-def render(record, fmt: str) -> str:
-    """``record`` as the text of one export format (one of ``FORMATS``)."""
+def render(record, fmt: str, answer_key: dict | None = None) -> str:
+    """``record`` as the text of one export format (one of ``FORMATS``); with
+    ``answer_key`` (the interviewer's view of its challenge) for interviewers only."""
     renderers = {
-        "ipynb": lambda r: nbformat.writes(to_ipynb(r)),
+        "ipynb": lambda r, k: nbformat.writes(to_ipynb(r, k)),
         "md": to_markdown,
         "json": to_json,
         "html": to_html,
@@ -571,11 +469,11 @@ def render(record, fmt: str) -> str:
     }
     if fmt not in renderers:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    return renderers[fmt](record)
+    return renderers[fmt](record, answer_key)
 
 
-def write(record, fmt: str, path) -> Path:
+def write(record, fmt: str, path, answer_key: dict | None = None) -> Path:
     """Write ``record`` as ``fmt`` to ``path``; returns the path."""
     path = Path(path)
-    path.write_text(render(record, fmt), encoding="utf-8")
+    path.write_text(render(record, fmt, answer_key), encoding="utf-8")
     return path

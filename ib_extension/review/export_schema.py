@@ -32,7 +32,11 @@ def generate(session_fields, challenge_fields, message_fields, event_fields, pay
     test = narrowed(GradeTest, test_fields, "ExportedTest")
     parts = {
         "session": narrowed(SessionView, session_fields, "ExportedSession"),
-        "challenge": narrowed(ChallengeView, challenge_fields, "ExportedChallenge"),
+        # The library's public text beyond what a session carries (the visible tests).
+        "challenge": narrowed(ChallengeView, tuple(f for f in challenge_fields
+                                                   if f in ChallengeView.model_fields),
+                              "ExportedChallenge", **{f: (str, "") for f in challenge_fields
+                                                      if f not in ChallengeView.model_fields}),
         "message": narrowed(Message, message_fields, "ExportedMessage"),
         "grade": narrowed(Grade, grade_fields, "ExportedGrade", tests=(list[test], ...)),
     }
@@ -61,7 +65,7 @@ def generate(session_fields, challenge_fields, message_fields, event_fields, pay
                        "narrowed to the fields an export keeps. Times are ISO 8601 UTC "
                        "strings; `t` values are seconds since the session started.",
         "type": "object",
-        "required": ["schema_version", "kind", "exported_by", "session", "challenge",
+        "required": ["schema_version", "kind", "exported_by", "answer_key", "session", "challenge",
                      "messages", "events", "grade", "final_notebook", "summary",
                      "provenance", "timelines"],
         "additionalProperties": False,

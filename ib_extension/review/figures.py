@@ -8,11 +8,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .analytics import message_timeline, summary, time_utilisation, token_timeline
+from .layout import label_rows
 
 COLORS = {
     "tokens": "#3b5bdb",
     "budget": "#868e96",
-    "action": "#f08c00",
+    "action": "#c2410c",
     "active": "#37b24d",
     "paused": "#f03e3e",
     "unused": "#dee2e6",
@@ -51,6 +52,10 @@ def _who(record) -> str:
     return html.escape(record["session"].get("candidate_name") or record["session"]["id"])
 
 
+LABEL_ROW_PX = 16
+MIN_PLOT_PX = 560  # the narrowest a token chart is drawn: its labels are packed for it
+
+
 def fig_token_usage(record) -> go.Figure:
     rows = token_timeline(record)
     x = [_minutes(r["t"]) for r in rows]
@@ -74,18 +79,35 @@ def fig_token_usage(record) -> go.Figure:
         x=[_minutes(r["t"]) for r in actions],
         y=[r["tokens"] for r in actions],
         name="interviewer action",
-        mode="markers+text",
+        mode="markers",
         text=[r["label"] for r in actions],
-        # Alternate left and right so that close actions do not overprint.
-        textposition=[("top left", "top right")[i % 2] for i in range(len(actions))],
+        hovertemplate="%{x:.1f} min: %{text}<extra></extra>",
         marker={"symbol": "diamond", "size": 10, "color": COLORS["action"]},
     )
+    # Labels go above the plot, each on the lowest row where it meets no other label.
+    span = max(x[-1] if x else 0, 1.0)
+    row_of = label_rows([_minutes(r["t"]) for r in actions], [r["label"] for r in actions],
+                        MIN_PLOT_PX / span)
+    rows_used = max(row_of, default=-1) + 1
+    for r, row in zip(actions, row_of, strict=True):
+        fig.add_annotation(x=_minutes(r["t"]), y=1, yref="paper", yanchor="bottom",
+                           yshift=4 + row * LABEL_ROW_PX, text=html.escape(r["label"]),
+                           showarrow=False, font={"size": 11, "color": COLORS["action"]})
+        fig.add_shape(type="line", x0=_minutes(r["t"]), x1=_minutes(r["t"]), y0=0, y1=1,
+                      yref="paper", line={"color": COLORS["action"], "width": 1, "dash": "dot"})
+    top = 70 + rows_used * LABEL_ROW_PX
+    plot_px = FIGURE_HEIGHT + rows_used * LABEL_ROW_PX - top - 50
     return styled(
         fig,
         f"Token usage — {_who(record)}",
+        height=FIGURE_HEIGHT + rows_used * LABEL_ROW_PX,
+        margin={"l": 60, "r": 20, "t": top, "b": 50},
+        legend={"orientation": "h", "yanchor": "bottom", "xanchor": "right", "x": 1,
+                "y": 1 + (rows_used * LABEL_ROW_PX + 8) / plot_px},
         xaxis_title="minutes since start",
         yaxis_title="tokens",
         yaxis_rangemode="tozero",
+        xaxis_range=[0, span],
     )
 
 
@@ -129,7 +151,7 @@ def fig_message_timeline(record) -> go.Figure:
         mode="markers",
         name="question",
         marker={"color": COLORS["user"], "size": 11},
-        text=[f"{r['prompt_tokens']} prompt tokens<br>{html.escape(r['preview'])}" for r in user],
+        text=[html.escape(r["preview"]) for r in user],
         hovertemplate="%{x:.1f} min<br>%{text}<extra></extra>",
     )
     fig.add_bar(
@@ -140,7 +162,8 @@ def fig_message_timeline(record) -> go.Figure:
         name="reply",
         marker_color=COLORS["ai"],
         text=[
-            f"{r['completion_tokens']} completion tokens, {r['latency_seconds']:.1f} s "
+            f"{r['prompt_tokens']} prompt + {r['completion_tokens']} completion tokens billed, "
+            f"{r['latency_seconds']:.1f} s "
             f"({r['status']})<br>{html.escape(r['preview'])}"
             for r in ai
         ],
@@ -158,14 +181,21 @@ def fig_message_timeline(record) -> go.Figure:
 
 COMPARED = (
     ("tokens_total", "Tokens used", 1),
-    ("active_seconds", "Active minutes", 1 / 60),
+    ("time_used_seconds", "Minutes used", 1 / 60),
     ("ai_time_share", "AI time share (%)", 100),
-    ("score", "Score", 1),
+    ("score", "Score (%)", 100),
 )
 
 
+def compare_label(row: dict) -> str:
+    """A candidate on the comparison's axis: name and start date (two sessions of the
+    same name stay apart: the bars are keyed by session id)."""
+    when = (row.get("started_at") or row.get("created_at") or "")[:16].replace("T", " ")
+    return f"{html.escape(row['candidate_name'] or row['session_id'])}<br>{when}"
+
+
 def fig_compare(records: list[dict]) -> go.Figure:
-    """Candidates who took the same challenge, side by side."""
+    """Candidates who took the same challenge, side by side, one bar per session."""
     if not records:
         raise ValueError("fig_compare needs at least one session record")
     rows = [summary(r) for r in records]
@@ -175,12 +205,13 @@ def fig_compare(records: list[dict]) -> go.Figure:
             f"fig_compare compares one challenge; these records span {sorted(map(str, challenges))}"
         )
     fig = make_subplots(rows=1, cols=len(COMPARED), subplot_titles=[c[1] for c in COMPARED])
-    names = [html.escape(r["candidate_name"] or r["session_id"]) for r in rows]
+    ids = [r["session_id"] for r in rows]
+    labels = [compare_label(r) for r in rows]
     palette = [COLORS["tokens"], COLORS["ai"], COLORS["active"], COLORS["action"], COLORS["user"]]
     for col, (key, _, scale) in enumerate(COMPARED, start=1):
         values = [None if r[key] is None else round(r[key] * scale, 1) for r in rows]
         fig.add_bar(
-            x=names,
+            x=ids,
             y=values,
             row=1,
             col=col,
@@ -188,9 +219,10 @@ def fig_compare(records: list[dict]) -> go.Figure:
             text=values,
             textposition="outside",
             cliponaxis=False,
+            customdata=labels,
+            hovertemplate="%{customdata}: %{y}<extra></extra>",
             marker_color=[palette[i % len(palette)] for i in range(len(rows))],
         )
+        fig.update_xaxes(tickvals=ids, ticktext=labels, row=1, col=col)
     title = html.escape(str(rows[0]["challenge_title"] or rows[0]["challenge_id"]))
-    return styled(fig, f"Candidates on {title}", margin={"l": 50, "r": 20, "t": 90, "b": 50})
-
-
+    return styled(fig, f"Candidates on {title}", margin={"l": 50, "r": 20, "t": 90, "b": 80})

@@ -10,6 +10,8 @@ Each line of a code cell ends up as one of
 - ``candidate``: anything else, including the challenge's starter code and code the
   candidate had sent in a question (an AI that echoes it back did not write it).
 
+Cells the product put into the notebook (the panel cell) are left out.
+
 Blank lines do not count.
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import difflib
 import re
 
-from .records import challenge, check_record, final_notebook, messages
+from .records import challenge, check_record, final_notebook, messages, product_cell
 
 LINE_CLOSE = 0.6  # character similarity from which a changed line still counts as the AI's
 MIN_SHARED_LINES = 2  # lines a cell must share with a block (fewer if the block is shorter)
@@ -80,7 +82,8 @@ def provenance(record) -> dict:
     nb = final_notebook(record)
     cells = []
     for index, cell in enumerate((nb or {}).get("cells") or []):
-        if cell.get("cell_type") == "code":
+        # The cells Interview Buddy put there (the panel cell) are nobody's work.
+        if cell.get("cell_type") == "code" and not product_cell(cell):
             cells.append(
                 {
                     "index": index,

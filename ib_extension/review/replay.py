@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api.events import CATALOGUE, NOTEBOOK_EVENTS, describe
-from .records import billed, check_record, parse_time
+from .records import SessionClock, billed, billed_total, check_record, parse_time
 
 # Events the timeline leaves out: the message steps already carry what they say.
 FOLDED = {t for t, k in CATALOGUE.items() if k.with_message}
@@ -56,10 +56,11 @@ class Step:
     title: str
     detail: dict[str, Any] = field(default_factory=dict)
     # the state once this step has happened
-    tokens: int = 0
+    tokens: int = 0  # billed so far, as the ledger counts them
     messages: int = 0
     status: str = "created"
     locked: bool = False
+    time_used: float = 0.0  # of the time limit, by the service's clock
 
 
 # -- snapshots --------------------------------------------------------------------------
@@ -125,12 +126,13 @@ def timeline(record) -> list[Step]:
         return []
 
     start = parse_time(record["session"].get("started_at") or entries[0][0])
+    clock = SessionClock(record)
     state = {"tokens": 0, "messages": 0, "status": "created", "locked": False}
     last_notebook: dict | None = None
     steps = []
     for at, _, _, source, item in entries:
         if source == "message":
-            state["tokens"] += billed(item)
+            state["tokens"] += billed_total(item)
             state["messages"] += 1
             kind, actor, title, detail = _message(item)
         else:
@@ -140,7 +142,8 @@ def timeline(record) -> list[Step]:
             if isinstance(notebook, dict):
                 last_notebook = notebook
         steps.append(Step(index=len(steps), at=at, t=(parse_time(at) - start).total_seconds(),
-                          kind=kind, actor=actor, title=title, detail=detail, **state))
+                          kind=kind, actor=actor, title=title, detail=detail,
+                          time_used=round(clock.used_at(at), 3), **state))
     return steps
 
 
@@ -155,10 +158,12 @@ def _advance(state: dict, event: dict) -> None:
 
 def _message(m: dict) -> tuple[str, str, str, dict]:
     detail = {"message_id": m["id"], "content": m.get("content") or "",
-              "status": m.get("status"), "tokens": billed(m)}
+              "status": m.get("status"), "tokens": billed_total(m)}
     if m["role"] == "user":
         return "question", "candidate", "Candidate asked the AI", detail
-    detail.update(latency_ms=m.get("latency_ms"), model=m.get("model"))
+    prompt, completion = billed(m)
+    detail.update(latency_ms=m.get("latency_ms"), model=m.get("model"),
+                  prompt_tokens=prompt, completion_tokens=completion)
     title = "AI replied" if m.get("status") in (None, "complete") else f"AI reply ({m['status']})"
     return "answer", "ai", title, detail
 

@@ -24,6 +24,7 @@ from . import tokens
 from .admission import Gate
 from .budget import Ledger
 from .feed import Feed
+from .idempotency import Idempotency
 from .quotas import Quota, Usage
 from .ratelimit import SlidingWindow
 from .refusals import RefusalCounter
@@ -121,6 +122,7 @@ class Service:
         self.quota = Quota(config.activity_event_quota, config.snapshot_quota,
                            config.activity_bytes_quota)
         self.usage: dict[str, Usage] = defaultdict(Usage)  # session id -> activity stored
+        self.idempotency = Idempotency()
 
     def now(self) -> float:
         return self.clock.now()
@@ -278,6 +280,25 @@ class Service:
         self.save(s)
         return s, token
 
+    def create_once(self, req: CreateSession, key: str | None) -> tuple[Session, str, bool]:
+        """`create`, unless `key` (the request's Idempotency-Key) already created a session
+        from the same request: then that session and its token. The flag says which."""
+        if key is None:
+            return (*self.create(req), False)
+        self.idempotency.check(key)
+        body = req.model_dump()
+        found = self.idempotency.recall(key, body, self.now())
+        if found is not None:
+            s = self.get(found.session_id)
+            if s.token_hash != hash_token(found.token):
+                raise IBError("conflict", f"Session {s.id} was created with this key, and its "
+                              "candidate token has been replaced since; issue a new one with "
+                              f"POST /ib/api/sessions/{s.id}/token.")
+            return s, found.token, True
+        s, token = self.create(req)
+        self.idempotency.remember(key, body, s.id, token, self.now())
+        return s, token, False
+
     def _challenge_for(self, req: CreateSession) -> dict[str, Any]:
         if req.challenge_id and req.challenge_text:
             raise IBError("invalid_request",
@@ -318,9 +339,11 @@ class Service:
         s.apply(action, now)
         past = {"start": "started", "pause": "paused", "resume": "resumed", "end": "ended",
                 "expire": "expired", "submit": "submitted"}[action]
-        # Each lifecycle event says where it led, so replays need no copy of the rules.
+        # Each lifecycle event says where it led and what the clock read, so replays
+        # and exports need no copy of the rules.
         self.emit(s, f"session.{past}", actor, {**(payload or {}), "status": s.status,
-                                                "reason": s.end_reason if s.ended else None})
+                                                "reason": s.end_reason if s.ended else None,
+                                                "time_used_seconds": _reading(s, now)})
         if action in CUT_REASONS:
             self.cut_streams(s, action)
         self.save(s)
@@ -378,8 +401,10 @@ class Service:
 
     def extend_time(self, session_id: str, seconds: int, actor: str = "interviewer") -> Session:
         s = self.get(session_id)
-        revived = s.extend_time(seconds, self.now())
-        self.emit(s, "time.extended", actor, {"seconds": seconds, "reopened": revived})
+        now = self.now()
+        revived = s.extend_time(seconds, now)
+        self.emit(s, "time.extended", actor, {"seconds": seconds, "reopened": revived,
+                                              "time_used_seconds": _reading(s, now)})
         self.check_warnings(s)
         self.save(s)
         return s
@@ -559,6 +584,11 @@ class Service:
         for ev in list(self.streams.get(s.id, ())):
             ev.reason = CUT_REASONS[action]  # type: ignore[attr-defined]
             ev.set()
+
+
+def _reading(s: Session, now: float) -> float:
+    """The session's clock as its events carry it (the view's time_used_seconds)."""
+    return round(s.time_used(now), 3)
 
 
 def message_view(m: dict[str, Any]) -> Message:

@@ -149,6 +149,8 @@ def openapi(base_url: str = "/",
                       for n in _PARAM.findall(template)]
             params += [{"name": n, "in": "query", "required": False, "schema": _query_schema(t),
                         "description": d} for n, t, d in op.query]
+            params += [{"name": n, "in": "header", "required": False, "schema": t,
+                        "description": d} for n, t, d in op.headers]
             if params:
                 operation["parameters"] = params
             if op.body is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from a11y import assert_accessible
 from playwright.sync_api import expect
 from replay_sessions import QUESTION, play
 
@@ -60,6 +61,20 @@ def test_replay_steps_forwards_and_backwards(live_service, played, page, screens
     screenshot("submitted-diff")
     assert dialogs == []
 
+    # The keyboard steps too (← → Home End), and the page lists those keys.
+    expect(page.locator(".ib-keys")).to_contain_text("← previous step")
+    page.locator("body").click(position={"x": 5, "y": 5})  # focus on the page, not a field
+    page.keyboard.press("Home")
+    expect(counter).to_have_text(f"1 / {n}")
+    page.keyboard.press("ArrowRight")
+    expect(counter).to_have_text(f"2 / {n}")
+    expect(title).to_have_text(steps[1].title)
+    page.keyboard.press("ArrowLeft")
+    expect(counter).to_have_text(f"1 / {n}")
+    page.keyboard.press("End")
+    expect(counter).to_have_text(f"{n} / {n}")
+    assert_accessible(page, "the replay page")
+
 
 def test_history_lists_the_session_opens_its_replay_and_exports_it(
         live_service, played, page, screenshot, tmp_path):
@@ -69,18 +84,16 @@ def test_history_lists_the_session_opens_its_replay_and_exports_it(
     expect(row).to_contain_text("completed")
     screenshot("list")
 
-    row.get_by_role("button", name="Export…").click()
-    page.locator(".ibh-exports").get_by_role("button", name="json").click()
-    link = page.locator(".ibh-download a")
-    expect(link).to_have_text(f"Download {played['id']}.json")
-    with page.expect_download() as download:
-        link.click()
+    with page.expect_download() as download:  # one click, one file
+        row.locator(".ib-download-button[data-format=json]").click()
+    assert download.value.suggested_filename == f"{played['id']}.json"
     saved = tmp_path / "export.json"
     download.value.save_as(saved)
     document = json.loads(saved.read_text(encoding="utf-8"))
     assert document["session"]["id"] == played["id"]
     assert played["candidate_token"] not in saved.read_text(encoding="utf-8")
     screenshot("export")
+    assert_accessible(page, "the history page")
 
     with page.context.expect_page() as opened:
         row.get_by_role("link", name="Replay").click()

@@ -38,6 +38,7 @@ class Op:
     body: type[BaseModel] | None = None
     # (name, JSON type or a whole JSON schema, description)
     query: tuple[tuple[str, str | dict[str, Any], str], ...] = ()
+    headers: tuple[tuple[str, dict[str, Any], str], ...] = ()  # request headers it reads
     max_body: int | None = None  # bytes; None = the service's max_body_bytes
     success: int = 200
     response: type[BaseModel] | None = None  # the success body (api/models.py)

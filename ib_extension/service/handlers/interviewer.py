@@ -6,6 +6,7 @@ from ...api import models as m
 from ...api import requests as schemas
 from ...api.errors import IBError
 from ..core import SessionFilter
+from ..idempotency import HEADER
 from ..roles import INTERVIEWER
 from ..sessions import STATUSES, TRANSITIONS
 from .base import FEED_QUERY, FeedBase, IBHandler, Op
@@ -22,6 +23,7 @@ class ModelsHandler(IBHandler):
     async def get(self) -> None:
         self.reply(m.ModelsInfo(models=list(self.ib.models), default=self.ib.default_model,
                                 assist_policies=list(self.ib.assist_policies),
+                                assist_policy_texts=dict(self.ib.assist_policies),
                                 default_assist_policy=self.ib.default_assist_policy,
                                 candidate_links=self.service.workspaces is not None))
 
@@ -42,8 +44,12 @@ class SessionsHandler(IBHandler):
              "page size, 1-500 (default 50)"),
             ("offset", {"type": "integer", "minimum": 0, "maximum": 10**9}, "rows to skip")),
             response=m.SessionPage),
-        "post": Op(INTERVIEWER, "Create a session", body=schemas.CreateSession, success=201,
-                   response=m.CreatedSession),
+        "post": Op(INTERVIEWER, "Create a session (idempotent with an Idempotency-Key)",
+                   body=schemas.CreateSession, success=201, response=m.CreatedSession,
+                   headers=((HEADER, {"type": "string", "minLength": 1, "maxLength": 255,
+                                      "pattern": "^[\\x21-\\x7e]+$"},
+                             "the same key with the same request gives the same session "
+                             "(for an hour)"),)),
     }
 
     async def get(self) -> None:
@@ -67,9 +73,12 @@ class SessionsHandler(IBHandler):
 
     async def post(self) -> None:
         req = self.body(schemas.CreateSession)
-        s, token = self.service.create(req)
+        s, token, replayed = self.service.create_once(req, self.request.headers.get(HEADER))
+        if replayed:
+            self.set_header("Idempotent-Replayed", "true")
         spaces = self.service.workspaces
-        # On JupyterHub: the one link the candidate needs.
+        # On JupyterHub: the one link the candidate needs. Links are kept only hashed, so a
+        # replayed create issues a fresh one (the earlier one stops working).
         url = spaces.candidate_url(spaces.issue_link(s), self.origin()) if spaces else None
         self.reply(m.CreatedSession(id=s.id, candidate_token=token, candidate_url=url,
                                     session=self.service.view(s)))
