@@ -95,7 +95,7 @@ def test_the_document_refers_only_to_what_it_holds(api_schema, live):
                 walk(value)
 
     walk(doc)
-    assert "#/components/schemas/ChatMessage" in refs
+    assert "#/components/schemas/UserMessage" in refs  # the chat body's messages, by role
     schemas = doc["components"]["schemas"]
     assert [r for r in refs if r.removeprefix("#/components/schemas/") not in schemas] == []
     assert "$defs" not in str(doc)
