@@ -105,6 +105,16 @@ class Skipped(Payload):
     reason: str
 
 
+class HandedIn(Payload):
+    """The final notebook, arrived after the end (from the candidate's server or the hub)."""
+
+    by: Literal["workspace", "hub"]
+    notebook: dict[str, Any]
+    path: str | None = None
+    code_cells: int = 0
+    seconds_after_end: float = 0.0
+
+
 class QuotaReached(Payload):
     limit: Literal["events", "snapshots", "bytes"]
     message: str
@@ -222,6 +232,14 @@ _KINDS = [
               exported=("status", "reason")),
     EventKind("session.submitted", Submitted, lambda p: "Candidate submitted the notebook",
               "lifecycle", exported=("status", "reason")),
+    EventKind("workspace.opened", Empty, lambda p: "The candidate opened the workspace",
+              "lifecycle", audience=INTERVIEWER),
+    EventKind("notebook.handed_in", HandedIn,
+              lambda p: f"Final notebook handed in by the {p.get('by')} "
+                        f"({p.get('code_cells', 0)} code cells, "
+                        f"{p.get('seconds_after_end', 0):.0f} s after the end)",
+              "lifecycle", audience=INTERVIEWER,
+              exported=("by", "path", "code_cells", "seconds_after_end")),
     EventKind("session.token_rotated", Empty,
               lambda p: "A new candidate token was issued (the old one stopped working)",
               "lifecycle", audience=INTERVIEWER),

@@ -59,6 +59,14 @@ def system_prompt(settings: Settings, s: Session, policies: dict[str, str]) -> s
     )
 
 
+def shortest_request(settings: Settings, s: Session, policies: dict[str, str]) -> int:
+    """Tokens the shortest possible request reserves: the service's instructions, an empty
+    question, one token of reply. The session publishes its budget as used up below it."""
+    system = {"role": "system", "content": system_prompt(settings, s, policies)}
+    estimate = tokens.count_message_tokens([system, {"role": "user", "content": ""}], s.model)
+    return estimate + int(estimate * settings.prompt_margin) + 4 + 1
+
+
 async def chat(service: Service, s: Session, req: ChatRequest, settings: Settings,
                disconnected: asyncio.Event) -> AsyncIterator[tuple[str, Any]]:
     """Run one request. Yields ("start", Reply), ("delta", text)..., ("end", Reply).
@@ -68,6 +76,7 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
     """
     now = service.now()
     service.candidate_seen(s)
+    s.shortest_request = shortest_request(settings, s, service.config.assist_policies)
     refusal = s.chat_refusal(now)
     if refusal is None:
         refusal = _request_refusal(s, req, settings)
