@@ -423,7 +423,10 @@ class Panel {
     this.log.replaceChildren(this.empty);  // redrawn from the service, in its order
     this.empty.hidden = false;
     for (const m of messages.messages) this.upsert(m);
-    if (this.state === null) this.challenge.open = messages.messages.length === 0;  // room for the chat
+    // In a notebook cell, room for the chat once there is one; the side panel scrolls it.
+    if (this.state === null && !this.root.classList.contains("ib-side")) {
+      this.challenge.open = messages.messages.length === 0;
+    }
     this.setState(state);
     this.setOnline(true);
   }
