@@ -183,13 +183,15 @@ class InterviewPanel extends Widget {
   }
 }
 
-function setSizesOnce(labShell) {
-  // JupyterLab restores the candidate's own sizes afterwards; the first time, make room.
-  const key = "interview-buddy:sized";
-  const split = labShell._hsplitPanel;  // no public setter for the side panels' width
-  if (localStorage.getItem(key) || !split || typeof split.setRelativeSizes !== "function") return;
-  split.setRelativeSizes(FIRST_SIZES);
+function firstLayout(labShell) {
+  // The first time in this browser, make room: the file browser folded away, the panel at
+  // 40 %. After that JupyterLab restores the candidate's own layout.
+  const key = "interview-buddy:first-layout";
+  if (localStorage.getItem(key)) return;
   localStorage.setItem(key, "1");
+  labShell.collapseLeft();
+  const split = labShell._hsplitPanel;  // no public setter for the side panels' width
+  if (split && typeof split.setRelativeSizes === "function") split.setRelativeSizes(FIRST_SIZES);
 }
 
 async function useFastAutosave(settings, seconds) {
@@ -259,7 +261,7 @@ const plugin = {
     // After the layout is restored (which waits for every plugin, this one too).
     void app.restored.then(async () => {
       await showPanel(false);
-      setSizesOnce(labShell);
+      firstLayout(labShell);
       if (!host.interviewNotebook()) docManager.openOrReveal(workspace.notebook);
     });
   },
