@@ -70,6 +70,6 @@ def axe_violations(page, selector: str = ".ib-side") -> list[dict]:
 
 def set_theme(page, theme: str) -> None:
     page.locator("#jp-MainMenu").get_by_text("Settings", exact=True).click()
-    page.locator(".lm-Menu-itemLabel", has_text="Theme").click()
-    page.locator(".lm-Menu-itemLabel", has_text=theme).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Theme$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{theme}$")).click()
     expect(page.locator("body")).to_have_attribute("data-jp-theme-name", theme)

@@ -285,7 +285,7 @@ class Panel {
     this.confirmBox.setAttribute("aria-label", "Confirm submission");
     const question = el("p", "ib-confirm-text", "Hand in your notebook and end the interview? "
       + "You cannot chat or change your work afterwards.");
-    this.confirmYes = el("button", "ib-btn ib-btn-send", "Yes, submit");
+    this.confirmYes = el("button", "ib-btn ib-btn-primary ib-confirm-yes", "Yes, submit");
     this.confirmYes.onclick = () => this.submit();
     const no = el("button", "ib-btn ib-btn-plain", "Cancel");
     no.onclick = () => this.closeConfirm();
