@@ -42,7 +42,7 @@ def wait_for(condition, what: str, within: float = 30.0, every: float = 0.05):
 
 
 def wait_until_up(url: str, proc: subprocess.Popen, headers: dict | None = None,
-                  within: float = 60.0) -> None:
+                  within: float = 180.0) -> None:
     """Poll `url` until it answers; fail at once if `proc` exits first."""
 
     def answers() -> bool:

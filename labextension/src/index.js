@@ -140,6 +140,14 @@ class Host {
       cell.readOnly = true;
     }
     nb.node.classList.add("ib-ended");
+    if (!nb.node.querySelector(":scope > .ib-ended-bar")) {
+      const bar = document.createElement("div");
+      bar.className = "ib-ended-bar";
+      bar.setAttribute("role", "status");
+      bar.textContent = "The interview has ended: this notebook is read-only. The interview "
+        + "panel says when your work was handed in.";
+      nb.node.append(bar);
+    }
     nb.context.model.dirty = false;
   }
 }

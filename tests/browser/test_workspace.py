@@ -199,8 +199,9 @@ def test_run_tests_in_the_kernel_with_pass_and_fail_per_test(page, workspace, li
 def test_pause_interrupts_running_code_and_covers_the_notebook(page, workspace, live_service,
                                                                screenshot):
     panel = open_workspace(page, workspace)
-    last = code_cell(page, -1)
-    set_source(page, -1, "import time; time.sleep(120)")
+    index = page.locator(".jp-Notebook .jp-Cell.jp-CodeCell").count() - 1
+    last = code_cell(page, index)
+    set_source(page, index, "import time; time.sleep(120)")
     last.locator(".jp-InputArea-editor").click()
     page.keyboard.press("Control+Enter")
     page.get_by_text(BUSY).wait_for()
@@ -260,7 +261,7 @@ def test_never_saved_never_submitted_still_handed_in_graded_and_exported_at_time
         assert visible and all(t["passed"] for t in visible), grade
 
         # Read-only after the end: a banner on the notebook, no kernel, saves refused.
-        expect(page.locator(".jp-NotebookPanel.ib-ended")).to_have_count(1)
+        expect(page.locator(".jp-NotebookPanel.ib-ended .ib-ended-bar")).to_be_visible()
         with ws.client() as c:
             wait_for(lambda: c.get("/api/kernels").json() == [], "the kernels to stop")
             saved = c.put("/api/contents/interview.ipynb",

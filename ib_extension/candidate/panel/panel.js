@@ -547,6 +547,7 @@ class Panel {
     const text = this.input.value;
     if (!text.trim()) {
       this.estimate.textContent = "";
+      this.estimate.classList.remove("ib-over");
       return;
     }
     const cost = nextMessageCost(this.rules, this.state, this.history, text);
