@@ -258,6 +258,7 @@ def token_hashes(walk: Walk) -> list[str]:
 NOT_REACHED = {
     ("POST", "/ib/api/challenges"): "needs a challenge definition",
     ("POST", "/ib/api/sessions/{session_id}/grade"): "needs a submitted, gradable challenge",
+    ("POST", "/ib/api/me/hand-in"): "needs a session that has ended (tests/test_hand_in.py)",
 }
 
 
