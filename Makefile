@@ -13,7 +13,13 @@ PORT   ?= 8000
 # npm's own record of an install, newer than package-lock.json once `npm ci` has run
 PROXY_STAMP := node_modules/.package-lock.json
 
-.PHONY: demo test install install-test browser sandbox proxy lint lint-only bench clean
+# The candidate workspace's JupyterLab extension (labextension/): built with npm from its
+# lockfile into the package, and linked into .venv as `jupyter labextension develop` does
+# (the wheel ships the same build under share/jupyter/labextensions).
+LABEXT      := ib_extension/candidate/labextension
+LABEXT_DEST := $(VENV)/share/jupyter/labextensions/@interview-buddy/workspace
+
+.PHONY: demo test install install-test labextension browser sandbox proxy lint lint-only bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
@@ -24,9 +30,22 @@ $(BIN)/python:
 
 install: $(BIN)/python proxy
 	$(BIN)/pip install --quiet -e .
+	@$(MAKE) --no-print-directory labextension
 
 install-test: $(BIN)/python proxy
 	$(BIN)/pip install --quiet -e ".[test]"
+	@$(MAKE) --no-print-directory labextension
+
+labextension: $(LABEXT)/package.json
+	@mkdir -p $(dir $(LABEXT_DEST)) && rm -rf $(LABEXT_DEST) && ln -s $(CURDIR)/$(LABEXT) $(LABEXT_DEST)
+
+$(LABEXT)/package.json: labextension/package.json labextension/package-lock.json labextension/src/*.js labextension/style/*.css
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "Installing Node.js and npm to build the workspace's JupyterLab extension..."; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; }
+	cd labextension && npm ci --no-audit --no-fund --loglevel=error
+	cd labextension && JUPYTERLAB_STAGING="$$(../$(BIN)/python -c 'import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), "staging"))')" \
+	  npm run build --silent >/dev/null
 
 # JupyterHub's proxy, configurable-http-proxy, pinned in package-lock.json (README: why npm).
 proxy: $(PROXY_STAMP)
@@ -67,4 +86,4 @@ bench: install-test
 	$(BIN)/python benchmarks/overhead.py
 
 clean:
-	rm -rf $(VENV) node_modules .ib-data .ib-demo .ib-hub test-artifacts
+	rm -rf $(VENV) node_modules .ib-data .ib-demo .ib-hub test-artifacts labextension/node_modules $(LABEXT)

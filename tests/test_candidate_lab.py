@@ -36,11 +36,11 @@ def test_template_gets_the_title_and_starter_code():
     session = {"id": "s_1", "challenge": {"title": "Two Sum", "starter_code": STARTER}}
     nb = notebook.fill_template(template, session)
     roles = {c["metadata"].get("ib", {}).get("role"): c for c in nb["cells"]}
-    assert "show_panel()" in "".join(roles["panel"]["source"])
+    assert "Interview** panel" in roles["title"]["source"]  # the panel needs no cell to run
     assert roles["title"]["source"].startswith("# Two Sum\n")
     assert roles["starter"]["source"] == STARTER
     assert nb["metadata"]["ib"] == {"session_id": "s_1"}
-    assert template["cells"][2]["source"] != STARTER  # the template itself is untouched
+    assert template["cells"][1]["source"] != STARTER  # the template itself is untouched
 
 
 def test_lab_env_drops_secrets_and_keeps_the_session():
@@ -63,7 +63,7 @@ def test_a_wrong_token_stops_ib_lab_with_the_services_sentence(live, tmp_path):
 # ---- the running workspace ---------------------------------------------------------------
 def test_workspace_notebook_holds_the_challenge(workspace):
     nb = json.loads((workspace.workdir / notebook.NOTEBOOK_NAME).read_text())
-    assert nb["cells"][1]["source"].startswith("# FizzBuzz\n")
+    assert nb["cells"][0]["source"].startswith("# FizzBuzz\n")
     assert nb["metadata"]["ib"]["session_id"] == workspace.session_id
 
 
@@ -173,7 +173,7 @@ def test_closing_the_request_stops_the_reply(workspace, live):
 
 def test_saving_a_notebook_records_a_snapshot(workspace, live):
     nb = json.loads((workspace.workdir / notebook.NOTEBOOK_NAME).read_text())
-    nb["cells"][2]["source"] = "def fizzbuzz(n):\n    return []\n"
+    nb["cells"][1]["source"] = "def fizzbuzz(n):\n    return []\n"
     with workspace.client() as c:
         r = c.put(f"/api/contents/{notebook.NOTEBOOK_NAME}",
                   json={"type": "notebook", "format": "json", "content": nb})
@@ -185,8 +185,8 @@ def test_saving_a_notebook_records_a_snapshot(workspace, live):
 
     event = wait_for(snapshot, "the snapshot event")
     assert event["payload"]["path"] == notebook.NOTEBOOK_NAME
-    source = event["payload"]["notebook"]["cells"][2]["source"]  # as saved: a list of lines
-    assert "".join(source) == nb["cells"][2]["source"]
+    source = event["payload"]["notebook"]["cells"][1]["source"]  # as saved: a list of lines
+    assert "".join(source) == nb["cells"][1]["source"]
 
 
 def test_submit_sends_the_saved_notebook(live, tmp_path):

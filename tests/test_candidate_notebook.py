@@ -1,6 +1,7 @@
 """`pytest --nbval-lax` runs the candidate template (and the panel's Python API notebook)
-in a real kernel against a live service and the offline demo model; the kernel's telemetry
-reports every cell it ran."""
+in a real kernel against a live service and the offline demo model; the kernel, started with
+the workspace's IPython profile as the candidate's server starts it, reports every cell it
+ran (the template has no cell to run for that)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from helpers import wait_for
 from live import start_service, stop_service
 
 from ib_extension.api.resources import candidate_template
+from ib_extension.candidate import workdir
 
 HERE = Path(__file__).parent
 NOTEBOOKS = [candidate_template(), HERE / "nb" / "panel_api.ipynb"]
@@ -22,7 +24,11 @@ NOTEBOOKS = [candidate_template(), HERE / "nb" / "panel_api.ipynb"]
 
 def run_nbval(notebook: Path, session: dict, url: str, tmp: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "IB_"))}
-    env.update(IB_SERVICE_URL=url, IB_SESSION_TOKEN=session["candidate_token"])
+    profile = workdir.ipython_dir(tmp) / "profile_default"
+    profile.mkdir(parents=True, exist_ok=True)
+    (profile / "ipython_kernel_config.py").write_text(workdir.KERNEL_CONFIG, encoding="utf-8")
+    env.update(IB_SERVICE_URL=url, IB_SESSION_TOKEN=session["candidate_token"],
+               IPYTHONDIR=str(workdir.ipython_dir(tmp)))
     return subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
          "--rootdir", str(tmp), "-c", os.devnull, str(notebook)],

@@ -1,5 +1,6 @@
 """Session lifecycle and the service clock, driven by a ManualClock: no test sleeps."""
 
+import httpx
 import openai
 import pytest
 from helpers import candidate_client
@@ -15,16 +16,33 @@ async def act(client, sid, action, **body):
     return r
 
 
-async def test_clock_starts_on_the_first_candidate_request(make_session, base_url, service, clock):
+async def test_reads_do_not_start_the_clock_opening_the_workspace_does(make_session, base_url,
+                                                                          service, clock):
+    """A workspace reads the session, the conversation and the feed at start-up, before
+    anyone looks at it: only the candidate opening it in a browser starts the clock."""
     created = await make_session(time_limit_seconds=600)
     s = service.sessions[created["id"]]
     clock.advance(300)  # waiting before the candidate arrives costs nothing
-    assert s.status == "created" and s.time_left(clock.now()) == 600
-    client = candidate_client(base_url, created["candidate_token"])
-    await client.models.list()
-    assert s.status == "active"
+    headers = {"Authorization": f"Bearer {created['candidate_token']}"}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers) as c:
+        for path in ("/ib/api/me", "/ib/api/me/messages", "/ib/api/me/feed", "/ib/v1/models"):
+            assert (await c.get(path)).status_code == 200
+        assert s.status == "created" and s.time_left(clock.now()) == 600
+        opened = (await c.post("/ib/api/me/opened")).json()
+    assert opened["status"] == "active" and opened["started_at"] is not None
+    assert [e.type for e in await service.events(s.id, ["workspace.opened"])] == ["workspace.opened"]
+    [started] = await service.events(s.id, ["session.started"])
+    assert started.actor == "candidate"
     clock.advance(100)
     assert s.time_left(clock.now()) == 500
+
+
+async def test_the_first_ai_request_starts_the_clock_too(make_session, base_url, service):
+    created = await make_session(time_limit_seconds=600)
+    client = candidate_client(base_url, created["candidate_token"])
+    await client.chat.completions.create(model="gpt-4o-mini",
+                                         messages=[{"role": "user", "content": "hi"}])
+    assert service.sessions[created["id"]].status == "active"
 
 
 async def test_pause_excludes_time_and_resume_continues(make_session, aio_interviewer, service, clock):

@@ -265,6 +265,7 @@ NOT_REACHED = {
     ("POST", "/ib/api/sessions/{session_id}/link"): "needs the service to run on JupyterHub",
     ("POST", "/ib/api/hub/links/redeem"): "only the hub may call it",
     ("POST", "/ib/api/hub/spawn"): "only the hub may call it",
+    ("POST", "/ib/api/me/hand-in"): "needs a session that has ended (tests/test_hand_in.py)",
 }
 
 

@@ -137,6 +137,16 @@ class Skipped(Payload):
     reason: str
 
 
+class HandedIn(Payload):
+    """The final notebook, arrived after the end (from the candidate's server or the hub)."""
+
+    by: Literal["workspace", "hub"]
+    notebook: dict[str, Any]
+    path: str | None = None
+    code_cells: int = 0
+    seconds_after_end: float = 0.0
+
+
 class QuotaReached(Payload):
     limit: Literal["events", "snapshots", "bytes"]
     message: str
@@ -293,6 +303,14 @@ _KINDS = [
               exported=("status", "reason", "time_used_seconds")),
     EventKind("session.submitted", Submitted, lambda p: "Candidate submitted the notebook",
               "lifecycle", exported=("status", "reason", "time_used_seconds")),
+    EventKind("workspace.opened", Empty, lambda p: "The candidate opened the workspace",
+              "lifecycle", audience=INTERVIEWER),
+    EventKind("notebook.handed_in", HandedIn,
+              lambda p: f"Final notebook handed in by the {p.get('by')} "
+                        f"({p.get('code_cells', 0)} code cells, "
+                        f"{p.get('seconds_after_end', 0):.0f} s after the end)",
+              "lifecycle", audience=INTERVIEWER,
+              exported=("by", "path", "code_cells", "seconds_after_end")),
     EventKind("session.token_rotated", Empty,
               lambda p: "A new candidate token was issued (the old one stopped working)",
               "lifecycle", audience=INTERVIEWER),
@@ -373,7 +391,8 @@ _KINDS = [
 CATALOGUE: dict[str, EventKind] = {k.type: k for k in _KINDS}
 EVENT_TYPES: tuple[str, ...] = tuple(CATALOGUE)
 # Events whose payload carries the candidate's notebook, the most final first.
-NOTEBOOK_EVENTS: tuple[str, ...] = ("session.submitted", "workspace.closed", "activity.snapshot")
+NOTEBOOK_EVENTS: tuple[str, ...] = ("session.submitted", "notebook.handed_in", "workspace.closed",
+                                    "activity.snapshot")
 # What the candidate's workspace may report (POST /ib/api/me/events).
 ACTIVITY_TYPES: tuple[str, ...] = tuple(t for t in CATALOGUE if t.startswith("activity."))
 

@@ -56,6 +56,7 @@ class ChallengeView(Model):
     category: str | None = None
     statement: str
     starter_code: str = ""
+    visible_tests: str = ""  # the tests the candidate may run from the workspace
 
 
 class WarningRecord(Model):
@@ -69,6 +70,20 @@ class Refusal(Model):
 
     code: str
     message: str
+
+
+HandInSource = Literal["submit", "workspace", "hub"]
+
+
+class HandIn(Model):
+    """The final notebook the service holds: when it arrived and from where (`submit`: the
+    candidate pressed Submit; `workspace`: their server sent it at the end; `hub`: the hub
+    read it from their server at the end)."""
+
+    at: str
+    by: HandInSource
+    path: str | None = None
+    code_cells: int | None = None
 
 
 class GradeTest(Model):
@@ -144,6 +159,7 @@ class SessionView(Model):
     grade: Grade | None
     allowed_actions: list[Action]
     blocked: Refusal | None
+    handed_in: HandIn | None
     thresholds: list[int]
 
 
@@ -180,6 +196,7 @@ class CandidateSessionView(Model):
     score: float | None = Field(ge=0, le=1)
     grade: CandidateGrade | None
     blocked: Refusal | None
+    handed_in: HandIn | None
     thresholds: list[int]
 
 

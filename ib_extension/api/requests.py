@@ -74,6 +74,14 @@ class Activity(Body):
 
 class Submit(Body):
     notebook: dict[str, Any]
+    path: str | None = Field(default=None, max_length=1000)  # where it was in the workspace
+
+
+class HandIn(Body):
+    """The final notebook, sent after the end by the candidate's server (Service.hand_in)."""
+
+    notebook: dict[str, Any]
+    path: str | None = Field(default=None, max_length=1000)
 
 
 class NewChallenge(BaseModel):

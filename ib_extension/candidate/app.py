@@ -8,16 +8,19 @@ interview notebook on first start.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Unicode, default
+from traitlets import Float, Int, Unicode, default
 
 from .. import __version__
 from ..api.client import IBClient
 from ..api.environment import FORBIDDEN_ENV, SERVICE_URL_ENV, SESSION_TOKEN_ENV
-from .notebook import NOTEBOOK_NAME, ensure_notebook
+from . import workdir, workspace
+from .follower import Follower, Guard
+from .notebook import NOTEBOOK_NAME
 from .server import Upstream, handlers, make_post_save_hook
 
 
@@ -32,6 +35,14 @@ class IBCandidate(ExtensionApp):
                             help="The session's candidate token (default: $IB_SESSION_TOKEN).")
     notebook_name = Unicode(NOTEBOOK_NAME, config=True,
                             help="The interview notebook, made from the template on first start.")
+    autosave_seconds = Int(10, config=True,
+                           help="How often the workspace saves open notebooks by itself, in "
+                                "seconds (JupyterLab's own default is 120): at most this much "
+                                "work is at risk when the interview ends.")
+    final_save_seconds = Float(10.0, config=True,
+                               help="At the end: how long this server waits for the browser's "
+                                    "last save before it stops the kernels, refuses saves and "
+                                    "hands the notebook in.")
 
     @default("service_url")
     def _default_service_url(self) -> str:
@@ -50,18 +61,33 @@ class IBCandidate(ExtensionApp):
         os.environ[SERVICE_URL_ENV] = self.upstream.url
         os.environ[SESSION_TOKEN_ENV] = self.session_token
         serverapp = self.serverapp
-        serverapp.contents_manager.register_post_save_hook(
-            make_post_save_hook(self.upstream, serverapp.root_dir))
+        self.guard = Guard()
+        self.follower = Follower(self.upstream, serverapp, self.notebook_name,
+                                 self.final_save_seconds, self.guard)
+        cm = serverapp.contents_manager
+        cm.register_pre_save_hook(self.guard.pre_save)
+        cm.register_post_save_hook(
+            make_post_save_hook(self.upstream, serverapp.root_dir, self.follower.saved))
+        self.guard.wrap_kernel_starts(serverapp.kernel_manager)
         folder = Path(serverapp.root_dir)
-        if not (folder / self.notebook_name).exists():
-            client = IBClient(self.upstream.url, self.session_token, scheme="bearer")
-            try:
-                ensure_notebook(folder, client.me(), self.notebook_name)
-            finally:
-                client.close()
+        client = IBClient(self.upstream.url, self.session_token, scheme="bearer")
+        try:
+            session = client.me()  # reading it does not start the clock
+        finally:
+            client.close()
+        workdir.prepare(folder, session, self.notebook_name)
+        workdir.point_kernels_at(folder)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers(self.upstream))
+        self.handlers.extend(workspace.handlers({
+            "notebook": self.notebook_name, "autosave_seconds": self.autosave_seconds}))
+
+    async def _start_jupyter_server_extension(self, serverapp) -> None:
+        self._following = asyncio.ensure_future(self.follower.run())
 
     async def stop_extension(self) -> None:
+        following = getattr(self, "_following", None)
+        if following is not None:
+            following.cancel()
         await self.upstream.http.aclose()

@@ -22,14 +22,14 @@ from typing import Any
 
 from ..api.client import IBClient
 from ..api.environment import FORBIDDEN_ENV, SERVICE_URL_ENV, SESSION_TOKEN_ENV
-from .notebook import NOTEBOOK_NAME, ensure_notebook
+from . import workdir as workspace_files
+from .notebook import NOTEBOOK_NAME
 
 # Lab settings of the workspace: no "Jupyter news?" prompt, no update checks.
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
         {"fetchNews": "false", "checkForUpdates": False},
 }
-KERNEL_CONFIG = "c.InteractiveShellApp.extensions = ['ib_extension.candidate.telemetry']\n"
 # The first layout: the candidate notebook open, the file browser folded away. Any link to
 # /lab shows it; later the candidate's own layout is kept.
 FIRST_LAYOUT = {
@@ -67,7 +67,7 @@ def prepare_workdir(workdir: Path, session: dict[str, Any]) -> Path:
     """Create the workspace; returns the candidate notebook's path."""
     from jupyterlab_server.workspaces_handler import WORKSPACE_EXTENSION, slugify
 
-    notebook = ensure_notebook(workdir, session)
+    notebook = workspace_files.prepare(workdir, session)
     settings = workdir / ".ib" / "lab-settings"
     for name, value in LAB_SETTINGS.items():
         path = settings / name
@@ -78,9 +78,6 @@ def prepare_workdir(workdir: Path, session: dict[str, Any]) -> Path:
     first = workspaces / (slugify("default") + WORKSPACE_EXTENSION)
     if not first.exists():
         first.write_text(json.dumps(FIRST_LAYOUT), encoding="utf-8")
-    profile = workdir / ".ib" / "ipython" / "profile_default"
-    profile.mkdir(parents=True, exist_ok=True)
-    (profile / "ipython_kernel_config.py").write_text(KERNEL_CONFIG, encoding="utf-8")
     return notebook
 
 
@@ -89,8 +86,8 @@ def lab_env(base: dict[str, str], service_url: str, session_token: str, lab_toke
     """The environment of the candidate's server and kernels: no secret but the session's."""
     env = {k: v for k, v in base.items() if k not in FORBIDDEN_ENV}
     env.update({SERVICE_URL_ENV: service_url, SESSION_TOKEN_ENV: session_token,
-                "IPYTHONDIR": str(workdir / ".ib" / "ipython")})
-    if lab_token:
+                "IPYTHONDIR": str(workspace_files.ipython_dir(workdir))})
+    if lab_token:  # on JupyterHub the hub authenticates the server: no token of its own
         env["JUPYTER_TOKEN"] = lab_token
     return env
 

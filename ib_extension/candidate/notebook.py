@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,12 @@ def fill_template(template: dict[str, Any], session: dict[str, Any]) -> dict[str
         elif role == "starter" and challenge.get("starter_code"):
             cell["source"] = challenge["starter_code"]
     nb.setdefault("metadata", {})["ib"] = {"session_id": session["id"]}
+    # What the kernel reports when it starts: written up front, so that opening the notebook
+    # does not mark it modified.
+    nb["metadata"]["language_info"] = {
+        "codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+        "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+        "pygments_lexer": "ipython3", "version": platform.python_version()}
     return nb
 
 

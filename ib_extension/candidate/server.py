@@ -37,7 +37,7 @@ log = logging.getLogger("ib_extension.candidate.server")
 
 # The service routes a candidate may reach, re-served on the candidate's server.
 FORWARDED = (r"/(ib/v1/(?:models(?:/[^/]+)?|chat/completions|responses)"
-             r"|ib/api/me(?:/(?:messages|feed|events|submit))?)")
+             r"|ib/api/me(?:/(?:messages|feed|events|submit|opened))?)")
 # Response headers worth passing on (the error shape's retry hints, SSE framing).
 PASSED_HEADERS = ("Content-Type", "Cache-Control", "Retry-After", "x-should-retry")
 # Snapshots above this size are sent without outputs (the events route takes 5 MB).
@@ -167,7 +167,7 @@ class SubmitHandler(APIHandler):
         model = await _maybe_await(cm.get(path, content=True, type="notebook"))
         # As written on disk: without the transient "trusted" marks the model carries.
         notebook = json.loads(nbformat.writes(nbformat.from_dict(model["content"])))
-        r = await self.upstream.post_json("/ib/api/me/submit", {"notebook": notebook})
+        r = await self.upstream.post_json("/ib/api/me/submit", {"notebook": notebook, "path": path})
         self.set_status(r.status_code)
         self.finish(r.content)
 
@@ -186,10 +186,12 @@ def snapshot_payload(path: str, notebook: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def make_post_save_hook(upstream: Upstream, root_dir: str):
+def make_post_save_hook(upstream: Upstream, root_dir: str, on_save=None):
     def post_save(model: dict, os_path: str, contents_manager: Any, **_: Any) -> None:
         if model.get("type") != "notebook":
             return
+        if on_save is not None:
+            on_save(os_path)
         try:
             with open(os_path, encoding="utf-8") as f:
                 notebook = json.load(f)

@@ -21,17 +21,22 @@ class Action:
 
 ACTIONS = [
     Action("start", "Start", "Started: the clock is running.", style="success"),
-    Action("pause", "Pause", "Paused: the clock is stopped and the candidate's AI requests are "
-           "refused until you resume.",
-           confirm="Pause this interview? The clock stops and the candidate's AI requests are "
-                   "refused until you resume.", style="warning"),
+    Action("pause", "Pause", "Paused: the clock is stopped, the candidate's running code was "
+           "interrupted and their notebook is covered, and their AI requests are refused until "
+           "you resume.",
+           confirm="Pause this interview? The clock stops, code running in the candidate's "
+                   "notebook is interrupted, their notebook is covered and their AI requests "
+                   "are refused until you resume.", style="warning"),
     Action("resume", "Resume", "Resumed: the clock is running again.", style="success"),
     Action("lock", "Lock", "Locked: the candidate's AI requests are refused until you unlock.",
            confirm="Lock this session? The candidate's AI requests are refused until you "
                    "unlock it.", style="warning"),
     Action("unlock", "Unlock", "Unlocked: the candidate can use the AI again."),
-    Action("end", "End", "Ended: the candidate can no longer use the AI.",
-           confirm="End this interview now? It cannot be resumed afterwards.", style="danger"),
+    Action("end", "End", "Ended: the candidate's notebook is handed in and read-only, and they "
+           "can no longer use the AI.",
+           confirm="End this interview now? The candidate's notebook is handed in as it is and "
+                   "becomes read-only; the interview cannot be resumed afterwards.",
+           style="danger"),
 ]
 
 

@@ -103,6 +103,10 @@ class IBExtension(ExtensionApp):
     activity_bytes_quota = Int(50_000_000, config=True,
                                help="Bytes of activity payloads one session may store: its share "
                                     "of the database and of the service's write queue.")
+    hand_in_grace_seconds = Float(60.0, config=True,
+                                  help="After an end (time-up, the interviewer's End): how long "
+                                       "the service waits for the candidate's workspace to hand "
+                                       "in the final notebook before it grades the last one saved.")
     warning_thresholds = List(Int(), default_value=[25, 10, 5], config=True,
                               help="Percentages of time and tokens left that raise a warning.")
     system_prompt = Unicode(DEFAULT_SYSTEM_PROMPT, config=True,

@@ -88,6 +88,7 @@ class Config(Protocol):
     snapshot_quota: int
     activity_bytes_quota: int
     max_provider_calls_per_session: int
+    hand_in_grace_seconds: float
 
 
 class Clock(Protocol):
@@ -123,6 +124,8 @@ class Service:
                            config.activity_bytes_quota)
         self.usage: dict[str, Usage] = defaultdict(Usage)  # session id -> activity stored
         self.idempotency = Idempotency()
+        # session id -> set when its final notebook has arrived (grading waits for it)
+        self._handed_in: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
     def now(self) -> float:
         return self.clock.now()
@@ -139,6 +142,9 @@ class Service:
         self._message_seq = self.store.submit(self.store.max_message_seq).result()
         for sid, events, snapshots, size in self.store.submit(self.store.activity_usage).result():
             self.usage[sid] = Usage(events, snapshots, size)
+        for sid, hand_in in self.store.submit(self.store.hand_ins).result():
+            if sid in self.sessions and self.sessions[sid].handed_in is None:
+                self.sessions[sid].handed_in = hand_in
         for msg in self.store.submit(self.store.streaming_messages).result():
             self._recover_interrupted(msg)
         if self.challenges is not None:
@@ -312,7 +318,8 @@ class Service:
                               param="challenge_id")
             public = ch.public()
             return {k: public.get(k) for k in
-                    ("id", "title", "difficulty", "category", "statement", "starter_code")}
+                    ("id", "title", "difficulty", "category", "statement", "starter_code",
+                     "visible_tests")}
         if not (req.challenge_text or "").strip():
             raise IBError("invalid_request",
                           "Give the challenge: challenge_id from the library or challenge_text.",
@@ -366,8 +373,19 @@ class Service:
         return task
 
     async def _after_end(self, session_id: str) -> None:
+        """A workspace that was opened hands in its notebook at the end (hand_in): wait for
+        it, at most `hand_in_grace_seconds`; then, on JupyterHub, capture the notebook and
+        stop the server (workspaces.py); then grade what the service holds."""
+        s = self.get(session_id)
+        if s.workspace_opened and s.handed_in is None:
+            try:
+                await asyncio.wait_for(self._handed_in[s.id].wait(),
+                                       self.config.hand_in_grace_seconds)
+            except asyncio.TimeoutError:
+                log.info("session %s: no notebook handed in within %.0f s of the end", s.id,
+                         self.config.hand_in_grace_seconds)
         if self.workspaces is not None:
-            await self.workspaces.close(self.get(session_id))
+            await self.workspaces.close(s)
         if self.grader is not None:
             await self.grade(session_id)
 
@@ -379,7 +397,7 @@ class Service:
         if challenge is None:
             reason = "the challenge has no tests (custom text)"
         elif record.final_notebook is None:
-            reason = "no notebook was submitted or saved"
+            reason = "no notebook was submitted, handed in or saved"
         if reason:
             self.emit(s, "grade.skipped", "system", {"reason": reason})
             return None
@@ -477,12 +495,50 @@ class Service:
         if s.id in self._replies:
             self._replies[s.id].append(text.strip())
 
-    def candidate_seen(self, s: Session, *, active: bool = True) -> None:
-        """The candidate's first request starts the clock; `active` counts as activity."""
-        if active:
-            s.last_activity_at = self.now()
+    def candidate_seen(self, s: Session) -> None:
+        """A candidate action (asking the AI, opening the workspace) counts as activity and
+        starts the clock if it has not started. Reading the session, the conversation or
+        the feed does neither: a workspace reads them before anyone is looking."""
+        s.last_activity_at = self.now()
         if s.status == "created":
             self._transition(s, "start", "candidate")
+
+    def workspace_opened(self, s: Session) -> None:
+        """The candidate opened the workspace in a browser: the clock starts (if the
+        interviewer's Start or a first AI request has not started it), and from now on the
+        end waits for the workspace to hand in the notebook."""
+        if s.ended:
+            return  # a reopened workspace after the end: nothing starts, nothing to wait for
+        s.workspace_opened = True
+        self.emit(s, "workspace.opened", "candidate")
+        self.candidate_seen(s)
+        self.save(s)
+
+    def hand_in(self, s: Session, notebook: dict[str, Any], *, by: str,
+                path: str | None = None) -> None:
+        """The one way a final notebook arrives after the end, whoever brings it: the
+        candidate's own server when it learns the session ended (`by="workspace"`), or the
+        hub reading that server (`by="hub"`). The first one within `hand_in_grace_seconds`
+        of the end is final; a submission already was."""
+        now = self.now()
+        if not s.ended:
+            raise IBError("conflict", "The interview is still running: submit to hand in your "
+                                      "notebook before the end.")
+        if s.handed_in is not None:
+            raise IBError("conflict", f"A final notebook was already handed in "
+                                      f"({s.handed_in['by']}); this one was not kept.")
+        late = now - (s.ended_at or now)
+        if late > self.config.hand_in_grace_seconds:
+            raise IBError("conflict", f"The interview ended {late:.0f} s ago, past the "
+                                      f"{self.config.hand_in_grace_seconds:.0f} s in which a "
+                                      "final notebook is taken; the last saved one stands.")
+        cells = code_cells(notebook)
+        s.handed_in = {"at": now, "by": by, "path": path, "code_cells": cells}
+        self.emit(s, "notebook.handed_in", "system" if by == "hub" else "candidate",
+                  {"by": by, "path": path, "notebook": notebook, "code_cells": cells,
+                   "seconds_after_end": round(max(0.0, late), 3)})
+        self.save(s)
+        self._handed_in[s.id].set()
 
     def check_activity_room(self, s: Session, type_: str | None, size: int) -> None:
         """Refuse activity past the session's quota (on the request's headers too, with
@@ -514,8 +570,17 @@ class Service:
         self.save(s)
         return event
 
-    def submit(self, s: Session, notebook: dict[str, Any]) -> None:
-        self._transition(s, "submit", "candidate", {"notebook": notebook})
+    def submit(self, s: Session, notebook: dict[str, Any], path: str | None = None) -> None:
+        # Set before the transition, so the session it publishes says what was handed in.
+        before = s.handed_in
+        s.handed_in = {"at": self.now(), "by": "submit", "path": path,
+                       "code_cells": code_cells(notebook)}
+        try:
+            self._transition(s, "submit", "candidate", {"notebook": notebook})
+        except IBError:
+            s.handed_in = before  # not submitted (it had ended already): nothing changes
+            raise
+        self._handed_in[s.id].set()
 
     async def messages(self, session_id: str) -> list[Message]:
         return [message_view(m) for m in await self.store.run(self.store.messages, session_id)]
@@ -589,6 +654,11 @@ class Service:
 def _reading(s: Session, now: float) -> float:
     """The session's clock as its events carry it (the view's time_used_seconds)."""
     return round(s.time_used(now), 3)
+def code_cells(notebook: dict[str, Any]) -> int:
+    """Code cells with something in them: what the candidate sees was handed in."""
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    return sum(1 for c in cells or () if isinstance(c, dict) and c.get("cell_type") == "code"
+               and "".join(c.get("source") or "").strip())
 
 
 def message_view(m: dict[str, Any]) -> Message:

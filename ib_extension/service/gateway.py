@@ -96,6 +96,14 @@ def budget_refusal(ledger: Ledger, prompt: int, smallest: int) -> IBError:
                    "conversation, or ask the interviewer for more tokens.")
 
 
+def shortest_request(settings: Settings, s: Session, policies: dict[str, str]) -> int:
+    """Tokens the shortest possible request reserves: the service's instructions, an empty
+    question, one token of reply. The session publishes its budget as used up below it."""
+    system = {"role": "system", "content": system_prompt(settings, s, policies)}
+    estimate = tokens.count_message_tokens([system, {"role": "user", "content": ""}], s.model)
+    return s.ledger.prompt_reserve(estimate, settings.prompt_margin) + 1
+
+
 async def chat(service: Service, s: Session, req: ChatRequest, settings: Settings,
                disconnected: asyncio.Event) -> AsyncIterator[tuple[str, Any]]:
     """Run one request. Yields ("start", Reply), ("delta", OpenAI delta dict)...,
@@ -109,6 +117,7 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
         raise service.refuse(s, refusal)
     now = service.now()
     service.candidate_seen(s)
+    s.shortest_request = shortest_request(settings, s, service.config.assist_policies)
     refusal = s.chat_refusal(now) or _rate_refusal(service, s, now)
     if refusal is not None:
         raise service.refuse(s, refusal)
@@ -131,12 +140,11 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
             cap = await gate.enter(reply.id, prompt_reserve, wanted,
                                    timeout=settings.queue_timeout, stops=(cut, disconnected))
         except NotAdmitted as e:
-            raise _not_admitted(service, s, gate, e.why, prompt_reserve, settings, cut,
-                                messages[0]) from None
+            raise _not_admitted(service, s, gate, e.why, prompt_reserve, settings,
+                                cut) from None
         if cut.is_set() or disconnected.is_set():  # stopped in the moment it got in
             gate.release(reply.id)
-            raise _not_admitted(service, s, gate, "stopped", prompt_reserve, settings, cut,
-                                messages[0])
+            raise _not_admitted(service, s, gate, "stopped", prompt_reserve, settings, cut)
 
         # The reservation is held from here: every path ends in _settle.
         started = time.monotonic()
@@ -302,12 +310,9 @@ def _rate_refusal(service: Service, s: Session, now: float) -> IBError | None:
 
 
 def _not_admitted(service: Service, s: Session, gate: Gate, why: str, prompt: int,
-                  settings: Settings, cut: asyncio.Event, system: dict[str, Any]) -> IBError:
+                  settings: Settings, cut: asyncio.Event) -> IBError:
     if why == "budget":
-        # The shortest message: the service's instructions and an empty question, one token of reply.
-        shortest = tokens.count_message_tokens([system, {"role": "user", "content": ""}], s.model)
-        smallest = s.ledger.prompt_reserve(shortest, settings.prompt_margin) + 1
-        return service.refuse(s, budget_refusal(s.ledger, prompt, smallest))
+        return service.refuse(s, budget_refusal(s.ledger, prompt, s.shortest_request))
     if why == "budget_wait":
         return service.refuse(s, IBError(
             "budget_reserved",

@@ -32,6 +32,8 @@ ROUTES: list[tuple[str, type[h.IBHandler], dict[str, Any]]] = [
     ("/ib/api/me/feed", hc.MeFeedHandler, {}),
     ("/ib/api/me/events", hc.MeEventsHandler, {}),
     ("/ib/api/me/submit", hc.MeSubmitHandler, {}),
+    ("/ib/api/me/opened", hc.MeOpenedHandler, {}),
+    ("/ib/api/me/hand-in", hc.MeHandInHandler, {}),
     ("/ib/api/models", hi.ModelsHandler, {}),
     ("/ib/api/sessions", hi.SessionsHandler, {}),
     (f"/ib/api/sessions/{SID}", hi.SessionHandler, {}),

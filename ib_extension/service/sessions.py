@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from ..api.errors import IBError
 from ..api.models import ENDED as _ENDED
 from ..api.models import STATUSES as _STATUSES
-from ..api.models import CandidateSessionView, Refusal, SessionView, iso
+from ..api.models import CandidateSessionView, HandIn, Refusal, SessionView, iso
 from .budget import Ledger
 
 STATUSES = set(_STATUSES)
@@ -90,6 +90,14 @@ class Session:
     flags: dict[str, int] = field(
         default_factory=lambda: {"refusals": 0, "injection": 0, "large_paste": 0, "warnings": 0}
     )
+    # Not columns of their own (rebuilt on load from submitted_at and the events):
+    # the final notebook's arrival {at, by, path, code_cells}, once there is one;
+    handed_in: dict[str, Any] | None = None
+    # whether a workspace was opened in a browser (then the end waits for its hand-in);
+    workspace_opened: bool = False
+    # tokens the shortest possible request needs (the service's instructions, an empty
+    # question, one token of reply), learnt by the gateway: below it the budget is used up.
+    shortest_request: int = 0
 
     # ---- clock -------------------------------------------------------------------
     def time_used(self, now: float) -> float:
@@ -203,7 +211,8 @@ class Session:
         if self.locked:
             return IBError("session_locked", "The interviewer has locked the AI assistant for "
                            "now. Ask them if you need it.")
-        if self.ledger.settled_left <= 0:
+        left = self.ledger.settled_left
+        if left <= 0 or (self.ledger.used and left < self.shortest_request):
             return IBError("budget_exhausted",
                            "Your token budget is used up, so the AI assistant is closed.")
         return None
@@ -274,6 +283,8 @@ class Session:
             ],
             "score": self.grade.get("score") if self.grade else None,
             "blocked": Refusal(code=refusal.code, message=refusal.message) if refusal else None,
+            "handed_in": HandIn(**{**self.handed_in, "at": iso(self.handed_in["at"])})
+            if self.handed_in else None,
             "thresholds": list(thresholds),
         }
 
@@ -313,4 +324,6 @@ class Session:
             ledger=Ledger(row["token_budget"], row["tokens_prompt"], row["tokens_completion"]),
         )
         s.warned = {(k, t) for k, t in row["warned"]}
+        if s.submitted_at is not None:
+            s.handed_in = {"at": s.submitted_at, "by": "submit"}
         return s

@@ -209,6 +209,16 @@ class Store:
     def save_session(self, row: dict[str, Any]) -> None:
         self._upsert("sessions", SESSION_COLUMNS, row)
 
+    def hand_ins(self) -> list[tuple[str, dict[str, Any]]]:
+        """(session id, {at, by, path, code_cells}) of each final notebook handed in after
+        an end (Service.hand_in), without the notebooks."""
+        rows = self.con.execute(
+            "SELECT session_id, \"at\", payload->>'by', payload->>'path', "
+            "CAST(payload->>'code_cells' AS INTEGER) FROM events "
+            "WHERE type = 'notebook.handed_in' ORDER BY id").fetchall()
+        return [(sid, {"at": at, "by": by, "path": path, "code_cells": cells})
+                for sid, at, by, path, cells in rows]
+
     def load_sessions(self) -> list[dict[str, Any]]:
         rows = self.con.execute(
             f"SELECT {_cols(SESSION_COLUMNS)} FROM sessions ORDER BY created_at"

@@ -1,7 +1,8 @@
-"""The candidate's panel in real JupyterLab (headless Chromium): chat streaming and the
-token meter, a busy kernel that does not freeze the panel, pause/lock/end and budget
-refusals reflected with the service's sentences, an XSS reply that runs nothing, and a
-reload that restores the conversation. Screenshots go to test-artifacts/."""
+"""The candidate's panel in real JupyterLab (headless Chromium), in the workspace's side
+panel: chat streaming and the token meter, a busy kernel that does not freeze the panel,
+pause/lock/end and budget refusals reflected with the service's sentences, an XSS reply
+that runs nothing, a reload that restores the conversation, and Submit with its in-page
+confirmation. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
@@ -11,11 +12,9 @@ import pytest
 from helpers import stop, wait_for
 from live import start_lab
 from playwright.sync_api import expect
+from workspace_page import BUSY, IDLE, ask, code_cell, open_workspace, set_source
 
 from ib_extension.candidate.panel import view
-
-IDLE = "Python 3 (ipykernel) | Idle"
-BUSY = "Python 3 (ipykernel) | Busy"
 
 
 @pytest.fixture(scope="module")
@@ -29,22 +28,8 @@ def workspace(live_service, tmp_path_factory):
 
 
 def open_panel(page, ws):
-    """Open the candidate notebook in a fresh layout (an earlier test may have left an
-    output view in the shared workspace), run the panel cell, wait for the panel's state."""
-    page.goto(f"{ws.url}/lab/tree/interview.ipynb?reset&token={ws.token}")
-    page.get_by_text(IDLE).wait_for(timeout=60_000)
-    page.locator(".jp-Cell").first.locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Shift+Enter")
-    panel = page.locator(".ib-panel").last
-    expect(panel.locator(".ib-gauge-value").first).to_have_text(re.compile(r"\d+:\d\d"), timeout=30_000)
-    return panel
-
-
-def ask(panel, text: str):
-    box = panel.locator(".ib-input")
-    expect(box).to_be_enabled()
-    box.fill(text)
-    box.press("Enter")
+    """The workspace as the candidate opens it (the panel needs no cell to run)."""
+    return open_workspace(page, ws)
 
 
 def tokens_text(state: dict) -> str:
@@ -89,7 +74,8 @@ def test_stop_and_copy(page, workspace, live_service, screenshot):
     expect(panel.locator(".ib-streaming")).to_have_count(1)
     panel.locator(".ib-btn-stop").click()
     expect(panel.locator(".ib-note").filter(has_text="You stopped the reply.")).to_have_count(1)
-    expect(replies.last.locator(".ib-msg-foot")).to_have_text("The reply was cut off here.")
+    expect(replies.last.locator(".ib-msg-foot")).to_have_text("The reply was cut off here.",
+                                                              timeout=30_000)
     stopped = live_service.client.messages(workspace.session_id)["messages"][-1]
     assert stopped["status"] == "cut" and stopped["completion_tokens"] < 400
 
@@ -108,17 +94,11 @@ def test_stop_and_copy(page, workspace, live_service, screenshot):
 
 
 def test_a_busy_kernel_does_not_freeze_the_panel(page, workspace, live_service, screenshot):
-    open_panel(page, workspace)
-    # Dock the panel beside the code, as the template suggests, to watch both at once.
-    page.locator(".jp-OutputArea-output").first.click(button="right")
-    page.locator(".lm-Menu-itemLabel", has_text="Create New View for Cell Output").click()
-    expect(page.locator(".ib-panel")).to_have_count(2)
-    panel = page.locator(".ib-panel").last
-    expect(panel.locator(".ib-gauge-value").first).to_have_text(re.compile(r"\d+:\d\d"))
-    cells = page.locator(".jp-Notebook .jp-Cell")
-    sleeper = cells.nth(cells.count() - 1)  # the template's empty last cell
+    panel = open_panel(page, workspace)
+    last = page.locator(".jp-Notebook .jp-Cell.jp-CodeCell").count() - 1
+    sleeper = code_cell(page, last)  # the template's empty last cell (Shift+Enter adds one)
+    set_source(page, last, "import time; time.sleep(30)")
     sleeper.locator(".jp-InputArea-editor").click()
-    page.keyboard.type("import time; time.sleep(30)")
     page.keyboard.press("Shift+Enter")
     page.get_by_text(BUSY).wait_for()
     clock = panel.locator(".ib-gauge-value").first
@@ -139,7 +119,7 @@ def test_a_busy_kernel_does_not_freeze_the_panel(page, workspace, live_service, 
 def test_pause_lock_disable_input_with_the_reason_and_it_comes_back(page, workspace,
                                                                     live_service, screenshot):
     panel = open_panel(page, workspace)
-    box, banner, pill = panel.locator(".ib-input"), panel.locator(".ib-banner"), panel.locator(".ib-pill")
+    box, banner, pill = panel.locator(".ib-input"), panel.locator(".ib-banner-title"), panel.locator(".ib-pill")
     for action, undo, key in (("pause", "resume", "paused"), ("lock", "unlock", "locked")):
         published = live_service.client.action(workspace.session_id, action)["blocked"]
         expect(banner).to_have_text(published["message"])
@@ -149,7 +129,7 @@ def test_pause_lock_disable_input_with_the_reason_and_it_comes_back(page, worksp
         screenshot(key)
         live_service.client.action(workspace.session_id, undo)
         expect(box).to_be_enabled()
-        expect(banner).to_be_hidden()
+        expect(panel.locator(".ib-banner")).to_be_hidden()
     notes = panel.locator(".ib-note")
     for text in ("The interviewer paused the session.", "The interviewer resumed the session.",
                  "The interviewer locked the AI assistant.", "The AI assistant is available again."):
@@ -171,7 +151,8 @@ def test_an_xss_reply_executes_nothing(page, workspace, screenshot):
     expect(reply).not_to_have_class(re.compile("ib-streaming"))
     expect(reply.locator("a")).to_have_text("a link")
     reply.locator("a").click()
-    page.wait_for_timeout(200)  # give any injected handler the chance to run (it must not)
+    # Let the page's queued tasks and a frame run (where an injected handler would), no sleep.
+    page.evaluate("() => new Promise(r => setTimeout(() => requestAnimationFrame(() => r()), 0))")
     assert page.evaluate("() => window.__ib_xss") is None
     assert panel.locator("script, img, [onerror]").count() == 0
     assert "javascript:" not in (reply.locator("a").get_attribute("href") or "")
@@ -186,12 +167,10 @@ def test_reload_restores_the_whole_conversation(page, workspace, live_service):
     expect(replies).to_have_count(count + 1)
     expect(panel.locator(".ib-streaming")).to_have_count(0)
     messages = live_service.client.messages(workspace.session_id)["messages"]
-    page.keyboard.press("Control+s")
-    page.get_by_text("Saving completed").wait_for()
     page.reload()
     page.get_by_text(IDLE).wait_for(timeout=60_000)
-    # The saved output refers to the live widget: it comes back without running the cell.
-    panel = page.locator(".ib-panel").last
+    # The side panel comes back by itself, drawn from the service.
+    panel = page.locator(".ib-side")
     expect(panel.locator(".ib-msg")).to_have_count(len(messages), timeout=20_000)
     shown = panel.locator(".ib-msg").evaluate_all("els => els.map(e => e.dataset.messageId)")
     assert shown == [m["id"] for m in messages]
@@ -201,11 +180,16 @@ def test_the_interviewer_ends_the_interview(page, workspace, live_service, scree
     # Ends the shared session: keep this the last test that uses `workspace`.
     panel = open_panel(page, workspace)
     published = live_service.client.action(workspace.session_id, "end")["blocked"]
-    expect(panel.locator(".ib-banner")).to_have_text(published["message"])
+    expect(panel.locator(".ib-banner-title")).to_have_text(published["message"])
     expect(panel.locator(".ib-pill")).to_have_text(view.STATUS_LABELS["completed"])
     expect(panel.locator(".ib-input")).to_be_disabled()
     expect(panel.locator(".ib-btn-submit")).to_be_disabled()
     expect(panel.locator(".ib-note").filter(has_text="The interviewer ended the interview.")).to_have_count(1)
+    # The workspace hands the notebook in and turns read-only.
+    expect(panel.locator(".ib-banner-more")).to_contain_text("Your work was handed in at",
+                                                            timeout=60_000)
+    expect(page.locator(".jp-NotebookPanel .ib-ended-bar")).to_be_visible()
+    assert live_service.client.session(workspace.session_id)["handed_in"]["by"] == "workspace"
     screenshot("ended")
 
 
@@ -222,8 +206,6 @@ def test_budget_warnings_refusal_extension_and_submit(page, live_service, tmp_pa
         assert level == "critical"
         tokens = panel.locator(".ib-gauge").nth(1)
         expect(tokens).to_have_attribute("data-level", level)
-        # The bar has finished its transition to red (panel.css: --ib-critical).
-        expect(tokens.locator(".ib-fill")).to_have_css("background-color", "rgb(217, 59, 59)")
         notes = panel.locator(".ib-note")
         # Crossing every threshold at once, the service warns once, with the most severe.
         expect(notes.filter(has_text="of your token budget is left")).to_have_text(
@@ -231,25 +213,39 @@ def test_budget_warnings_refusal_extension_and_submit(page, live_service, tmp_pa
              f"{state['tokens_left']} tokens."])
         screenshot("budget-low")
 
-        question = "Where do I begin?"
-        ask(panel, question)
-        expect(panel.locator(".ib-note-warn").last).to_contain_text("Your token budget is used up")
-        expect(panel.locator(".ib-input")).to_have_value(question)  # their words are kept
-        screenshot("budget-refused")
+        # What is left cannot pay for even the shortest question: the budget is used up,
+        # and the AI closes as it does at time-up (banner, input and Send disabled).
+        banner = panel.locator(".ib-banner")
+        expect(banner).to_have_attribute("data-reason", "budget_exhausted", timeout=20_000)
+        expect(panel.locator(".ib-banner-title")).to_have_text(
+            "Your token budget is used up, so the AI assistant is closed.")
+        expect(panel.locator(".ib-input")).to_be_disabled()
+        expect(panel.locator(".ib-btn-send")).to_be_disabled()
+        screenshot("budget-used-up")
 
         live_service.client.extend_tokens(ws.session_id, 5000)
         expect(notes.filter(has_text="5,000 more tokens")).to_have_count(1)
         expect(tokens).to_have_attribute("data-level", "ok")
-        panel.locator(".ib-input").press("Enter")
+        expect(banner).to_be_hidden()
+        ask(panel, "Where do I begin?")
         expect(panel.locator(".ib-msg-ai")).to_have_count(2)
         expect(panel.locator(".ib-streaming")).to_have_count(0)
 
-        page.once("dialog", lambda dialog: dialog.accept())  # "Submit your notebook and end...?"
+        panel.locator(".ib-btn-submit").click()  # asks in the page, not in a browser dialog
+        confirm = panel.locator(".ib-confirm")
+        expect(confirm).to_be_visible()
+        expect(panel.locator(".ib-confirm-yes")).to_be_focused()
+        screenshot("submit-confirm")
+        page.keyboard.press("Escape")
+        expect(confirm).to_be_hidden()
         panel.locator(".ib-btn-submit").click()
+        panel.locator(".ib-confirm-yes").click()
         published = wait_for(lambda: live_service.client.session(ws.session_id)["blocked"],
                              "the submission to end the session")
         assert "submitted" in published["message"]
-        expect(panel.locator(".ib-banner")).to_have_text(published["message"])
+        expect(panel.locator(".ib-banner-title")).to_have_text(published["message"])
+        expect(panel.locator(".ib-banner-more")).to_contain_text(
+            re.compile(r"Your work was handed in at \d\d:\d\d when you submitted"))
         expect(panel.locator(".ib-input")).to_be_disabled()
         expect(panel.locator(".ib-btn-submit")).to_be_disabled()
         screenshot("submitted")
@@ -257,6 +253,6 @@ def test_budget_warnings_refusal_extension_and_submit(page, live_service, tmp_pa
         assert (session["status"], session["end_reason"]) == ("completed", "submitted")
         [submitted] = live_service.client.events(ws.session_id, "session.submitted")["events"]
         sources = [c["source"] for c in submitted["payload"]["notebook"]["cells"]]
-        assert any("show_panel()" in "".join(src) for src in sources)
+        assert "".join(sources[0]).startswith("# FizzBuzz")
     finally:
         stop(ws.proc)

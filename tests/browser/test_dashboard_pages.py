@@ -175,6 +175,8 @@ def test_pause_needs_confirmation_then_refuses_the_candidate(dash, page, screens
     panel.locator(".ib-action-pause").click()
     confirm = panel.locator(".ib-confirm-box", has_text="Pause this interview?")
     expect(confirm).to_contain_text("Pause this interview?")
+    # It says what a pause does to the candidate's workspace, not only to the AI.
+    expect(confirm).to_contain_text("code running in the candidate's notebook is interrupted")
     assert dash.client.session(s["id"])["status"] == "active"  # nothing happens before yes
     screenshot("pause-confirm")
     confirm.locator(".ib-confirm").click()

@@ -7,6 +7,12 @@
 // clock. The conversation is drawn from the service's messages and its live feed, so
 // replies asked from code (panel.ask) or any OpenAI client show up here too. The
 // formulas mirror ib_extension/panel/view.py (same names), with its constants in `rules`.
+//
+// It runs in two places: as a notebook widget (anywidget: `render({model, el})`) and in the
+// workspace's side panel (labextension/: `render({model, el, host})`). The `host` is the
+// workspace around it: save the notebook, insert code below, run the visible tests, and
+// follow the session's state (cover while paused, read-only after the end). Without a
+// host those actions are simply not offered.
 
 const FEED_TIMEOUT = 25;      // seconds a feed long-poll may wait
 const RETRY_MS = 2000;        // pause before reconnecting after a failed call
@@ -140,8 +146,31 @@ DOMPurify.addHook("afterSanitizeAttributes", (node) => {
   }
 });
 
-function renderMarkdown(target, text) {
-  target.innerHTML = DOMPurify.sanitize(marked.parse(text || "", { gfm: true, breaks: true, async: false }), PURIFY);
+// A reply still streaming is Markdown cut anywhere: close what is open (a code fence,
+// inline code, bold, italics, strikethrough) and hold back a link whose address has not
+// arrived, so it renders as it will look instead of showing raw markers.
+function closeOpenMarkdown(text) {
+  const fences = (text.match(/^\s*(```|~~~)/gm) || []).length;
+  if (fences % 2) return text.endsWith("\n") ? text + "```" : text + "\n```";
+  const lines = text.split("\n");
+  let last = lines.pop();
+  last = last.replace(/\[[^\]]*\]\([^)]*$/, "").replace(/\[[^\]]*$/, "");
+  const open = (re) => (last.match(re) || []).length % 2 === 1;
+  const inlineCode = open(/`/g);
+  if (inlineCode) last += "`";
+  else {
+    if (open(/\*\*/g)) last += "**";
+    if (open(/~~/g)) last += "~~";
+    const single = last.replace(/\*\*/g, "");
+    if (open(/(?<![\w*])\*(?![\s*])|(?<=\S)\*(?!\w)/g) && /\*\S/.test(single)) last += "*";
+  }
+  return [...lines, last].join("\n");
+}
+
+// `breaks`: a typed line break is a line break (the candidate's own messages); statements
+// and replies are CommonMark, so a source file's hard-wrapped lines reflow.
+function renderMarkdown(target, text, { breaks = false } = {}) {
+  target.innerHTML = DOMPurify.sanitize(marked.parse(text || "", { gfm: true, breaks, async: false }), PURIFY);
   for (const code of target.querySelectorAll("pre code")) {
     try { hljs.highlightElement(code); } catch { /* unknown language: leave it plain */ }
   }
@@ -190,9 +219,27 @@ const EVENT_NOTES = {
 const WARN_EVENTS = new Set(["warning", "refusal", "chat.cut", "provider.error", "session.expired"]);
 
 // ---- the panel ------------------------------------------------------------------------------
+const ENDED = new Set(["completed", "expired"]);
+
+// Without the workspace's labextension (a panel displayed in a notebook cell): save through
+// JupyterLab's command when the page exposes the app; nothing else.
+function cellHost() {
+  const app = window.jupyterapp;
+  return {
+    save: async () => {
+      if (app && app.commands.hasCommand("docmanager:save")) await app.commands.execute("docmanager:save");
+    },
+  };
+}
+
+function localTime(iso) {
+  return iso ? new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }) : "";
+}
+
 class Panel {
-  constructor(model, root) {
+  constructor(model, root, host) {
     this.model = model;
+    this.host = host || cellHost();
     this.rules = model.get("rules");
     this.root = root;
     this.state = null;
@@ -212,14 +259,40 @@ class Panel {
   build() {
     const r = this.root;
     r.classList.add("ib-panel");
+    r.tabIndex = -1;  // a focus target for the "go to the panel" command
+    r.addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && this.sending) {  // Esc stops a reply, wherever the focus is here
+        e.preventDefault();
+        e.stopPropagation();
+        this.sending.abort();
+      }
+    });
     const head = el("div", "ib-head");
     const brand = el("div", "ib-brand");
     brand.append(el("span", "ib-logo", "◆"), el("span", "ib-brand-name", "Interview Buddy"));
+    brand.firstChild.setAttribute("aria-hidden", "true");
     this.pill = el("span", "ib-pill", "Connecting…");
+    this.pill.setAttribute("role", "status");
     this.submitBtn = el("button", "ib-btn ib-btn-submit", "Submit");
-    this.submitBtn.title = "Send your notebook as your final answer and end the interview";
-    this.submitBtn.onclick = () => this.submit();
+    this.submitBtn.title = "Hand in your notebook as your final answer and end the interview";
+    this.submitBtn.onclick = () => this.askToSubmit();
     head.append(brand, this.pill, this.submitBtn);
+
+    // In-page confirmation, as every other confirmation in Interview Buddy.
+    this.confirmBox = el("div", "ib-confirm");
+    this.confirmBox.hidden = true;
+    this.confirmBox.setAttribute("role", "alertdialog");
+    this.confirmBox.setAttribute("aria-label", "Confirm submission");
+    const question = el("p", "ib-confirm-text", "Hand in your notebook and end the interview? "
+      + "You cannot chat or change your work afterwards.");
+    this.confirmYes = el("button", "ib-btn ib-btn-primary ib-confirm-yes", "Yes, submit");
+    this.confirmYes.onclick = () => this.submit();
+    const no = el("button", "ib-btn ib-btn-plain", "Cancel");
+    no.onclick = () => this.closeConfirm();
+    this.confirmBox.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") { e.stopPropagation(); this.closeConfirm(); }
+    });
+    this.confirmBox.append(question, this.confirmYes, no);
 
     this.challenge = el("details", "ib-challenge");
     this.challenge.open = true;
@@ -228,7 +301,20 @@ class Panel {
     this.challengeTags = el("span", "ib-tags");
     this.challengeSummary.append(this.challengeTitle, this.challengeTags);
     this.statement = el("div", "ib-md ib-statement");
-    this.challenge.append(this.challengeSummary, this.statement);
+    this.tests = el("details", "ib-tests");
+    const testsSummary = el("summary", "ib-tests-summary", "Visible tests");
+    this.testsCode = el("div", "ib-md ib-tests-code");
+    this.tests.append(testsSummary, this.testsCode);
+    this.tests.hidden = true;
+    this.testBar = el("div", "ib-test-bar");
+    this.runTestsBtn = el("button", "ib-btn ib-btn-plain ib-run-tests", "Run tests");
+    this.runTestsBtn.title = "Run the visible tests against the code you have run in the notebook";
+    this.runTestsBtn.onclick = () => this.runTests();
+    this.testResults = el("div", "ib-test-results");
+    this.testResults.setAttribute("aria-live", "polite");
+    this.testBar.append(this.runTestsBtn, this.testResults);
+    this.testBar.hidden = true;
+    this.challenge.append(this.challengeSummary, this.statement, this.tests, this.testBar);
 
     const meter = el("div", "ib-meter");
     this.timeBox = this.gauge("Time left");
@@ -237,8 +323,15 @@ class Panel {
 
     this.banner = el("div", "ib-banner");
     this.banner.hidden = true;
+    this.banner.setAttribute("role", "status");
+    this.bannerTitle = el("div", "ib-banner-title");
+    this.bannerMore = el("div", "ib-banner-more");
+    this.banner.append(this.bannerTitle, this.bannerMore);
     this.log = el("div", "ib-log");
+    this.log.setAttribute("role", "log");
     this.log.setAttribute("aria-live", "polite");
+    this.log.setAttribute("aria-label", "Conversation with the AI assistant");
+    this.log.tabIndex = 0;  // scrollable by keyboard
     this.empty = el("div", "ib-empty", "Ask the AI assistant anything about the challenge. "
       + "Every message uses tokens from your budget.");
     this.log.append(this.empty);
@@ -246,7 +339,8 @@ class Panel {
     const composer = el("div", "ib-composer");
     this.input = el("textarea", "ib-input");
     this.input.rows = 3;
-    this.input.placeholder = "Ask the AI…  (Enter to send, Shift+Enter for a new line)";
+    this.input.setAttribute("aria-label", "Message to the AI assistant");
+    this.input.placeholder = "Ask the AI…  (Enter sends, Shift+Enter starts a new line, Esc stops a reply)";
     this.input.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
@@ -254,12 +348,13 @@ class Panel {
       }
       // Keep notebook shortcuts (Shift+Enter runs a cell...) out of the chat box, but let
       // Ctrl/Cmd combinations such as Ctrl+S through to JupyterLab.
-      if (!e.ctrlKey && !e.metaKey) e.stopPropagation();
+      if (!e.ctrlKey && !e.metaKey && e.key !== "Escape") e.stopPropagation();
     });
     this.input.addEventListener("input", () => this.drawEstimate());
     const bar = el("div", "ib-composer-bar");
     this.estimate = el("span", "ib-estimate");
     this.stopBtn = el("button", "ib-btn ib-btn-stop", "Stop");
+    this.stopBtn.title = "Stop the reply (Esc)";
     this.stopBtn.hidden = true;
     this.stopBtn.onclick = () => this.sending && this.sending.abort();
     this.sendBtn = el("button", "ib-btn ib-btn-send", "Send");
@@ -267,7 +362,7 @@ class Panel {
     bar.append(this.estimate, this.stopBtn, this.sendBtn);
     composer.append(this.input, bar);
 
-    r.append(head, this.challenge, meter, this.banner, this.log, composer);
+    r.append(head, this.confirmBox, this.challenge, meter, this.banner, this.log, composer);
   }
 
   gauge(label) {
@@ -277,6 +372,7 @@ class Panel {
     const value = el("span", "ib-gauge-value", "–");
     top.append(name, value);
     const track = el("div", "ib-track");
+    track.setAttribute("aria-hidden", "true");
     const fill = el("div", "ib-fill");
     track.append(fill);
     const sub = el("div", "ib-gauge-sub", "");
@@ -327,7 +423,10 @@ class Panel {
     this.log.replaceChildren(this.empty);  // redrawn from the service, in its order
     this.empty.hidden = false;
     for (const m of messages.messages) this.upsert(m);
-    if (this.state === null) this.challenge.open = messages.messages.length === 0;  // room for the chat
+    // In a notebook cell, room for the chat once there is one; the side panel scrolls it.
+    if (this.state === null && !this.root.classList.contains("ib-side")) {
+      this.challenge.open = messages.messages.length === 0;
+    }
     this.setState(state);
     this.setOnline(true);
   }
@@ -348,20 +447,23 @@ class Panel {
 
   // -- state and meter --
   setState(state) {
-    const ended = state.status === "completed" || state.status === "expired";
-    // The service reads the notebook from this server when the interview ends: save it,
-    // so that what is on screen (unsaved edits too) is what the interviewer gets.
-    if (ended && this.state && !["completed", "expired"].includes(this.state.status)) this.saveNow();
     this.state = state;
     this.stateAt = performance.now();
     const c = state.challenge || {};
     this.challengeTitle.textContent = c.title || "Your challenge";
     this.challengeTags.replaceChildren(...[c.difficulty, c.category].filter(Boolean)
-      .map((t) => el("span", `ib-tag ib-tag-${String(t).toLowerCase()}`, t)));
+      .map((t) => el("span", "ib-tag", t)));
     if (this.statementText !== c.statement) {
       this.statementText = c.statement;
       renderMarkdown(this.statement, c.statement || "_No statement._");
     }
+    if (this.testsText !== c.visible_tests) {
+      this.testsText = c.visible_tests;
+      this.tests.hidden = !c.visible_tests;
+      renderMarkdown(this.testsCode, "```python\n" + (c.visible_tests || "") + "\n```");
+    }
+    this.testBar.hidden = !(c.visible_tests && this.host.runTests);
+    if (this.host.onState) this.host.onState(state);
     this.drawState();
   }
 
@@ -386,6 +488,37 @@ class Panel {
     this.drawEstimate();
   }
 
+  // The banner: why the AI is closed (the service's sentence), what the candidate can still
+  // do, and once the service holds the final notebook, when it was handed in.
+  drawBanner() {
+    const s = this.state;
+    const b = blocked(s);
+    let title = null, more = "", reason = "";
+    if (this.offline) {
+      title = this.offlineWhy || "The interview service cannot be reached right now; retrying…";
+      reason = "offline";
+    } else if (b) {
+      title = b.sentence;
+      more = this.rules.can_still[b.key] || "";
+      reason = b.key;
+    }
+    if (!this.offline && s.handed_in) {
+      const h = s.handed_in;
+      const what = [h.path, h.code_cells != null ? `${h.code_cells} code cell${h.code_cells === 1 ? "" : "s"}` : ""]
+        .filter(Boolean).join(", ");
+      more = `Your work was handed in at ${localTime(h.at)} ${this.rules.handed_in_by[h.by] || ""}`
+        + `${what ? ` (${what})` : ""}.`;
+      if (s.grade && s.grade.total) more += ` Tests on what you handed in: ${s.grade.passed} of ${s.grade.total} passed.`;
+    } else if (!this.offline && ENDED.has(s.status)) {
+      more = "Handing in your notebook as it was at the end…";
+    }
+    this.banner.hidden = !title;
+    this.bannerTitle.textContent = title || "";
+    this.bannerMore.textContent = more;
+    this.bannerMore.hidden = !more;
+    this.banner.dataset.reason = reason;
+  }
+
   drawClock() {
     if (!this.state) return;
     const s = this.state;
@@ -394,20 +527,18 @@ class Panel {
     this.timeBox.value.textContent = clock(left);
     this.timeBox.fill.style.width = `${p}%`;
     this.timeBox.box.dataset.level = level(this.rules, s.thresholds, p);
-    this.timeBox.sub.textContent = s.status === "created" ? "starts with your first message"
+    this.timeBox.sub.textContent = s.status === "created" ? "starts when you open the workspace"
       : s.status === "paused" ? "paused — the clock is stopped"
       : s.status === "active" ? `of ${clock(s.time_limit_seconds)}` : "the interview is over";
-    const b = blocked(s);
-    const reason = b ? b.sentence : this.offline
-      ? (this.offlineWhy || "The interview service cannot be reached right now; retrying…") : null;
-    this.banner.hidden = !reason;
-    this.banner.textContent = reason || "";
-    this.banner.dataset.reason = b ? b.key : this.offline ? "offline" : "";
-    const closed = Boolean(b) || this.offline;
+    this.drawBanner();
+    const closed = Boolean(blocked(s)) || this.offline;
     this.input.disabled = closed;
     this.sendBtn.disabled = closed || Boolean(this.sending);
-    this.submitBtn.disabled = s.status === "completed" || s.status === "expired";
+    const over = ENDED.has(s.status);
+    this.submitBtn.disabled = over;
     this.submitBtn.textContent = s.end_reason === "submitted" ? "Submitted" : "Submit";
+    this.runTestsBtn.disabled = over || s.status === "paused" || Boolean(this.testing);
+    if (over) this.closeConfirm();
     this.root.dataset.status = statusKey(this.rules, s);
   }
 
@@ -416,6 +547,7 @@ class Panel {
     const text = this.input.value;
     if (!text.trim()) {
       this.estimate.textContent = "";
+      this.estimate.classList.remove("ib-over");
       return;
     }
     const cost = nextMessageCost(this.rules, this.state, this.history, text);
@@ -460,13 +592,13 @@ class Panel {
   }
 
   newMessageNode(m) {
-    const box = el("div", `ib-msg ib-msg-${m.role === "user" ? "user" : "ai"}`);
+    const box = el("article", `ib-msg ib-msg-${m.role === "user" ? "user" : "ai"}`);
     box.dataset.messageId = m.id;
     const head = el("div", "ib-msg-head");
     const who = el("span", "ib-who", m.role === "user" ? "You" : "AI assistant");
     const badge = el("span", "ib-badge");
     const copy = el("button", "ib-icon-btn ib-copy-msg", "Copy");
-    copy.title = "Copy this message";
+    copy.setAttribute("aria-label", `Copy this message (${m.role === "user" ? "yours" : "the AI's"})`);
     const node = { box, badge, body: el("div", "ib-md ib-msg-body"), foot: el("div", "ib-msg-foot") };
     copy.onclick = () => this.copy(node.message.content || "", node.message, "message", copy);
     head.append(who, badge, copy);
@@ -477,18 +609,29 @@ class Panel {
   renderMessage(node) {
     const m = node.message;
     const nearBottom = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 80;
-    renderMarkdown(node.body, m.content || (m.status === "streaming" ? "" : "_(no text)_"));
+    const streaming = m.status === "streaming";
+    const text = m.content || (streaming ? "" : "_(no text)_");
+    renderMarkdown(node.body, streaming ? closeOpenMarkdown(text) : text, { breaks: m.role === "user" });
     for (const pre of node.body.querySelectorAll("pre")) {
       const code = pre.querySelector("code");
-      const btn = el("button", "ib-icon-btn ib-copy-code", "Copy code");
       const lang = ((code && code.className.match(/language-(\w+)/)) || [])[1] || "";
+      const tools = el("div", "ib-code-tools");
+      const btn = el("button", "ib-icon-btn ib-copy-code", "Copy code");
       btn.onclick = () => this.copy((code || pre).textContent, m, "code", btn, lang);
-      pre.append(btn);
+      tools.append(btn);
+      if (this.host.insertBelow && m.role === "assistant" && !streaming) {
+        const insert = el("button", "ib-icon-btn ib-insert-code", "Insert below");
+        insert.title = "Insert this code into a new cell below the current one";
+        insert.onclick = () => this.insert((code || pre).textContent, m, insert, lang);
+        tools.append(insert);
+      }
+      pre.append(tools);
     }
-    node.box.classList.toggle("ib-streaming", m.status === "streaming");
+    node.box.classList.toggle("ib-streaming", streaming);
+    node.box.setAttribute("aria-busy", String(streaming));
     if (m.role === "assistant") {
       node.badge.textContent = m.completion_tokens
-        ? `${fmt(m.completion_tokens)} tokens` : m.status === "streaming" ? "streaming…" : "";
+        ? `${fmt(m.completion_tokens)} tokens` : streaming ? "streaming…" : "";
     } else {
       node.badge.textContent = m.prompt_tokens ? `${fmt(m.prompt_tokens)} prompt tokens` : "";
     }
@@ -519,15 +662,58 @@ class Panel {
     if (make) this.note(make(ev.payload || {}), WARN_EVENTS.has(ev.type) ? "warn" : "info");
   }
 
+  flash(button, label) {
+    const before = button.textContent;
+    button.textContent = label;
+    setTimeout(() => { button.textContent = before; }, 1200);
+  }
+
+  report(message, kind, text, language) {
+    if (message.role !== "assistant") return;
+    call("ib/api/me/events", { method: "POST", body: { type: "activity.copy", payload: {
+      message_id: message.id, kind, language, chars: text.length, lines: text.split("\n").length } } })
+      .catch(() => {});
+  }
+
   async copy(text, message, kind, button, language = "") {
     await copyText(text);
-    const label = button.textContent;
-    button.textContent = "Copied";
-    setTimeout(() => { button.textContent = label; }, 1200);
-    if (message.role !== "assistant") return;
-    const lines = text.split("\n").length;
-    call("ib/api/me/events", { method: "POST", body: { type: "activity.copy", payload: {
-      message_id: message.id, kind, language, chars: text.length, lines } } }).catch(() => {});
+    this.flash(button, "Copied");
+    this.report(message, kind, text, language);
+  }
+
+  insert(text, message, button, language) {
+    if (!this.host.insertBelow(text.replace(/\n$/, ""))) {
+      this.note("There is no editable notebook to insert into.", "warn");
+      return;
+    }
+    this.flash(button, "Inserted");
+    this.report(message, "insert", text, language);
+  }
+
+  // -- tests --
+  async runTests() {
+    this.testing = true;
+    this.drawClock();
+    this.testResults.replaceChildren(el("p", "ib-test-summary", "Running the visible tests in your kernel…"));
+    try {
+      const r = await this.host.runTests();
+      const summary = el("p", "ib-test-summary",
+        `${r.passed} of ${r.total} visible test${r.total === 1 ? "" : "s"} passed.`);
+      const list = el("ul", "ib-test-list");
+      for (const t of r.tests) {
+        const li = el("li", `ib-test ib-test-${t.passed ? "pass" : "fail"}`);
+        li.append(el("span", "ib-test-mark", t.passed ? "✓ passed" : "✗ failed"),
+          el("code", "ib-test-name", t.name));
+        if (t.message) li.append(el("div", "ib-test-message", t.message));
+        list.append(li);
+      }
+      this.testResults.replaceChildren(summary, list);
+    } catch (e) {
+      this.testResults.replaceChildren(el("p", "ib-test-summary ib-test-error", e.message));
+    } finally {
+      this.testing = false;
+      this.drawClock();
+    }
   }
 
   // -- asking --
@@ -560,32 +746,29 @@ class Panel {
     }
   }
 
-  async saveNow() {
-    // Save this notebook whichever tab has the focus (a save writes even when unchanged,
-    // which tells the service the notebook it reads is the final one).
-    const app = window.jupyterapp;
-    const name = String(this.model.get("notebook_path") || "").split("/").pop();
-    if (!app || !name) return;
-    try {
-      for (const w of app.shell.widgets("main")) {
-        if (w.context && w.context.path.split("/").pop() === name) await w.context.save();
-      }
-    } catch (e) {
-      this.note(`Saving your notebook failed: ${e.message}`, "warn");
+  askToSubmit() {
+    this.confirmBox.hidden = false;
+    this.confirmYes.focus();
+  }
+
+  closeConfirm() {
+    if (this.confirmBox.hidden) return;
+    this.confirmBox.hidden = true;
+    if (this.root.contains(document.activeElement) || document.activeElement === document.body) {
+      this.submitBtn.focus();
     }
   }
 
   async submit() {
+    this.confirmBox.hidden = true;
     const path = this.model.get("notebook_path");
     if (!path) {
       this.note("This notebook's path is unknown; run `panel.submit(\"name.ipynb\")` in a cell.", "warn");
       return;
     }
-    if (!window.confirm("Submit your notebook and end the interview? You cannot chat or change your submission afterwards.")) return;
     this.submitBtn.disabled = true;
     try {
-      const app = window.jupyterapp;
-      if (app && app.commands.hasCommand("docmanager:save")) await app.commands.execute("docmanager:save");
+      await this.host.save();
       await call("ib/candidate/submit", { method: "POST", body: { path } });
     } catch (e) {
       this.note(`Submitting failed: ${e.message}`, "warn");
@@ -616,8 +799,8 @@ async function readStreamError(stream) {
   return error;
 }
 
-function render({ model, el: root }) {
-  const panel = new Panel(model, root);
+function render({ model, el: root, host }) {
+  const panel = new Panel(model, root, host);
   panel.start();
   return () => panel.destroy();
 }
@@ -627,5 +810,5 @@ export default { render };
 // The formulas and the renderer, for tests in a plain page (anywidget uses the default).
 export const testing = {
   level, pct, timeLeft, blocked, statusKey, estimateTokens, conversation, expectedReply,
-  nextMessageCost, messagesLeft, clock, renderMarkdown,
+  nextMessageCost, messagesLeft, clock, renderMarkdown, closeOpenMarkdown,
 };

@@ -27,7 +27,7 @@ DEFAULT_REPLY_TOKENS = 350  # a reply's size until the conversation shows the re
 PILL_FOR = {"session_paused": "paused", "session_locked": "locked", "time_up": "expired",
             "session_ended": "completed"}
 STATUS_LABELS = {
-    "created": "Ready — the clock starts with your first message",
+    "created": "Ready — the clock starts when you open the workspace",
     "active": "In progress",
     "paused": "Paused",
     "locked": "AI locked",
@@ -35,6 +35,20 @@ STATUS_LABELS = {
     "submitted": "Submitted",
     "expired": "Time is up",
 }
+
+
+# What the candidate can still do while the AI is closed, per refusal code: budget
+# exhausted and time up are told the same way (a banner, the input disabled, this line).
+CAN_STILL = {
+    "budget_exhausted": "You can still write and run code, run the tests and submit. Ask the "
+                        "interviewer if you need more tokens.",
+    "session_locked": "You can still write and run code, run the tests and submit.",
+    "session_paused": "Your notebook is on hold too; nothing you do now counts against your time.",
+    "time_up": "Your notebook is read-only now and is handed in as it was at the end.",
+    "session_ended": "Your notebook is read-only now and is handed in as it was at the end.",
+}
+HANDED_IN_BY = {"submit": "when you submitted", "workspace": "at the end",
+                "hub": "at the end"}
 
 
 def level(percent_left: float, thresholds: list[int]) -> str:
@@ -139,4 +153,5 @@ def rules() -> dict[str, Any]:
             "chars_per_token": CHARS_PER_TOKEN, "message_overhead": MESSAGE_OVERHEAD,
             "system_prompt_tokens": SYSTEM_PROMPT_TOKENS,
             "default_reply_tokens": DEFAULT_REPLY_TOKENS,
-            "status_labels": dict(STATUS_LABELS)}
+            "status_labels": dict(STATUS_LABELS), "can_still": dict(CAN_STILL),
+            "handed_in_by": dict(HANDED_IN_BY)}

@@ -62,8 +62,9 @@ def bundle() -> str:
 
 @cache
 def stylesheet() -> str:
-    return ((HERE / "vendor" / "hljs-github.min.css").read_text(encoding="utf-8") + "\n"
-            + (HERE / "panel.css").read_text(encoding="utf-8"))
+    # Code is coloured with JupyterLab's own editor variables (panel.css), so it follows the
+    # theme; highlight.js's stylesheets are fixed light or dark.
+    return (HERE / "panel.css").read_text(encoding="utf-8")
 
 
 class ChatPanel(anywidget.AnyWidget):

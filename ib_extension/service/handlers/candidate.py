@@ -28,7 +28,6 @@ class ModelsV1Handler(IBHandler):
     ops = {"get": Op(CANDIDATE, "The model this interview uses (OpenAI list shape)")}
 
     async def get(self) -> None:
-        self.service.candidate_seen(self.me)
         self.reply({"object": "list", "data": [_model(self.me)]})
 
 
@@ -39,7 +38,6 @@ class ModelV1Handler(IBHandler):
         if model_id != self.me.model:  # a client's mistake: not activity
             raise IBError("not_found", f"This interview uses the model '{self.me.model}', "
                           f"not '{model_id}'.", param="model")
-        self.service.candidate_seen(self.me)
         self.reply(_model(self.me))
 
 
@@ -195,7 +193,6 @@ class MeHandler(IBHandler):
     ops = {"get": Op(CANDIDATE, "The candidate's own session", response=m.CandidateSessionView)}
 
     async def get(self) -> None:
-        self.service.candidate_seen(self.me)
         self.reply(self.service.candidate_view(self.me))
 
 
@@ -211,7 +208,6 @@ class MeFeedHandler(FeedBase):
                      response=m.FeedPage)}
 
     async def get(self) -> None:
-        self.service.candidate_seen(self.me, active=False)
         sid = self.me.id
         await self.follow(lambda it: it["session_id"] == sid and it["audience"] in ("all", CANDIDATE))
 
@@ -240,5 +236,25 @@ class MeSubmitHandler(IBHandler):
 
     async def post(self) -> None:
         req = self.body(schemas.Submit)
-        self.service.submit(self.me, req.notebook)
+        self.service.submit(self.me, req.notebook, req.path)
+        self.reply(self.service.candidate_view(self.me))
+
+
+class MeOpenedHandler(IBHandler):
+    ops = {"post": Op(CANDIDATE, "The workspace was opened in a browser: starts the clock",
+                      response=m.CandidateSessionView)}
+
+    async def post(self) -> None:
+        self.service.workspace_opened(self.me)
+        self.reply(self.service.candidate_view(self.me))
+
+
+class MeHandInHandler(IBHandler):
+    ops = {"post": Op(CANDIDATE, "After the end: the workspace hands in the final notebook",
+                      body=schemas.HandIn, max_body=20_000_000,
+                      response=m.CandidateSessionView)}
+
+    async def post(self) -> None:
+        req = self.body(schemas.HandIn)
+        self.service.hand_in(self.me, req.notebook, by="workspace", path=req.path)
         self.reply(self.service.candidate_view(self.me))
