@@ -41,6 +41,19 @@ def wait_for(condition, what: str, within: float = 30.0, every: float = 0.05):
         time.sleep(every)
 
 
+async def wait_for_async(condition, what: str, within: float = 60.0, every: float = 0.01):
+    """`wait_for` inside a test's event loop, which must keep running (the service under
+    test shares it): polls `condition` until it is truthy."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            raise TimeoutError(f"timed out after {within} s waiting for {what}")
+        await asyncio.sleep(every)
+
+
 def wait_until_up(url: str, proc: subprocess.Popen, headers: dict | None = None,
                   within: float = 240.0) -> None:
     """Poll `url` until it answers; fail at once if `proc` exits first. The cap is generous:

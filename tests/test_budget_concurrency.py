@@ -6,7 +6,7 @@ import asyncio
 import httpx
 import openai
 import pytest
-from helpers import candidate_client
+from helpers import candidate_client, wait_for_async
 
 
 @pytest.fixture
@@ -30,14 +30,6 @@ async def ask_streaming(client, text):
     except openai.APIError as e:  # refused (an HTTP error), or cut off (an error event)
         return e.code, e.message
 
-
-async def wait_for(condition, what, within=20.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("budget", [1116, 20_000])
@@ -117,7 +109,7 @@ async def test_tokens_held_in_flight_are_a_retryable_refusal_that_says_so(
     client = candidate_client(base_url, created["candidate_token"])
     s = service.sessions[created["id"]]
     first = asyncio.ensure_future(ask_streaming(client, "Long [[tokens:150]] [[slow:50]]"))
-    await wait_for(lambda: s.ledger.reserved > 0, "the first reply to hold its tokens")
+    await wait_for_async(lambda: s.ledger.reserved > 0, "the first reply to hold its tokens")
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as c:
         r = await c.post("/ib/v1/chat/completions",
                          headers={"Authorization": f"Bearer {created['candidate_token']}"},
@@ -138,11 +130,11 @@ async def test_a_waiting_request_leaves_the_line_when_its_client_goes_away(
     s = service.sessions[created["id"]]
     gate = service.gate(s)
     first = asyncio.ensure_future(ask_streaming(client, "Long [[tokens:150]] [[slow:50]]"))
-    await wait_for(lambda: s.ledger.reserved > 0, "the first reply to hold its tokens")
+    await wait_for_async(lambda: s.ledger.reserved > 0, "the first reply to hold its tokens")
     waiter = asyncio.ensure_future(ask_streaming(client, "Me too"))
-    await wait_for(lambda: gate.waiting == 1, "the second request to wait")
+    await wait_for_async(lambda: gate.waiting == 1, "the second request to wait")
     waiter.cancel()  # the client goes away
-    await wait_for(lambda: gate.waiting == 0, "the second request to leave the line")
+    await wait_for_async(lambda: gate.waiting == 0, "the second request to leave the line")
     total, _ = await first
     assert s.ledger.used == total and s.ledger.reserved == 0
     refusals = await service.store.run(service.store.events, s.id, ["refusal"])
@@ -155,9 +147,9 @@ async def test_pausing_refuses_requests_that_wait(make_session, base_url, servic
     client = candidate_client(base_url, created["candidate_token"])
     s = service.sessions[created["id"]]
     first = asyncio.ensure_future(ask_streaming(client, "Long [[tokens:150]] [[slow:50]]"))
-    await wait_for(lambda: s.ledger.reserved > 0, "the first reply to hold its tokens")
+    await wait_for_async(lambda: s.ledger.reserved > 0, "the first reply to hold its tokens")
     waiter = asyncio.ensure_future(ask_streaming(client, "Me too"))
-    await wait_for(lambda: service.gate(s).waiting == 1, "the second request to wait")
+    await wait_for_async(lambda: service.gate(s).waiting == 1, "the second request to wait")
     await aio_interviewer.post(f"/ib/api/sessions/{created['id']}/pause")
     assert (await waiter)[0] == "session_paused"
     assert (await first)[0] == "session_paused"  # the running reply was cut off
@@ -170,9 +162,9 @@ async def test_extending_the_budget_lets_a_waiting_request_in(make_session, base
     client = candidate_client(base_url, created["candidate_token"])
     s = service.sessions[created["id"]]
     first = asyncio.ensure_future(ask_streaming(client, "Long [[tokens:150]] [[slow:40]]"))
-    await wait_for(lambda: s.ledger.reserved > 0, "the first reply to hold its tokens")
+    await wait_for_async(lambda: s.ledger.reserved > 0, "the first reply to hold its tokens")
     waiter = asyncio.ensure_future(ask_streaming(client, "Me too [[tokens:20]]"))
-    await wait_for(lambda: service.gate(s).waiting == 1, "the second request to wait")
+    await wait_for_async(lambda: service.gate(s).waiting == 1, "the second request to wait")
     await aio_interviewer.post(f"/ib/api/sessions/{created['id']}/extend-tokens",
                                json={"tokens": 5000})
     total, finish = await waiter

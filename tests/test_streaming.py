@@ -5,7 +5,7 @@ import asyncio
 import httpx
 import openai
 import pytest
-from helpers import candidate_client
+from helpers import candidate_client, wait_for_async
 
 from ib_extension.service import tokens
 
@@ -34,14 +34,6 @@ async def test_stream_and_non_stream_agree_and_are_logged(make_session, base_url
     assert rows[-1]["completion_tokens"] == usage.completion_tokens
 
 
-async def wait_for(condition, what, within=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
 
 @pytest.mark.parametrize("how,code", [("pause", "session_paused"), ("lock", "session_locked"),
                                       ("end", "session_ended"), ("expire", "time_up")])
@@ -61,7 +53,7 @@ async def test_running_stream_is_cut_off_and_charged_for_what_was_sent(
                 received.append(chunk.choices[0].delta.content)
 
     reader = asyncio.ensure_future(read())
-    await wait_for(lambda: len(received) >= 3, "the first deltas")
+    await wait_for_async(lambda: len(received) >= 3, "the first deltas")
     if how == "expire":
         clock.advance(600)
         service.tick()
@@ -98,7 +90,7 @@ async def test_client_that_stops_reading_is_charged_for_what_was_sent(make_sessi
                 if lines >= 3:
                     break  # the Stop button: close the connection mid-reply
     s = service.sessions[sid]
-    await wait_for(lambda: s.ledger.reserved == 0, "the reply to be settled")
+    await wait_for_async(lambda: s.ledger.reserved == 0, "the reply to be settled")
     rows = await service.store.run(service.store.messages, sid)
     assert rows[-1]["status"] == "cut"
     assert 0 < rows[-1]["completion_tokens"] < 500
@@ -197,7 +189,7 @@ async def test_a_non_streamed_reply_cut_off_is_an_error_and_still_charged(
                                       and it["kind"] == "delta")
         return len(items) >= 3
 
-    await wait_for(delta_seen, "the first deltas")
+    await wait_for_async(delta_seen, "the first deltas")
     if how == "expire":
         clock.advance(600)
         service.tick()

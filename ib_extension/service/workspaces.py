@@ -14,7 +14,6 @@ The hub owns users, logins and servers; this module only asks it, through HubCli
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from dataclasses import asdict, dataclass
@@ -27,15 +26,11 @@ from ..api.environment import SERVICE_URL_ENV, SESSION_TOKEN_ENV
 from ..api.errors import IBError
 from .capture import Captured, capture_notebook
 from .hubclient import HubClient, HubError
-from .sessions import Session
+from .sessions import Session, hash_token
 
 log = logging.getLogger("ib_extension.service.workspaces")
 # How long the catch-up waits before trying a failed close or removal again.
 RETRY_SECONDS = 30.0
-
-
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @dataclass
@@ -94,7 +89,7 @@ class Workspaces:
             w = Workspace(s.id, contract.hub_user_for(s.id), None, now)
             self.by_session[s.id] = w
         self._by_link.pop(w.link_hash or "", None)
-        w.link_hash, w.issued_at, w.browser_hash = _hash(code), now, None
+        w.link_hash, w.issued_at, w.browser_hash = hash_token(code), now, None
         self._by_link[w.link_hash] = s.id
         self._save(w)
         self.service.emit(s, "link.issued", "interviewer", {"reissued": reissued,
@@ -111,7 +106,7 @@ class Workspaces:
 
     def redeem(self, code: str, browser: str) -> dict[str, Any]:
         """A browser opened a link: whose workspace it opens, or a refusal with a sentence."""
-        sid = self._by_link.get(_hash(code))
+        sid = self._by_link.get(hash_token(code))
         if sid is None:
             raise IBError("not_found", "This interview link is not valid. It may have been "
                                        "replaced by a newer one: ask your interviewer for the "
@@ -122,11 +117,11 @@ class Workspaces:
                                            "your interviewer has your work.")
         fresh = w.browser_hash is None
         if fresh:
-            w.browser_hash = _hash(browser)
+            w.browser_hash = hash_token(browser)
             w.claimed_at = w.claimed_at or self.service.now()
             self._save(w)
             self.service.emit(s, "link.opened", "candidate", audience="interviewer")
-        elif not secrets.compare_digest(w.browser_hash or "", _hash(browser)):
+        elif not secrets.compare_digest(w.browser_hash or "", hash_token(browser)):
             self.service.emit(s, "link.refused", "system", {"reason": "open in another browser"},
                               audience="interviewer")
             raise IBError("link_in_use", "This interview is already open in another browser. "
