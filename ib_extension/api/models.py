@@ -17,6 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 # ---- vocabulary ----------------------------------------------------------------------
 Status = Literal["created", "active", "paused", "completed", "expired"]
 STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
+# When a session's clock starts (service/core.py: candidate_seen, workspace_opened, start):
+# the one sentence every page says it with.
+CLOCK_STARTS = ("The clock starts when the candidate first opens their workspace in a "
+                "browser or asks the AI, or when you press Start on the monitor, whichever "
+                "comes first.")
 ENDED: tuple[str, ...] = ("completed", "expired")
 EndReason = Literal["interviewer", "submitted", "time_up"]
 # Interviewer actions on a session, as routes: POST /ib/api/sessions/{id}/<action>.

@@ -15,6 +15,7 @@ import ipywidgets as w
 from IPython.display import display
 
 from ..api.client import AsyncIBClient, IBClientError
+from ..api.models import CLOCK_STARTS
 from . import fmt
 from .handover import Handover, boxes, handout  # noqa: F401  (handout: the page's API)
 from .live import spawn, strict
@@ -396,14 +397,12 @@ class CreatePage:
             f'{fmt.esc(fmt.challenge_title(s))} · {fmt.minutes(s.get("time_limit_seconds"))} · '
             f'{int(s.get("token_budget") or 0):,} tokens</div>'
             + ('<p class="ib-help">Send the candidate this link. It opens their own JupyterLab '
-               'in one browser; nothing to install. The clock starts with their first AI '
-               'request, or when you press Start on the <a href="monitor.ipynb">monitor</a>, '
-               'where you can also issue a new link.</p>'
+               'in one browser; nothing to install. ' + fmt.esc(CLOCK_STARTS) + ' You can issue '
+               'a new link on the <a href="monitor.ipynb">monitor</a>.</p>'
                if link else
-               '<p class="ib-help">Hand the candidate one of these. The clock starts with their '
-               'first AI request, or when you press Start on the '
-               '<a href="monitor.ipynb">monitor</a>. Lost it? Issue a new one below, or from '
-               'the monitor.</p>'))
+               '<p class="ib-help">Hand the candidate one of these. ' + fmt.esc(CLOCK_STARTS)
+               + ' Lost it? Issue a new one below, or from the '
+               '<a href="monitor.ipynb">monitor</a>.</p>'))
         self.result.children = [head, *boxes(self.client.url, created)]
         self.result.add_class("ib-card")
         self.handover.set_session(s)
