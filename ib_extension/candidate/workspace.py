@@ -7,6 +7,7 @@ stays out of the way (a plain `jupyter lab` in the same environment stays plain)
 
 from __future__ import annotations
 
+from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from tornado import web
 
@@ -24,10 +25,15 @@ class WorkspaceHandler(APIHandler):
 
 
 class AssetHandler(JupyterHandler):
+    """The panel's code and styles: the same files the wheel ships, nothing secret. They
+    are loaded by `import()` and a stylesheet link, which carry no XSRF token, and
+    JupyterHub's single-user servers accept their login cookie only on navigations or with
+    one, so these answer without a login."""
+
     def initialize(self, kind: str) -> None:
         self.kind = kind
 
-    @web.authenticated
+    @allow_unauthenticated
     def get(self) -> None:
         if self.kind == "js":
             self.set_header("Content-Type", "text/javascript; charset=utf-8")
