@@ -17,12 +17,12 @@ import pytest
 from helpers import CHROMIUM, CHROMIUM_ARGS, REPO
 from hub import IB_TOKEN, PASSWORD, start_hub, stop_hub, wait_closed
 from playwright.sync_api import expect
+from workspace_page import CLOCK, IDLE
 
 from ib_extension.api import hub as contract
 from ib_extension.candidate.panel import view
 
 pytestmark = pytest.mark.slow
-IDLE = "Python 3 (ipykernel) | Idle"
 LAST_EDIT = "def fizzbuzz(n):  # typed at the very end, never saved"
 
 
@@ -90,9 +90,8 @@ def test_one_link_interview_end_to_end(hub, two_browsers, tmp_path):
                                   timeout=180_000)
     candidate.get_by_text(IDLE).wait_for(timeout=120_000)
     challenge = hub.client().session(session_id)["challenge"]
-    candidate.locator(".jp-Cell").first.locator(".jp-InputArea-editor").click()
-    candidate.keyboard.press("Shift+Enter")
-    panel = candidate.locator(".ib-panel").last
+    panel = candidate.locator(".ib-side")  # beside the notebook on open, nothing to run
+    expect(panel.locator(".ib-gauge-value").first).to_have_text(CLOCK)
     expect(panel.locator(".ib-challenge-title")).to_have_text(challenge["title"])
     shoot(candidate, "candidate-lab")
 
