@@ -214,11 +214,13 @@ def test_submit_sends_the_saved_notebook(live, tmp_path):
 
 
 def test_every_candidate_route_is_in_the_forwarded_allowlist():
-    from ib_extension.candidate.server import FORWARDED
+    from ib_extension.candidate.server import FORWARDED, SERVER_ONLY
     from ib_extension.service.routes import ROUTES
 
     for template, cls, _ in ROUTES:
-        if any(op.audience == "candidate" for op in cls.ops.values()):
+        if template in SERVER_ONLY:
+            assert not re.fullmatch(FORWARDED, template)  # the browser never hands in
+        elif any(op.audience == "candidate" for op in cls.ops.values()):
             path = template.replace("{model_id}", "gpt-4o-mini")
             assert re.fullmatch(FORWARDED, path), f"{template} is not forwarded"
 

@@ -35,7 +35,9 @@ from ..api.errors import IBError
 
 log = logging.getLogger("ib_extension.candidate.server")
 
-# The service routes a candidate may reach, re-served on the candidate's server.
+# The service routes a candidate may reach, re-served on the candidate's server. (The
+# hand-in is not among them: this server hands the notebook in itself, after the end.)
+SERVER_ONLY = ("/ib/api/me/hand-in",)
 FORWARDED = (r"/(ib/v1/(?:models(?:/[^/]+)?|chat/completions|responses)"
              r"|ib/api/me(?:/(?:messages|feed|events|submit|opened))?)")
 # Response headers worth passing on (the error shape's retry hints, SSE framing).

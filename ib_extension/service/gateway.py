@@ -25,7 +25,7 @@ from . import chat_log, injection, provider_request, tokens
 from .admission import Gate, NotAdmitted
 from .budget import Ledger
 from .core import Service
-from .sessions import Session, new_id
+from .sessions import Session, new_id, used_up
 
 log = logging.getLogger("ib_extension.service.gateway")
 
@@ -84,10 +84,7 @@ def budget_refusal(ledger: Ledger, prompt: int, smallest: int) -> IBError:
     budget is used up; otherwise this message is too big for what is left."""
     left = ledger.settled_left
     if ledger.used and left < smallest:
-        return IBError("budget_exhausted",
-                       f"Your token budget is used up: {left} of your {ledger.budget} tokens "
-                       "are left, fewer than any message needs, so the AI assistant is "
-                       "closed. Ask the interviewer if you need more tokens.")
+        return used_up(ledger)
     running = " once your replies still running are charged" if ledger.reserved else ""
     return IBError("budget_exhausted",
                    f"This message needs about {prompt} tokens with the conversation so far "

@@ -62,6 +62,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def used_up(ledger: Ledger) -> IBError:
+    """The refusal once a budget cannot hold even the shortest request: the session
+    publishes it (the workspace closes the chat as at time-up) and the gateway says it."""
+    return IBError("budget_exhausted",
+                   f"Your token budget is used up: {ledger.settled_left} of your "
+                   f"{ledger.budget} tokens are left, fewer than any message needs, so the AI "
+                   "assistant is closed. Ask the interviewer if you need more tokens.")
+
+
 @dataclass
 class Session:
     id: str
@@ -213,8 +222,7 @@ class Session:
                            "now. Ask them if you need it.")
         left = self.ledger.settled_left
         if left <= 0 or (self.ledger.used and left < self.shortest_request):
-            return IBError("budget_exhausted",
-                           "Your token budget is used up, so the AI assistant is closed.")
+            return used_up(self.ledger)
         return None
 
     # ---- warnings ----------------------------------------------------------------
