@@ -206,15 +206,19 @@ def test_the_handout_carries_the_token_and_the_service():
 
 def test_the_handover_is_the_link_on_a_hub_else_the_token():
     from ib_extension.api import hub as contract
+    from ib_extension.api.models import CreatedSession
     from ib_extension.dashboards.handover import boxes
 
+    view = session_view(NOW)
     link = f"http://hub:8000/hub/{contract.LINK_PATH}/{contract.LINK_PREFIX}code"
-    on_hub = boxes("http://hub:8000/services/interview-buddy",
-                   {"id": "s_1", "candidate_token": "ibc_tok", "candidate_url": link,
-                    "session": {"id": "s_1"}})
+
+    def created(url: str | None) -> dict:  # as POST /ib/api/sessions answers
+        return CreatedSession(id=view["id"], candidate_token="ibc_tok", candidate_url=url,
+                              session=view).model_dump(mode="json")
+
+    on_hub = boxes("http://hub:8000/services/interview-buddy", created(link))
     assert [b.text for b in on_hub] == [link]  # the link is the whole hand-over
-    alone = boxes("http://host:8890", {"id": "s_1", "candidate_token": "ibc_tok",
-                                       "session": {"id": "s_1"}})
+    alone = boxes("http://host:8890", created(None))
     assert any("--session-token ibc_tok" in b.text for b in alone)
     assert any("api_key  = ibc_tok" in b.text for b in alone)
 

@@ -127,82 +127,57 @@ class CandidateGrade(Grade):
     hidden: HiddenCount
 
 
-class SessionView(Model):
+class _SessionState(Model):
+    """What both sides see of a session: its settings, clock, budget and outcome."""
+
+    id: str
+    candidate_name: str
+    challenge: ChallengeView
+    model: str
+    assist_policy: str
+    status: Status
+    locked: bool
+    time_limit_seconds: float
+    time_used_seconds: float
+    time_left_seconds: float
+    time_paused_seconds: float
+    deadline: str | None
+    token_budget: int
+    tokens_prompt: int
+    tokens_completion: int
+    tokens_used: int
+    tokens_reserved: int
+    tokens_left: int
+    message_count: int
+    created_at: str
+    started_at: str | None
+    ended_at: str | None
+    paused_at: str | None
+    last_activity_at: str | None
+    end_reason: EndReason | None
+    submitted_at: str | None
+    warnings: list[WarningRecord]
+    score: float | None = Field(ge=0, le=1)
+    blocked: Refusal | None
+    handed_in: HandIn | None
+    thresholds: list[int]
+
+
+class SessionView(_SessionState):
     """One session as the interviewer sees it, with the outcomes of the service's rules
     (`allowed_actions`, `blocked`, `thresholds`), so clients never re-derive them."""
 
-    id: str
-    candidate_name: str
     candidate_email: str | None = None
-    challenge: ChallengeView
-    model: str
-    assist_policy: str
-    status: Status
-    locked: bool
-    time_limit_seconds: float
-    time_used_seconds: float
-    time_left_seconds: float
-    time_paused_seconds: float
-    deadline: str | None
-    token_budget: int
-    tokens_prompt: int
-    tokens_completion: int
-    tokens_used: int
-    tokens_reserved: int
-    tokens_left: int
-    message_count: int
-    created_at: str
-    started_at: str | None
-    ended_at: str | None
-    paused_at: str | None
-    last_activity_at: str | None
-    end_reason: EndReason | None
-    submitted_at: str | None
-    warnings: list[WarningRecord]
     flags: dict[str, int]
-    score: float | None = Field(ge=0, le=1)
     grade: Grade | None
     allowed_actions: list[Action]
-    blocked: Refusal | None
-    handed_in: HandIn | None
-    thresholds: list[int]
 
 
-class CandidateSessionView(Model):
-    """The candidate's own session: no email, flags or interviewer actions."""
+class CandidateSessionView(_SessionState):
+    """The candidate's own session: no email, flags or interviewer actions; hidden tests
+    only as counts."""
 
-    id: str
-    candidate_name: str
-    challenge: ChallengeView
-    model: str
-    assist_policy: str
-    status: Status
-    locked: bool
-    time_limit_seconds: float
-    time_used_seconds: float
-    time_left_seconds: float
-    time_paused_seconds: float
-    deadline: str | None
-    token_budget: int
-    tokens_prompt: int
-    tokens_completion: int
-    tokens_used: int
-    tokens_reserved: int
-    tokens_left: int
-    message_count: int
-    created_at: str
-    started_at: str | None
-    ended_at: str | None
-    paused_at: str | None
-    last_activity_at: str | None
-    end_reason: EndReason | None
-    submitted_at: str | None
-    warnings: list[WarningRecord]
-    score: float | None = Field(ge=0, le=1)
     grade: CandidateGrade | None
-    blocked: Refusal | None
-    handed_in: HandIn | None
-    thresholds: list[int]
 
 
 # ---- the conversation and the log -----------------------------------------------------

@@ -93,10 +93,10 @@ def budget_refusal(ledger: Ledger, prompt: int, smallest: int) -> IBError:
                    "conversation, or ask the interviewer for more tokens.")
 
 
-def shortest_request(settings: Settings, s: Session, policies: dict[str, str]) -> int:
-    """Tokens the shortest possible request reserves: the service's instructions, an empty
-    question, one token of reply. The session publishes its budget as used up below it."""
-    system = {"role": "system", "content": system_prompt(settings, s, policies)}
+def shortest_request(settings: Settings, s: Session, system: dict[str, Any]) -> int:
+    """Tokens the shortest possible request reserves: the service's instructions (the
+    `system` message), an empty question, one token of reply. The session publishes its
+    budget as used up below it."""
     estimate = tokens.count_message_tokens([system, {"role": "user", "content": ""}], s.model)
     return s.ledger.prompt_reserve(estimate, settings.prompt_margin) + 1
 
@@ -114,13 +114,14 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
         raise service.refuse(s, refusal)
     now = service.now()
     service.candidate_seen(s)
-    s.shortest_request = shortest_request(settings, s, service.config.assist_policies)
+    system = {"role": "system",
+              "content": system_prompt(settings, s, service.config.assist_policies)}
+    s.shortest_request = shortest_request(settings, s, system)
     refusal = s.chat_refusal(now) or _rate_refusal(service, s, now)
     if refusal is not None:
         raise service.refuse(s, refusal)
 
-    messages = [{"role": "system",
-                 "content": system_prompt(settings, s, service.config.assist_policies)}]
+    messages = [system]
     messages += provider_request.messages(req)
     options = provider_request.options(req, s.id)
     estimate = tokens.count_prompt_tokens(messages, s.model, tools=options.get("tools"),
