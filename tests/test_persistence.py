@@ -137,6 +137,41 @@ def test_sigterm_and_restart_keeps_sessions_messages_and_events(fake_llm_url, da
         stop_service(live)
 
 
+def test_sigkill_right_after_the_answers_loses_nothing_acknowledged(fake_llm_url, tmp_path):
+    """Rows reach DuckDB in batches, and the journal holds them until then. With batches
+    held back for an hour, what was acknowledged before a SIGKILL is only in the journal,
+    and the restarted service has all of it."""
+    data_dir = tmp_path / "data"
+    held = tmp_path / "held_batches.py"
+    held.write_text("c.IBExtension.database_batch_seconds = 3600\n")
+    live = start_service(fake_llm_url, data_dir, extra_args=["--config", str(held)])
+    try:
+        created = [new_session(live, candidate_name=f"Burst {i}") for i in range(4)]
+        replies = [ask(live, c, f"Question {i}: how do I sort a list?")
+                   for i, c in enumerate(created)]
+        live.client.action(created[0]["id"], "pause")
+        journal = list((data_dir / "ib.duckdb.journal").glob("*.jsonl"))
+        assert sum(p.stat().st_size for p in journal) > 0, "the last rows wait in the journal"
+        live.proc.kill()
+        live.proc.wait(10)
+    finally:
+        stop_service(live)
+
+    live = start_service(fake_llm_url, data_dir)
+    try:
+        for c, reply in zip(created, replies, strict=True):
+            messages = live.client.messages(c["id"])["messages"]
+            assert [(m["role"], m["status"]) for m in messages] == [
+                ("user", "complete"), ("assistant", "complete")]
+            assert messages[1]["content"] == reply.choices[0].message.content
+            assert live.client.session(c["id"])["tokens_used"] == reply.usage.total_tokens
+        assert live.client.session(created[0]["id"])["status"] == "paused"
+        assert not list((data_dir / "ib.duckdb.journal").glob("*.jsonl"))[1:], \
+            "the replayed segments are gone once their rows are in DuckDB"
+    finally:
+        stop_service(live)
+
+
 @pytest.fixture(scope="module")
 def killed_mid_stream(fake_llm_url, tmp_path_factory):
     """SIGKILL the service while it streams a slow reply, then start it again.

@@ -94,6 +94,11 @@ class IBExtension(ExtensionApp):
     database_memory_mb = Int(256, config=True,
                              help="Memory DuckDB may use for its caches (it spills to disk past "
                                   "it); DuckDB's own default is 80 % of the machine.")
+    database_batch_seconds = Float(0.1, config=True,
+                                   help="How long written rows gather in the journal before "
+                                        "they move into DuckDB in one transaction (every "
+                                        "read moves them first; a killed service loses "
+                                        "none of them).")
     activity_event_quota = Int(10_000, config=True,
                                help="Activity events (cell runs, copies, pastes, snapshots) one "
                                     "session may record; past it they are refused with a 429.")
@@ -205,7 +210,8 @@ class IBExtension(ExtensionApp):
                             completion_cap_param=self.completion_cap_param,
                             azure_api_version=self.azure_api_version)
         self._cap_request_bodies()
-        store = Store(Path(self.data_dir) / "ib.duckdb", memory_mb=self.database_memory_mb)
+        store = Store(Path(self.data_dir) / "ib.duckdb", memory_mb=self.database_memory_mb,
+                      batch_seconds=self.database_batch_seconds)
         self.service = Service(self, store, self.clock, provider, self._load_challenges(),
                                grader=self._grader())
         self.service.load()

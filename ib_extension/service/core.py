@@ -157,7 +157,7 @@ class Service:
         msg["status"] = "interrupted"
         msg["completion_tokens"] = tokens.count_tokens(msg["content"], msg["model"] or "")
         msg["finished_at"] = msg["finished_at"] or msg["created_at"]
-        self.store.submit(self.store.save_message, msg)
+        self.store.save_message(msg)
         if s is not None:
             s.ledger.settle(msg["id"], msg.get("prompt_tokens") or 0, msg["completion_tokens"])
             s.message_count += 1
@@ -202,7 +202,7 @@ class Service:
     # ---- persistence and publication -----------------------------------------------
     def save(self, s: Session) -> None:
         """Queue the session's row and tell live readers its new state."""
-        self.store.submit(self.store.save_session, s.to_row())
+        self.store.save_session(s.to_row())
         self.feed.publish(s.id, "session", self.view(s).model_dump(), audience="interviewer")
         self.feed.publish(s.id, "session", self.candidate_view(s).model_dump(),
                           audience="candidate")
@@ -224,19 +224,18 @@ class Service:
         row = {"id": self._event_id, "session_id": s.id, "type": type_, "actor": actor,
                "payload": payload or {}, "at": self.now()}
         encoded = json.dumps(row["payload"]) if encoded is None else encoded
-        self.store.submit(self.store.save_event, {**row, "payload": Encoded(encoded)})
+        self.store.save_event({**row, "payload": Encoded(encoded)})
         row["payload_bytes"] = len(encoded)
         self.feed.publish(s.id, "event", feed_event(row), audience=audience)
         return row
 
-    def save_message(self, msg: dict[str, Any], *, publish: bool = True):
+    def save_message(self, msg: dict[str, Any], *, publish: bool = True) -> None:
         if "seq" not in msg:
             self._message_seq += 1
             msg["seq"] = self._message_seq
-        fut = self.store.submit(self.store.save_message, dict(msg))
+        self.store.save_message(msg)
         if publish:
             self.feed.publish(msg["session_id"], "message", message_view(msg).model_dump())
-        return fut
 
     # ---- lookups -----------------------------------------------------------------
     def get(self, session_id: str) -> Session:
@@ -464,7 +463,7 @@ class Service:
             self.challenges.add(ch, f"custom:{ch.id}")
         except ChallengeError as e:
             raise IBError("invalid_request", f"The challenge cannot be used: {e.problem.rstrip('.')}.") from e
-        self.store.submit(self.store.save_challenge, ch.id, dump_challenge(ch), self.now())
+        self.store.save_challenge(ch.id, dump_challenge(ch), self.now())
         return ch
 
     def _add_challenge_source(self, source: str, name: str) -> None:

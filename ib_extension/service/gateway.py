@@ -357,8 +357,8 @@ async def _log_request(service: Service, s: Session, req: ChatRequest, estimate:
                      {**item, "content": item["content"][:max_chars],
                       "chars": len(item["content"]), "message_id": user_msg["id"]},
                      audience="interviewer")
-    await asyncio.wrap_future(service.save_message(user_msg))
-    service.save(s)  # the count and last activity, durable before the provider is called
+    service.save_message(user_msg)  # journaled: durable before the provider is called
+    service.save(s)  # the count and last activity
 
 
 def _message(s: Session, role: str, content: str, now: float, **fields: Any) -> dict[str, Any]:

@@ -3,7 +3,13 @@
 DuckDB lets one process write a file, and the service is that process. Inside it, all
 database work runs on one dedicated thread (a single-worker executor), in submission
 order: handlers never block the event loop, writes never race, and a read always sees
-the writes submitted before it.
+the writes queued before it.
+
+Writes are write-behind, because a DuckDB commit costs milliseconds of CPU and mostly
+per statement: `save_*` append the row to the journal (service/journal.py: on disk when
+it returns, so a killed process loses nothing acknowledged) and queue it; a moment later
+the journal's mover commits whatever queued in one transaction, one multi-row statement
+per table. A read first moves the queued rows in, so it sees every write before it.
 """
 
 from __future__ import annotations
@@ -11,12 +17,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from .journal import Journal, Row
 
 log = logging.getLogger("ib_extension.service.store")
 
@@ -112,6 +121,23 @@ MESSAGE_COLUMNS = [
 EVENT_COLUMNS = ["id", "session_id", "type", "actor", "payload", "at"]
 WORKSPACE_COLUMNS = ["session_id", "hub_user", "link_hash", "browser_hash", "issued_at",
                      "claimed_at", "closed_at", "removed_at"]
+CHALLENGE_COLUMNS = ["id", "source", "created_at"]
+# table -> (columns, key). Every row has a key, so writing a journaled row again after a
+# crash changes nothing.
+TABLES: dict[str, tuple[list[str], str]] = {
+    "sessions": (SESSION_COLUMNS, "id"),
+    "messages": (MESSAGE_COLUMNS, "id"),
+    "events": (EVENT_COLUMNS, "id"),
+    "workspaces": (WORKSPACE_COLUMNS, "session_id"),
+    "challenges": (CHALLENGE_COLUMNS, "id"),
+}
+# Rows change (a streaming reply, a session's state); events are only ever added.
+WRITE_VERB = {table: "INSERT OR REPLACE INTO" for table in TABLES} | {
+    "events": "INSERT OR IGNORE INTO"}
+ROWS_PER_STATEMENT = 500
+# How long the journal's mover lets rows gather before moving them into DuckDB together
+# (the default of IBExtension.database_batch_seconds).
+BATCH_SECONDS = 0.1
 JSON_COLUMNS = {"challenge", "warnings", "warned", "flags", "payload", "grade"}
 
 
@@ -136,42 +162,70 @@ def _encode(columns: list[str], d: dict[str, Any]) -> list[Any]:
 
 
 class Store:
-    def __init__(self, path: Path, memory_mb: int = 256):
+    def __init__(self, path: Path, memory_mb: int = 256, batch_seconds: float = BATCH_SECONDS):
         self.path = Path(path)
         self.memory_mb = memory_mb
+        self.batch_seconds = batch_seconds
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ib-duckdb")
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._journal = Journal(self.path.with_name(self.path.name + ".journal"))
+        self._pending: list[Row] = []  # journaled, not yet in DuckDB
+        self._cond = threading.Condition()
+        self._closing = False
+        self._mover: threading.Thread | None = None
 
     # ---- plumbing ----------------------------------------------------------------
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._executor.submit(self._open).result()
+        self._mover = threading.Thread(target=self._move_batches, name="ib-journal",
+                                       daemon=True)
+        self._mover.start()
 
     def _open(self) -> None:
         # DuckDB would cache up to 80 % of the machine's memory; past this it spills to disk.
         self._con = duckdb.connect(str(self.path), config={"memory_limit": f"{self.memory_mb}MB"})
         self._migrate()
+        leftovers = list(self._journal.leftovers())
+        if leftovers:  # rows acknowledged before the last process stopped: keep them
+            log.warning("writing %d journaled rows the last run did not", len(leftovers))
+            self._commit(leftovers)
+        self._journal.drop_leftovers()
+        self._journal.open()
 
     def close(self) -> None:
-        """Finish every queued write, then checkpoint and close the file."""
+        """Move every journaled row into DuckDB, then checkpoint and close the file."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if self._mover is not None:
+            self._mover.join()
         if self._con is None:
             self._executor.shutdown(wait=True)
             return
 
         def _close() -> None:
             assert self._con is not None
+            self._drain()
             self._con.execute("CHECKPOINT")
             self._con.close()
             self._con = None
+            self._journal.close()
+            self._journal.drop_leftovers()
 
         self._executor.submit(_close).result()
         self._executor.shutdown(wait=True)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        """Queue work on the database thread; failures are logged, never lost silently."""
-        fut = self._executor.submit(fn, *args)
+        """Queue a read on the database thread, after the rows written before it;
+        failures are logged, never lost silently."""
+        fut = self._executor.submit(self._after_drain, fn, *args)
         fut.add_done_callback(_log_failure)
         return fut
+
+    def _after_drain(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self._drain()
+        return fn(*args)
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.wrap_future(self.submit(fn, *args))
@@ -200,14 +254,82 @@ class Store:
     def schema_version(self) -> int:
         return self.con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
 
-    # ---- sessions ----------------------------------------------------------------
-    def _upsert(self, table: str, columns: list[str], row: dict[str, Any]) -> None:
-        marks = ", ".join("?" for _ in columns)
-        self.con.execute(f"INSERT OR REPLACE INTO {table} ({_cols(columns)}) VALUES ({marks})",
-                         _encode(columns, row))
+    # ---- write-behind: journal now, DuckDB in batches ---------------------------------
+    def write(self, table: str, row: dict[str, Any]) -> None:
+        """Keep `row` for `table`: on disk (the journal) when this returns, in DuckDB
+        within `batch_seconds`, and in every read queued after this call."""
+        values = _encode(TABLES[table][0], row)
+        with self._cond:
+            self._journal.append(table, values)
+            self._pending.append((table, values))
+            if len(self._pending) == 1:
+                self._cond.notify()
 
+    def _move_batches(self) -> None:
+        """The journal's mover: a moment after rows arrive, move them into DuckDB together."""
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending or self._closing)
+                # Let the batch fill; only closing cuts it short.
+                if self._cond.wait_for(lambda: self._closing, timeout=self.batch_seconds):
+                    return
+            try:
+                self._executor.submit(self._drain).result()
+            except Exception:  # the next batch or read tries again
+                log.exception("moving journaled rows into DuckDB failed")
+
+    def _drain(self) -> None:
+        """On the database thread: commit every journaled row, then drop its segment."""
+        with self._cond:
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, []
+            segment = self._journal.rotate()
+        self._commit(batch)
+        self._journal.forget(segment)
+
+    def _commit(self, rows: list[Row]) -> None:
+        """Write `rows` in one transaction; if that fails, each row alone, so that one bad
+        row (logged with its table) cannot keep the others out."""
+        try:
+            self._transaction(rows)
+        except Exception as e:
+            log.error("a batch of %d rows failed; writing them one by one", len(rows),
+                      exc_info=e)
+            for table, values in rows:
+                try:
+                    self._transaction([(table, values)])
+                except Exception as one:
+                    log.error("a row of %s could not be written: %r", table, values,
+                              exc_info=one)
+
+    def _transaction(self, rows: list[Row]) -> None:
+        by_table: dict[str, dict[Any, list[Any]]] = {}
+        for table, values in rows:
+            columns, key = TABLES[table]
+            # DuckDB refuses to touch one key twice in a statement: the last row wins.
+            by_table.setdefault(table, {})[values[columns.index(key)]] = values
+        con = self.con
+        con.execute("BEGIN")
+        try:
+            for table, keyed in by_table.items():
+                self._insert(table, list(keyed.values()))
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+    def _insert(self, table: str, rows: list[list[Any]]) -> None:
+        columns = TABLES[table][0]
+        one = "(" + ", ".join("?" for _ in columns) + ")"
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            part = rows[start:start + ROWS_PER_STATEMENT]
+            self.con.execute(f"{WRITE_VERB[table]} {table} ({_cols(columns)}) VALUES "
+                             + ", ".join([one] * len(part)), [v for r in part for v in r])
+
+    # ---- sessions ----------------------------------------------------------------
     def save_session(self, row: dict[str, Any]) -> None:
-        self._upsert("sessions", SESSION_COLUMNS, row)
+        self.write("sessions", row)
 
     def hand_ins(self) -> list[tuple[str, dict[str, Any]]]:
         """(session id, {at, by, path, code_cells}) of each final notebook handed in after
@@ -227,7 +349,7 @@ class Store:
 
     # ---- messages ----------------------------------------------------------------
     def save_message(self, row: dict[str, Any]) -> None:
-        self._upsert("messages", MESSAGE_COLUMNS, row)
+        self.write("messages", row)
 
     def messages(self, session_id: str) -> list[dict[str, Any]]:
         rows = self.con.execute(
@@ -253,10 +375,7 @@ class Store:
 
     # ---- events ------------------------------------------------------------------
     def save_event(self, row: dict[str, Any]) -> None:
-        self.con.execute(
-            f"INSERT INTO events ({_cols(EVENT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)",
-            _encode(EVENT_COLUMNS, row),
-        )
+        self.write("events", row)
 
     def events(self, session_id: str, types: list[str] | None = None) -> list[dict[str, Any]]:
         sql = f"SELECT {_cols(EVENT_COLUMNS)} FROM events WHERE session_id = ?"
@@ -288,7 +407,7 @@ class Store:
 
     # ---- candidates' workspaces (JupyterHub) --------------------------------------
     def save_workspace(self, row: dict[str, Any]) -> None:
-        self._upsert("workspaces", WORKSPACE_COLUMNS, row)
+        self.write("workspaces", row)
 
     def load_workspaces(self) -> list[dict[str, Any]]:
         rows = self.con.execute(f"SELECT {_cols(WORKSPACE_COLUMNS)} FROM workspaces").fetchall()
@@ -296,9 +415,7 @@ class Store:
 
     # ---- interviewer-made challenges ---------------------------------------------
     def save_challenge(self, challenge_id: str, source: str, at: float) -> None:
-        self.con.execute(
-            "INSERT OR REPLACE INTO challenges VALUES (?, ?, ?)", [challenge_id, source, at]
-        )
+        self.write("challenges", {"id": challenge_id, "source": source, "created_at": at})
 
     def challenges(self) -> list[tuple[str, str]]:
         return self.con.execute("SELECT id, source FROM challenges ORDER BY created_at").fetchall()

@@ -73,7 +73,7 @@ class Workspaces:
                 self._by_link[w.link_hash] = w.session_id
 
     def _save(self, w: Workspace) -> None:
-        self.service.store.submit(self.service.store.save_workspace, asdict(w))
+        self.service.store.save_workspace(asdict(w))
 
     # ---- links -----------------------------------------------------------------------
     def issue_link(self, s: Session) -> str:
