@@ -103,8 +103,8 @@ def shortest_request(settings: Settings, s: Session, system: dict[str, Any]) -> 
 
 async def chat(service: Service, s: Session, req: ChatRequest, settings: Settings,
                disconnected: asyncio.Event) -> AsyncIterator[tuple[str, Any]]:
-    """Run one request. Yields ("start", Reply), ("delta", OpenAI delta dict)...,
-    ("end", Reply).
+    """Run one request. Yields ("start", Reply), ("deltas", [OpenAI delta dict, ...])...
+    (one list per read from the provider), ("end", Reply).
 
     Raises IBError before "start" for refusals; after "start", problems end the stream
     with Reply.error set instead, because the HTTP status has been sent.
@@ -161,15 +161,16 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
                 stream = service.provider.stream(model=s.model, messages=messages,
                                                  max_tokens=cap, options=options)
                 last_flush = time.monotonic()
-                async with aclosing(_until(stream, cut, disconnected)) as chunks:
-                    async for chunk in chunks:
-                        delta = _absorb(reply, chunk, s.model)
-                        if delta and delta.get("content"):  # live readers follow the text
+                async with aclosing(_until(stream, cut, disconnected)) as reads:
+                    async for chunks in reads:
+                        deltas, over = _absorb_all(reply, chunks, cap, s.model)
+                        text = "".join(d.get("content") or "" for d in deltas)
+                        if text:  # live readers follow the text, one item per read
                             service.feed.publish(s.id, "delta", {"message_id": reply.id,
-                                                                 "text": delta["content"]})
-                        if delta:
-                            yield "delta", delta
-                        if _past_cap(reply, cap, s.model):
+                                                                 "text": text})
+                        if deltas:
+                            yield "deltas", deltas
+                        if over:
                             reply.cut_reason, reply.finish_reason = "budget", "length"
                             break
                         if s.status == "active" and s.time_left(service.now()) <= 0:
@@ -226,6 +227,20 @@ async def _until(stream: AsyncIterator, *stops: asyncio.Event) -> AsyncIterator:
                 await aclose()
             except Exception:  # closing a broken stream must not hide why it broke
                 log.debug("closing provider stream failed", exc_info=True)
+
+
+def _absorb_all(reply: Reply, chunks: list[Any], cap: int,
+                model: str) -> tuple[list[dict[str, Any]], bool]:
+    """Add one read's chunks to the reply: the deltas to pass on, and whether the reply
+    passed its cap (then nothing after the chunk that passed it is taken)."""
+    deltas = []
+    for chunk in chunks:
+        delta = _absorb(reply, chunk, model)
+        if delta:
+            deltas.append(delta)
+        if _past_cap(reply, cap, model):
+            return deltas, True
+    return deltas, False
 
 
 def _absorb(reply: Reply, chunk: Any, model: str) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ the service log.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ log = logging.getLogger("ib_extension.service.llm")
 
 # Credentials a provider might echo in an error: bearer tokens and OpenAI-style keys.
 _SECRET_SHAPES = re.compile(r"(?i)(bearer\s+)\S+|\bsk-[A-Za-z0-9_-]{8,}")
+STOPPED = "The AI provider stopped answering. Please try again."
 
 
 @dataclass
@@ -51,36 +53,63 @@ class Provider:
         self._api_key = api_key
 
     async def stream(self, *, model: str, messages: list[dict], max_tokens: int,
-                     options: dict) -> AsyncIterator[Chunk]:
-        """Stream a completion; the last chunk carries the provider's usage, if it sent any."""
+                     options: dict) -> AsyncIterator[list[Chunk]]:
+        """Stream a completion, one list of chunks per read from the network (so the
+        relay writes and flushes once per read, not per chunk); the last chunk carries the
+        provider's usage, if it sent any.
+
+        The SDK makes the request (retries, auth, Azure's URLs, error statuses); the
+        server-sent events are read raw: building SDK objects for every chunk cost more
+        than everything else the service does per chunk."""
         try:
-            stream = await self.client.chat.completions.create(
+            async with self.client.chat.completions.with_streaming_response.create(
                 model=model, messages=messages, stream=True,
                 stream_options={"include_usage": True},
                 **{self.cap_param: max_tokens}, **options,
-            )
+            ) as response:
+                events = ServerSentEvents()
+                reads = response.http_response.aiter_bytes().__aiter__()
+                while True:
+                    try:
+                        data = await reads.__anext__()
+                    except StopAsyncIteration:
+                        return
+                    except Exception as e:  # the connection broke or timed out mid-stream
+                        log.warning("provider stream broke: %s",
+                                    redact(repr(e), self._api_key))
+                        raise IBError("provider_error", STOPPED) from e
+                    chunks = [self._chunk(event) for event in events.feed(data)]
+                    if chunks:
+                        yield chunks
+                    if events.done:
+                        return
         except openai.APIError as e:
             raise self._error(e) from e
+
+    def _chunk(self, event: str) -> Chunk:
         try:
-            async for chunk in stream:
-                out = Chunk()
-                if chunk.choices:
-                    choice = chunk.choices[0]
-                    delta = choice.delta
-                    if delta is not None:
-                        out.text = delta.content or ""
-                        out.refusal = getattr(delta, "refusal", None) or ""
-                        out.tool_calls = [tc.model_dump(exclude_none=True)
-                                          for tc in delta.tool_calls or ()]
-                    out.finish_reason = choice.finish_reason
-                if chunk.usage is not None:
-                    out.prompt_tokens = chunk.usage.prompt_tokens
-                    out.completion_tokens = chunk.usage.completion_tokens
-                yield out
-        except openai.APIError as e:
-            raise self._error(e) from e
-        finally:
-            await stream.close()
+            data = json.loads(event)
+        except ValueError as e:
+            log.warning("provider sent an event that is not JSON: %.200r", event)
+            raise IBError("provider_error", STOPPED) from e
+        if not isinstance(data, dict) or "error" in data:
+            log.warning("provider error in its stream: %s",
+                        redact(str(data)[:500], self._api_key))
+            raise IBError("provider_error", STOPPED)
+        out = Chunk()
+        choices = data.get("choices")
+        if choices:
+            choice = choices[0]
+            delta = choice.get("delta") or {}
+            out.text = _text(delta.get("content"))
+            out.refusal = _text(delta.get("refusal"))
+            out.tool_calls = [_without_nulls(tc) for tc in delta.get("tool_calls") or ()]
+            out.finish_reason = choice.get("finish_reason")
+        usage = data.get("usage")
+        if usage:
+            out.prompt_tokens = usage.get("prompt_tokens") or 0
+            out.completion_tokens = usage.get("completion_tokens") or 0
+        return out
 
     def _error(self, e: openai.APIError) -> IBError:
         log.warning("provider error: %s: %s", type(e).__name__, redact(str(e), self._api_key))
@@ -88,6 +117,43 @@ class Provider:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+class ServerSentEvents:
+    """Splits a byte stream into the `data` of its server-sent events, across reads."""
+
+    def __init__(self) -> None:
+        self._rest = b""
+        self._data: list[str] = []
+        self.done = False  # the OpenAI stream's closing `data: [DONE]` arrived
+
+    def feed(self, data: bytes) -> list[str]:
+        lines = (self._rest + data).split(b"\n")
+        self._rest = lines.pop()
+        events = []
+        for raw in lines:
+            line = raw.rstrip(b"\r")
+            if not line:  # a blank line ends an event
+                if self._data:
+                    event = "\n".join(self._data)
+                    self._data = []
+                    if event == "[DONE]":
+                        self.done = True
+                        return events
+                    events.append(event)
+            elif line.startswith(b"data:"):
+                self._data.append(line[5:].removeprefix(b" ").decode("utf-8", "replace"))
+        return events
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value
 
 
 def redact(text: str, *secrets: str) -> str:
@@ -109,5 +175,5 @@ def provider_error(e: openai.APIError) -> IBError:
     elif isinstance(e, openai.APIStatusError):
         msg = f"The AI provider returned an error (HTTP {e.status_code}). Please try again."
     else:
-        msg = "The AI provider stopped answering. Please try again."
+        msg = STOPPED
     return IBError("provider_error", msg)

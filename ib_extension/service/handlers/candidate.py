@@ -63,15 +63,24 @@ class _GatewayHandler(IBHandler):
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
 
-    async def _send(self, payload: Any, event: str | None = None) -> None:
+    def _write(self, payload: Any, event: str | None = None) -> None:
+        """Queue one server-sent event; `_flush` sends what is queued."""
         if self._disconnected.is_set():
             return
         text = payload if isinstance(payload, str) else json.dumps(payload)
         self.write((f"event: {event}\n" if event else "") + f"data: {text}\n\n")
+
+    async def _flush(self) -> None:
+        if self._disconnected.is_set():
+            return
         try:
             await self.flush()
         except StreamClosedError:
             self._disconnected.set()
+
+    async def _send(self, payload: Any, event: str | None = None) -> None:
+        self._write(payload, event)
+        await self._flush()
 
     def _close_stream(self) -> None:
         if not self._disconnected.is_set():
@@ -97,12 +106,14 @@ class ChatCompletionsHandler(_GatewayHandler):
         self._open_stream()
         first = True
         async for kind, data in stream:
-            if kind == "delta":
-                delta = dict(data)
-                if first:
-                    delta["role"] = "assistant"
-                    first = False
-                await self._send(_chunk(reply, [{"index": 0, "delta": delta, "finish_reason": None}]))
+            if kind == "deltas":
+                for delta in data:
+                    if first:
+                        delta = {"role": "assistant", **delta}
+                        first = False
+                    self._write(_chunk(reply, [{"index": 0, "delta": delta,
+                                                "finish_reason": None}]))
+                await self._flush()  # one send per read from the provider
             elif kind == "end":
                 if data.error is not None:
                     await self._send(data.error.body())
@@ -148,9 +159,11 @@ class ResponsesHandler(_GatewayHandler):
                 for ev in events.start():
                     await self._send(ev, ev["type"])
             async for kind, data in stream:
-                if kind == "delta" and req.stream:
-                    for ev in events.delta(data):
-                        await self._send(ev, ev["type"])
+                if kind == "deltas" and req.stream:
+                    for delta in data:
+                        for ev in events.delta(delta):
+                            self._write(ev, ev["type"])
+                    await self._flush()
                 elif kind == "end" and req.stream:
                     if data.error is not None:
                         ev = events.error(data.error.body())
