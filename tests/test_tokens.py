@@ -311,3 +311,45 @@ def test_tool_call_history_is_estimated_at_or_above_what_is_billed(pairs, billed
     messages += [call, result] * pairs
     estimate = tokens.count_prompt_tokens(messages, "gpt-3.5-turbo")
     assert billed <= estimate <= 1.5 * billed
+
+
+def conversation(turns: int) -> list[dict]:
+    messages = [{"role": "system", "content": "You are the interview's assistant."}]
+    for i in range(turns):
+        messages.append({"role": "user", "content": f"Question {i}: how do I sort {i} items?"})
+        messages.append({"role": "assistant", "content": f"Use sorted() on the {i} items.",
+                         "tool_calls": [{"id": f"c{i}", "type": "function",
+                                         "function": {"name": "run", "arguments": "{}"}}]})
+    return messages
+
+
+def test_conversation_counts_equal_a_full_count_and_count_only_new_messages(monkeypatch):
+    from ib_extension.service import tokens as t
+
+    counts = t.ConversationCounts("gpt-4o-mini")
+    short, longer = conversation(3), conversation(5)
+    assert counts.count(short) == t.count_message_tokens(short, "gpt-4o-mini")
+    counted = []
+    original = t.count_message_tokens
+    monkeypatch.setattr(t, "count_message_tokens",
+                        lambda messages, model: counted.append(messages) or original(messages,
+                                                                                    model))
+    assert counts.count(longer) == original(longer, "gpt-4o-mini")
+    assert counted == [[m] for m in longer[len(short):]]  # the four new messages only
+    # A message repeated in one request counts each time it appears.
+    twice = longer + [longer[1]]
+    assert counts.count(twice) == original(twice, "gpt-4o-mini")
+
+
+def test_conversation_counts_keep_false_leaves_the_conversation_alone(monkeypatch):
+    from ib_extension.service import tokens as t
+
+    counts = t.ConversationCounts("gpt-4o-mini")
+    history = conversation(4)
+    counts.count(history)
+    other = [history[0], {"role": "user", "content": ""}]
+    assert counts.count(other, keep=False) == t.count_message_tokens(other, "gpt-4o-mini")
+    counted = []
+    monkeypatch.setattr(t, "count_message_tokens", lambda *a: counted.append(a) or 0)
+    counts.count(history)
+    assert counted == []  # still remembered: nothing recounted

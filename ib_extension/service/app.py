@@ -74,8 +74,12 @@ class IBExtension(ExtensionApp):
                           help="Retries (with the SDK's backoff) of a failed provider call.")
     rate_limit_per_minute = Int(20, config=True,
                                 help="Chat requests one session may make per minute (0: no limit).")
-    max_concurrent_provider_calls = Int(16, config=True,
-                                        help="Provider calls in flight at once, over all sessions.")
+    max_concurrent_provider_calls = Int(
+        500, config=True,
+        help="Provider calls in flight at once, over all sessions, and the provider "
+             "connections kept open for them. A hosted provider limits tokens and requests "
+             "per minute, not calls at once, so this only guards the service; for a model "
+             "server of your own (vLLM, Ollama), set it to the batch size it serves well.")
     max_provider_calls_per_session = Int(4, config=True,
                                          help="Provider calls one session may have in flight "
                                               "at once, so that one candidate cannot hold all "
@@ -208,7 +212,8 @@ class IBExtension(ExtensionApp):
         provider = Provider(base_url=self.llm_base_url, api_key=api_key or "no-key",
                             timeout=self.llm_timeout, max_retries=self.llm_max_retries,
                             completion_cap_param=self.completion_cap_param,
-                            azure_api_version=self.azure_api_version)
+                            azure_api_version=self.azure_api_version,
+                            connections=self.max_concurrent_provider_calls)
         self._cap_request_bodies()
         store = Store(Path(self.data_dir) / "ib.duckdb", memory_mb=self.database_memory_mb,
                       batch_seconds=self.database_batch_seconds)

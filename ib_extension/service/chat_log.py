@@ -42,13 +42,15 @@ def flagged(messages: list[Message], replies: list[str]) -> list[dict[str, str]]
     """Messages to flag: the candidate's system/developer ones, and assistant text that is
     not (the start of) a reply the service gave; `replies` are the session's replies."""
     found = []
+    given = set(replies)  # most histories repeat the replies whole: no scan for those
     for m in messages[:-1]:
         text = text_of(m.content).strip()
         if not text:
             continue
         if isinstance(m, SystemMessage):
             found.append({"role": m.role, "reason": "instructions", "content": text})
-        elif isinstance(m, AssistantMessage) and not any(r.startswith(text) for r in replies):
+        elif (isinstance(m, AssistantMessage) and text not in given
+              and not any(r.startswith(text) for r in replies)):
             found.append({"role": m.role, "reason": "unknown_reply", "content": text})
     return found
 

@@ -116,6 +116,7 @@ class Service:
         # session id -> the cut-off events of its running (or waiting) chat requests
         self.streams: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._gates: dict[str, Gate] = {}
+        self._conversations: dict[str, tokens.ConversationCounts] = {}
         self._replies: dict[str, list[str]] = {}  # session id -> the replies it was given
         self.flagged_seen: dict[str, set[str]] = defaultdict(set)
         self._event_id = 0
@@ -376,6 +377,7 @@ class Service:
         it, at most `hand_in_grace_seconds`; then, on JupyterHub, capture the notebook and
         stop the server (workspaces.py); then grade what the service holds."""
         s = self.get(session_id)
+        self._conversations.pop(s.id, None)  # no more turns to count
         if s.workspace_opened and s.handed_in is None:
             try:
                 await asyncio.wait_for(self._handed_in[s.id].wait(),
@@ -481,6 +483,14 @@ class Service:
         if gate is None:
             gate = self._gates[s.id] = Gate(s.ledger, self.config.max_provider_calls_per_session)
         return gate
+
+    def conversation_counts(self, s: Session) -> tokens.ConversationCounts:
+        """The token counts of the session's conversation so far (each turn counts only
+        its new messages); dropped when the session ends."""
+        counts = self._conversations.get(s.id)
+        if counts is None:
+            counts = self._conversations[s.id] = tokens.ConversationCounts(s.model)
+        return counts
 
     async def replies(self, s: Session) -> list[str]:
         """The replies this session was given (read from the file once, then kept)."""

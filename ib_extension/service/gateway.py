@@ -93,11 +93,12 @@ def budget_refusal(ledger: Ledger, prompt: int, smallest: int) -> IBError:
                    "conversation, or ask the interviewer for more tokens.")
 
 
-def shortest_request(settings: Settings, s: Session, system: dict[str, Any]) -> int:
+def shortest_request(settings: Settings, s: Session, system: dict[str, Any],
+                     counts: tokens.ConversationCounts) -> int:
     """Tokens the shortest possible request reserves: the service's instructions (the
     `system` message), an empty question, one token of reply. The session publishes its
     budget as used up below it."""
-    estimate = tokens.count_message_tokens([system, {"role": "user", "content": ""}], s.model)
+    estimate = counts.count([system, {"role": "user", "content": ""}], keep=False)
     return s.ledger.prompt_reserve(estimate, settings.prompt_margin) + 1
 
 
@@ -116,7 +117,8 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
     service.candidate_seen(s)
     system = {"role": "system",
               "content": system_prompt(settings, s, service.config.assist_policies)}
-    s.shortest_request = shortest_request(settings, s, system)
+    counts = service.conversation_counts(s)
+    s.shortest_request = shortest_request(settings, s, system, counts)
     refusal = s.chat_refusal(now) or _rate_refusal(service, s, now)
     if refusal is not None:
         raise service.refuse(s, refusal)
@@ -125,7 +127,8 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
     messages += provider_request.messages(req)
     options = provider_request.options(req, s.id)
     estimate = tokens.count_prompt_tokens(messages, s.model, tools=options.get("tools"),
-                                          response_format=options.get("response_format"))
+                                          response_format=options.get("response_format"),
+                                          counts=counts)
     prompt_reserve = s.ledger.prompt_reserve(estimate, settings.prompt_margin)
     wanted = min(x for x in (req.max_completion_tokens, req.max_tokens,
                              settings.completion_cap) if x)

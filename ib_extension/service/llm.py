@@ -39,15 +39,23 @@ class Chunk:
 class Provider:
     def __init__(self, *, base_url: str, api_key: str, timeout: float, max_retries: int,
                  completion_cap_param: str = "max_completion_tokens",
-                 azure_api_version: str = ""):
+                 azure_api_version: str = "", connections: int = 100):
+        # One kept-alive connection per call in flight: past the pool's keep-alive size
+        # (100 by default) every call would open and close a connection of its own.
+        # `Limits` is the class of the HTTP library the SDK is built on.
+        defaults = openai.DEFAULT_CONNECTION_LIMITS
+        http = openai.DefaultAsyncHttpxClient(limits=type(defaults)(
+            max_connections=connections, max_keepalive_connections=connections,
+            keepalive_expiry=defaults.keepalive_expiry))
         if azure_api_version:
             self.client: openai.AsyncOpenAI = openai.AsyncAzureOpenAI(
                 azure_endpoint=base_url, api_key=api_key, api_version=azure_api_version,
-                timeout=timeout, max_retries=max_retries,
+                timeout=timeout, max_retries=max_retries, http_client=http,
             )
         else:
             self.client = openai.AsyncOpenAI(
-                base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
+                base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
+                http_client=http,
             )
         self.cap_param = completion_cap_param
         self._api_key = api_key
