@@ -89,7 +89,9 @@ class Provider:
                     chunks = [self._chunk(event) for event in events.feed(data)]
                     if chunks:
                         yield chunks
-                    if events.done:
+                    if events.done:  # read the body to its end, so the connection is reused
+                        async for _ in reads:
+                            pass
                         return
         except openai.APIError as e:
             raise self._error(e) from e
