@@ -98,7 +98,7 @@ class IBExtension(ExtensionApp):
     database_memory_mb = Int(256, config=True,
                              help="Memory DuckDB may use for its caches (it spills to disk past "
                                   "it); DuckDB's own default is 80 % of the machine.")
-    database_batch_seconds = Float(0.2, config=True,
+    database_batch_seconds = Float(0.5, config=True,
                                    help="How long written rows gather in the journal before "
                                         "they move into DuckDB in one transaction (every "
                                         "read moves them first; a killed service loses "

@@ -206,23 +206,43 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
 
 
 async def _until(stream: AsyncIterator, *stops: asyncio.Event) -> AsyncIterator:
-    """Iterate `stream` until it ends or any of `stops` is set, whichever comes first."""
-    waiters = [asyncio.ensure_future(ev.wait()) for ev in stops]
+    """Iterate `stream` until it ends or any of `stops` is set, whichever comes first.
+
+    Reads are awaited directly (a task per read cost more than the rest of the relay);
+    a stop that comes while a read waits cancels this task, only there, and that one
+    cancellation is taken back (Task.uncancel) before returning."""
+    task = asyncio.current_task()
+    assert task is not None
+    reading = stopped = False
+
+    def stop(_: asyncio.Future) -> None:
+        nonlocal stopped
+        if reading and not stopped:
+            stopped = True
+            task.cancel()
+
+    watchers = [asyncio.ensure_future(ev.wait()) for ev in stops]
+    for w in watchers:
+        w.add_done_callback(stop)
     it = stream.__aiter__()
     try:
-        while True:
-            nxt = asyncio.ensure_future(it.__anext__())
-            done, _ = await asyncio.wait([nxt, *waiters], return_when=asyncio.FIRST_COMPLETED)
-            if nxt not in done:
-                nxt.cancel()
-                await asyncio.gather(nxt, return_exceptions=True)
-                return
+        while not any(ev.is_set() for ev in stops):
+            reading = True
             try:
-                yield nxt.result()
+                item = await it.__anext__()
             except StopAsyncIteration:
                 return
+            except asyncio.CancelledError:
+                if not stopped:  # not ours: the service is shutting down
+                    raise
+                task.uncancel()
+                return
+            finally:
+                reading = False
+            yield item
     finally:
-        for w in waiters:
+        for w in watchers:
+            w.remove_done_callback(stop)
             w.cancel()
         aclose = getattr(it, "aclose", None)
         if aclose is not None:

@@ -134,7 +134,7 @@ TABLES: dict[str, tuple[list[str], str]] = {
 ROWS_PER_STATEMENT = 500
 # How long the journal's mover lets rows gather before moving them into DuckDB together
 # (the default of IBExtension.database_batch_seconds).
-BATCH_SECONDS = 0.2
+BATCH_SECONDS = 0.5
 JSON_COLUMNS = {"challenge", "warnings", "warned", "flags", "payload", "grade"}
 
 
