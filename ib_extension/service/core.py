@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -118,6 +119,7 @@ class Service:
         self._gates: dict[str, Gate] = {}
         self._replies: dict[str, list[str]] = {}  # session id -> the replies it was given
         self.flagged_seen: dict[str, set[str]] = defaultdict(set)
+        self.load_seconds = 0.0  # how long load() took (the start-up log says it)
         self._event_id = 0
         self._message_seq = 0  # conversation order, even when two messages share a timestamp
         self.quota = Quota(config.activity_event_quota, config.snapshot_quota,
@@ -133,6 +135,7 @@ class Service:
     # ---- start and stop ----------------------------------------------------------
     def load(self) -> None:
         """Open the file, bring sessions into memory, settle what a crash left open."""
+        started = time.perf_counter()
         self.store.open()
         for row in self.store.submit(self.store.load_sessions).result():
             s = Session.from_row(row)
@@ -150,6 +153,7 @@ class Service:
         if self.challenges is not None:
             for challenge_id, source in self.store.submit(self.store.challenges).result():
                 self._add_challenge_source(source, f"custom:{challenge_id}")
+        self.load_seconds = time.perf_counter() - started
 
     def _recover_interrupted(self, msg: dict[str, Any]) -> None:
         """A reply that was streaming when the process died: charge what was sent."""
