@@ -29,3 +29,29 @@ async def test_filters_search_and_pagination(make_session, aio_interviewer, base
     page1, total = await ids("limit=3")
     page2, _ = await ids("limit=3&offset=3")
     assert total == 7 and page1 + page2 == newest_first[:6]
+
+
+def test_conversation_search_is_a_plain_case_insensitive_substring(tmp_path):
+    """Wildcards and backslashes in the search text are text (an ILIKE pattern without an
+    ESCAPE clause took `50\\%` literally and found nothing)."""
+    from ib_extension.service.store import Store
+
+    store = Store(tmp_path / "ib.duckdb")
+    store.open()
+    try:
+        for seq, (sid, content) in enumerate([("s_a", "Coverage is 50% now"),
+                                              ("s_b", "use a_b here"),
+                                              ("s_c", "500 items, axb, C:\\temp"),
+                                              ("s_d", "A ZebraFish sorts")], start=1):
+            store.submit(lambda *row: store.con.execute(  # the rows, not the write path
+                "INSERT INTO messages (id, seq, session_id, role, content, status, created_at) "
+                "VALUES (?, ?, ?, 'user', ?, 'complete', ?)", list(row)),
+                f"m_{seq}", seq, sid, content, float(seq)).result()
+        search = lambda text: store.submit(store.search_messages, text).result()  # noqa: E731
+        assert search("50%") == {"s_a"}
+        assert search("a_b") == {"s_b"}
+        assert search("c:\\TEMP") == {"s_c"}
+        assert search("zebrafish") == {"s_d"}
+        assert search("nothing like it") == set()
+    finally:
+        store.close()

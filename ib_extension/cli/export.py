@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..api.client import IBClient, IBClientError
-from ..review import analytics, export
-from ..review.export import file_name
+from ..review.formats import FORMATS, file_name
 
 LIST_PAGE = 500  # the service's largest page
 def add_export_parser(sub, client_args) -> None:
@@ -33,7 +32,7 @@ def add_export_parser(sub, client_args) -> None:
                     "to a folder (one file each; csv also writes all-sessions.csv).")
     client_args(p)
     p.add_argument("session_id", nargs="?", help="the session to export (or use --all)")
-    p.add_argument("--format", "-f", choices=export.FORMATS, default="ipynb",
+    p.add_argument("--format", "-f", choices=FORMATS, default="ipynb",
                    help="file format (default: ipynb)")
     p.add_argument("-o", "--output",
                    help="file to write (one session; an existing folder takes "
@@ -80,7 +79,21 @@ def fetch_answer_key(client, record: dict) -> dict:
         raise
 
 
+def _exporter():
+    """review.export, imported when a command exports (nbformat, nbconvert and plotly are
+    slow to import). nbformat imports jsonschema, which, when the optional rfc3987_syntax
+    is installed, builds an RFC 3987 grammar at import for its "iri" format check: over a
+    second here, for a check nothing this command runs uses. This process is the export
+    command's own, so it goes without."""
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    from ..review import export
+
+    return export
+
+
 def _render(client, record: dict, fmt: str, keyed: bool) -> str:
+    export = _exporter()
     return export.render(record, fmt, fetch_answer_key(client, record) if keyed else None)
 
 
@@ -135,6 +148,8 @@ def export_all(client, fmt: str, folder: Path, *, status: str | None = None,
                 wrote_header = True
         progress.done()
     if combined and not wrote_header:
+        from ..review import analytics
+
         combined.write_text(",".join(analytics.summary_fields()) + "\n", encoding="utf-8")
     written = len(ids) - failed
     print(f"{written} of {len(ids)} session(s) exported to {folder}"

@@ -24,10 +24,12 @@ from pathlib import Path
 
 import nbformat
 from nbformat import v4
+from nbformat.v4.nbbase import random_cell_id
 
 from .. import __version__
 from ..api.events import CATALOGUE
 from . import analytics, records
+from .formats import FORMATS, SAFE_NAME, file_name  # noqa: F401 (this module's API)
 from .inert import inert_markdown
 from .provenance import provenance
 from .records import check_record, final_notebook, messages
@@ -43,7 +45,6 @@ from .sections import (
 
 SCHEMA_VERSION = 1
 NAMESPACE = "interview_buddy"
-FORMATS = ("ipynb", "md", "json", "html", "csv")
 HIDE_INPUT_TAG = "ib-hide-input"  # nbconvert does not read source_hidden; it reads tags
 
 # -- what may leave the service -----------------------------------------------------
@@ -230,6 +231,14 @@ def _safe_outputs(outputs: list) -> list:
     return kept
 
 
+def _markdown_cell(source: str, metadata: dict | None = None) -> nbformat.NotebookNode:
+    """What ``v4.new_markdown_cell`` makes, without checking each cell against the schema:
+    ``to_ipynb`` validates the whole notebook once (a check per cell was a fifth of the
+    time of a 1,000-message export)."""
+    return nbformat.from_dict({"id": random_cell_id(), "cell_type": "markdown",
+                               "source": source, "metadata": metadata or {}})
+
+
 def _meta(kind: str, **extra) -> dict:
     return {NAMESPACE: {"schema_version": SCHEMA_VERSION, "kind": kind, **extra}}
 
@@ -307,9 +316,9 @@ def to_ipynb(record, answer_key: dict | None = None) -> nbformat.NotebookNode:
     nb.metadata.update(_meta("review", session_id=pub["session"]["id"], exported_by=__version__,
                              answer_key=answer_key is not None))
     nb.cells.append(
-        v4.new_markdown_cell(summary_markdown(pub, summary, prov), metadata=_meta("summary"))
+        _markdown_cell(summary_markdown(pub, summary, prov), metadata=_meta("summary"))
     )
-    nb.cells.append(v4.new_markdown_cell(challenge_markdown(pub["challenge"], pub["answer_key"]),
+    nb.cells.append(_markdown_cell(challenge_markdown(pub["challenge"], pub["answer_key"]),
                                          metadata=_meta("challenge")))
     charts = v4.new_code_cell(
         "# Charts added by Interview Buddy: static outputs, nothing to run.\n"
@@ -320,11 +329,11 @@ def to_ipynb(record, answer_key: dict | None = None) -> nbformat.NotebookNode:
     charts.metadata["jupyter"] = {"source_hidden": True}
     charts.metadata["tags"] = [HIDE_INPUT_TAG]
     nb.cells.append(charts)
-    nb.cells.append(v4.new_markdown_cell(grade_markdown(pub["grade"]), metadata=_meta("grade")))
-    nb.cells.append(v4.new_markdown_cell(events_markdown(pub["events"], start),
+    nb.cells.append(_markdown_cell(grade_markdown(pub["grade"]), metadata=_meta("grade")))
+    nb.cells.append(_markdown_cell(events_markdown(pub["events"], start),
                                          metadata=_meta("events")))
     nb.cells.append(
-        v4.new_markdown_cell(
+        _markdown_cell(
             "## The candidate's notebook and the AI conversation\n\n"
             "The candidate's cells as submitted; the conversation with the AI is in time order "
             "between them, each message before the first cell that used it or ran after it.",
@@ -335,7 +344,7 @@ def to_ipynb(record, answer_key: dict | None = None) -> nbformat.NotebookNode:
         if item[0] == "message":
             m = item[1]
             nb.cells.append(
-                v4.new_markdown_cell(
+                _markdown_cell(
                     message_markdown(m, start),
                     metadata=_meta("message", message_id=m["id"], role=m["role"]),
                 )
@@ -350,13 +359,13 @@ def to_ipynb(record, answer_key: dict | None = None) -> nbformat.NotebookNode:
         if cell.cell_type == "markdown":
             cell.source = inert_markdown(cell.source)
         elif cell.cell_type == "raw":  # nbconvert's HTML pastes a raw cell in unescaped
-            cell = v4.new_markdown_cell(f"*Raw cell:*\n\n{fence(cell.source, 'text')}",
+            cell = _markdown_cell(f"*Raw cell:*\n\n{fence(cell.source, 'text')}",
                                         metadata=cell.metadata)
         cell.metadata.update(_meta("candidate_cell", provenance=cell_prov))
         nb.cells.append(cell)
         if cell_prov is not None:
             nb.cells.append(
-                v4.new_markdown_cell(
+                _markdown_cell(
                     provenance_markdown(cell_prov),
                     metadata=_meta("provenance", cell_id=cell.get("id")),
                 )
@@ -422,19 +431,55 @@ def to_html(record, answer_key: dict | None = None) -> str:
     """The review notebook through nbconvert: a page that runs no script and fetches
     nothing (templates/ib_review.html.j2 drops require.js, MathJax and Mermaid; the
     charts are SVG)."""
-    from nbconvert import HTMLExporter  # heavy import, only this format needs it
     from traitlets.config import Config
 
     config = Config()
     config.TagRemovePreprocessor.remove_input_tags = {HIDE_INPUT_TAG}
     nb = to_ipynb(record, answer_key)
-    exporter = HTMLExporter(template_name="lab", config=config,
-                            extra_template_paths=[str(TEMPLATES)],
-                            template_file="ib_review.html.j2")
+    exporter = _review_exporter()(template_name="lab", config=config,
+                                  extra_template_paths=[str(TEMPLATES)],
+                                  template_file="ib_review.html.j2")
     body, _ = exporter.from_notebook_node(
         nb, resources={"metadata": {"name": html.escape(nb.metadata["title"])}}
     )
     return body
+
+
+_REVIEW_EXPORTER: list[type] = []
+
+
+def _review_exporter() -> type:
+    """nbconvert's HTMLExporter, with the same output for less work on long reviews:
+    one Markdown parser for every cell without attachments (a message has none) instead of
+    a new one per cell, and no schema check of the whole notebook after each preprocessor
+    (``to_ipynb`` validated it; the preprocessors are nbconvert's own)."""
+    if _REVIEW_EXPORTER:
+        return _REVIEW_EXPORTER[0]
+    from jinja2 import pass_context
+    from nbconvert import HTMLExporter  # heavy import, only this format needs it
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+    class ReviewExporter(HTMLExporter):
+        _shared: MarkdownWithMath | None = None
+
+        def _validate_preprocessor(self, nbc, preprocessor) -> None:
+            pass
+
+        @pass_context
+        def markdown2html(self, context, source):
+            if context.get("cell", {}).get("attachments"):
+                return HTMLExporter.markdown2html(self, context, source)
+            if self._shared is None:
+                path = context.get("resources", {}).get("metadata", {}).get("path", "")
+                renderer = IPythonRenderer(
+                    escape=False, attachments={}, embed_images=self.embed_images, path=path,
+                    anchor_link_text=self.anchor_link_text,
+                    exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
+                self._shared = MarkdownWithMath(renderer=renderer)
+            return self._shared.render(source)
+
+    _REVIEW_EXPORTER.append(ReviewExporter)
+    return ReviewExporter
 
 
 def to_csv(record, answer_key: dict | None = None) -> str:
@@ -447,14 +492,6 @@ def schema() -> dict:
 
     return generate(SESSION_FIELDS, CHALLENGE_FIELDS, MESSAGE_FIELDS, EVENT_FIELDS,
                     PAYLOAD_FIELDS, GRADE_FIELDS, GRADE_TEST_FIELDS, SCHEMA_VERSION)
-
-
-SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-def file_name(session_id: str, fmt: str) -> str:
-    """`<session id>.<format>`, with anything that could leave the folder replaced."""
-    return f"{SAFE_NAME.sub('_', session_id) or 'session'}.{fmt}"
 
 
 def render(record, fmt: str, answer_key: dict | None = None) -> str:

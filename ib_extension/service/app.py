@@ -222,8 +222,9 @@ class IBExtension(ExtensionApp):
         self.service.load()
         self._init_workspaces()
         self.settings["ib_service"] = self.service
-        self.log.info("ib service: data in %s, provider %s, models %s", store.path,
-                      self.llm_base_url, ", ".join(self.models))
+        self.log.info("ib service: data in %s, provider %s, models %s; loaded %d sessions "
+                      "in %.2f s", store.path, self.llm_base_url, ", ".join(self.models),
+                      len(self.service.sessions), self.service.load_seconds)
 
     def _cap_request_bodies(self) -> None:
         """Jupyter's own handlers read a whole body before they authenticate it (ours

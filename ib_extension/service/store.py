@@ -374,10 +374,12 @@ class Store:
         return [_decode(MESSAGE_COLUMNS, r) for r in rows]
 
     def search_messages(self, text: str) -> set[str]:
-        """Sessions whose conversation contains `text` (case-insensitive)."""
+        """Sessions whose conversation contains `text` (case-insensitive). A plain substring
+        test, nothing to escape: `contains(lower(...))` scans a million messages in about
+        half the time of ILIKE with an escaped pattern (benchmarks/scale.py)."""
         rows = self.con.execute(
-            "SELECT DISTINCT session_id FROM messages WHERE content ILIKE ?",
-            ["%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"],
+            "SELECT DISTINCT session_id FROM messages WHERE contains(lower(content), lower(?))",
+            [text],
         ).fetchall()
         return {r[0] for r in rows}
 
