@@ -71,7 +71,8 @@ class IBExtension(ExtensionApp):
                                      "OpenAI-compatible servers only know max_tokens).")
     llm_timeout = Float(60.0, config=True, help="Seconds before a provider call times out.")
     llm_max_retries = Int(2, config=True,
-                          help="Retries (with the SDK's backoff) of a failed provider call.")
+                          help="Retries of a failed provider call (with the openai SDK's "
+                               "backoff and the provider's Retry-After).")
     rate_limit_per_minute = Int(20, config=True,
                                 help="Chat requests one session may make per minute (0: no limit).")
     max_concurrent_provider_calls = Int(

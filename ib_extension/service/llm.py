@@ -1,20 +1,27 @@
-"""The LLM provider behind the service: any OpenAI-compatible endpoint via the openai SDK.
+"""The LLM provider behind the service: any OpenAI-compatible endpoint (or Azure OpenAI).
 
-The SDK brings timeouts and retries with backoff. Errors leave this module as IBError
-with a sentence a candidate can read; provider internals (URLs, keys, bodies) stay in
-the service log.
+The call is plain HTTP with httpx, and the reply's server-sent events are read raw: the
+openai SDK's request machinery and its object per chunk cost more CPU than everything
+else the service does for a request. What the SDK brought is kept: its timeouts, its
+retries (connection failures, timeouts before an answer, HTTP 408/409/429/5xx, with its
+backoff and the provider's Retry-After up to a minute), Azure's deployment URLs. Errors
+leave this module as IBError with a sentence a candidate can read; provider internals
+(URLs, keys, bodies) stay in the service log, with credentials masked.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import random
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
-import openai
+import httpx
 
 from ..api.errors import IBError
 
@@ -24,6 +31,10 @@ log = logging.getLogger("ib_extension.service.llm")
 # Credentials a provider might echo in an error: bearer tokens and OpenAI-style keys.
 _SECRET_SHAPES = re.compile(r"(?i)(bearer\s+)\S+|\bsk-[A-Za-z0-9_-]{8,}")
 STOPPED = "The AI provider stopped answering. Please try again."
+TIMED_OUT = "The AI provider did not answer in time. Please try again."
+UNREACHABLE = "The AI provider could not be reached. Please try again in a moment."
+BUSY = "The AI provider is busy right now. Please try again in a moment."
+RETRIED_STATUSES = {408, 409, 429}  # and every 5xx, as the SDK retries them
 
 
 @dataclass
@@ -41,22 +52,22 @@ class Provider:
                  completion_cap_param: str = "max_completion_tokens",
                  azure_api_version: str = "", connections: int = 100):
         # One kept-alive connection per call in flight: past the pool's keep-alive size
-        # (100 by default) every call would open and close a connection of its own.
-        # `Limits` is the class of the HTTP library the SDK is built on.
-        defaults = openai.DEFAULT_CONNECTION_LIMITS
-        http = openai.DefaultAsyncHttpxClient(limits=type(defaults)(
-            max_connections=connections, max_keepalive_connections=connections,
-            keepalive_expiry=defaults.keepalive_expiry))
-        if azure_api_version:
-            self.client: openai.AsyncOpenAI = openai.AsyncAzureOpenAI(
-                azure_endpoint=base_url, api_key=api_key, api_version=azure_api_version,
-                timeout=timeout, max_retries=max_retries, http_client=http,
-            )
+        # every call would open and close a connection of its own.
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=connections,
+                                max_keepalive_connections=connections))
+        self._base = base_url.rstrip("/")
+        self._azure = bool(azure_api_version)
+        if self._azure:
+            self._params = {"api-version": azure_api_version}
+            self._headers = {"api-key": api_key}
         else:
-            self.client = openai.AsyncOpenAI(
-                base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
-                http_client=http,
-            )
+            self._params = {}
+            self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._headers.update({"Content-Type": "application/json",
+                              "Accept": "text/event-stream"})
+        self.max_retries = max_retries
         self.cap_param = completion_cap_param
         self._api_key = api_key
 
@@ -64,37 +75,68 @@ class Provider:
                      options: dict) -> AsyncIterator[list[Chunk]]:
         """Stream a completion, one list of chunks per read from the network (so the
         relay writes and flushes once per read, not per chunk); the last chunk carries the
-        provider's usage, if it sent any.
-
-        The SDK makes the request (retries, auth, Azure's URLs, error statuses); the
-        server-sent events are read raw: building SDK objects for every chunk cost more
-        than everything else the service does per chunk."""
+        provider's usage, if it sent any."""
+        body = json.dumps({"model": model, "messages": messages, "stream": True,
+                           "stream_options": {"include_usage": True},
+                           self.cap_param: max_tokens, **options}).encode()
+        response = await self._open(model, body)
         try:
-            async with self.client.chat.completions.with_streaming_response.create(
-                model=model, messages=messages, stream=True,
-                stream_options={"include_usage": True},
-                **{self.cap_param: max_tokens}, **options,
-            ) as response:
-                events = ServerSentEvents()
-                reads = response.http_response.aiter_bytes().__aiter__()
-                while True:
-                    try:
-                        data = await reads.__anext__()
-                    except StopAsyncIteration:
-                        return
-                    except Exception as e:  # the connection broke or timed out mid-stream
-                        log.warning("provider stream broke: %s",
-                                    redact(repr(e), self._api_key))
-                        raise IBError("provider_error", STOPPED) from e
-                    chunks = [self._chunk(event) for event in events.feed(data)]
-                    if chunks:
-                        yield chunks
-                    if events.done:  # read the body to its end, so the connection is reused
-                        async for _ in reads:
-                            pass
-                        return
-        except openai.APIError as e:
-            raise self._error(e) from e
+            events = ServerSentEvents()
+            reads = response.aiter_bytes().__aiter__()
+            while True:
+                try:
+                    data = await reads.__anext__()
+                except StopAsyncIteration:
+                    return
+                except Exception as e:  # the connection broke or timed out mid-stream
+                    log.warning("provider stream broke: %s", redact(repr(e), self._api_key))
+                    raise IBError("provider_error", STOPPED) from e
+                chunks = [self._chunk(event) for event in events.feed(data)]
+                if chunks:
+                    yield chunks
+                if events.done:  # read the body to its end, so the connection is reused
+                    async for _ in reads:
+                        pass
+                    return
+        finally:
+            await response.aclose()
+
+    async def _open(self, model: str, body: bytes) -> httpx.Response:
+        """Send the request and return the streaming response once its status is good."""
+        url = self._base + "/chat/completions"
+        if self._azure:  # the model names the deployment, as the SDK's Azure client has it
+            url = f"{self._base}/openai/deployments/{quote(model, safe='')}/chat/completions"
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            try:
+                request = self._http.build_request("POST", url, params=self._params,
+                                                   headers=self._headers, content=body)
+                response = await self._http.send(request, stream=True)
+            except httpx.TimeoutException as e:
+                if last:
+                    raise self._failed(TIMED_OUT, e) from e
+                wait = _backoff(attempt)
+            except httpx.TransportError as e:
+                if last:
+                    raise self._failed(UNREACHABLE, e) from e
+                wait = _backoff(attempt)
+            else:
+                status = response.status_code
+                if status < 400:
+                    return response
+                detail = (await response.aread())[:2000].decode("utf-8", "replace")
+                await response.aclose()
+                log.warning("provider answered HTTP %d: %s", status,
+                            redact(detail, self._api_key))
+                if last or not (status in RETRIED_STATUSES or status >= 500):
+                    raise IBError("provider_error", status_sentence(status))
+                wait = _retry_after(response) or _backoff(attempt)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _failed(self, sentence: str, e: Exception) -> IBError:
+        log.warning("provider call failed: %s", redact(repr(e), self._api_key))
+        return IBError("provider_error", sentence)
 
     def _chunk(self, event: str) -> Chunk:
         try:
@@ -121,12 +163,8 @@ class Provider:
             out.completion_tokens = usage.get("completion_tokens") or 0
         return out
 
-    def _error(self, e: openai.APIError) -> IBError:
-        log.warning("provider error: %s: %s", type(e).__name__, redact(str(e), self._api_key))
-        return provider_error(e)
-
     async def close(self) -> None:
-        await self.client.close()
+        await self._http.aclose()
 
 
 class ServerSentEvents:
@@ -174,16 +212,24 @@ def redact(text: str, *secrets: str) -> str:
     return _SECRET_SHAPES.sub(lambda m: f"{m.group(1) or ''}[redacted]", text)
 
 
-def provider_error(e: openai.APIError) -> IBError:
-    """The candidate's sentence for a provider failure (no provider text in it)."""
-    if isinstance(e, openai.APITimeoutError):
-        msg = "The AI provider did not answer in time. Please try again."
-    elif isinstance(e, openai.APIConnectionError):
-        msg = "The AI provider could not be reached. Please try again in a moment."
-    elif isinstance(e, openai.RateLimitError):
-        msg = "The AI provider is busy right now. Please try again in a moment."
-    elif isinstance(e, openai.APIStatusError):
-        msg = f"The AI provider returned an error (HTTP {e.status_code}). Please try again."
-    else:
-        msg = STOPPED
-    return IBError("provider_error", msg)
+def status_sentence(status: int) -> str:
+    """The candidate's sentence for a provider's error status (no provider text in it)."""
+    if status == 429:
+        return BUSY
+    if status == 408:
+        return TIMED_OUT
+    return f"The AI provider returned an error (HTTP {status}). Please try again."
+
+
+def _backoff(attempt: int) -> float:
+    """The SDK's: half a second, doubling up to 8 s, less up to a quarter of jitter."""
+    return min(0.5 * 2 ** attempt, 8.0) * (1 - 0.25 * random.random())
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The provider's Retry-After in seconds, if it gave one of at most a minute."""
+    try:
+        seconds = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return seconds if 0 < seconds <= 60 else None

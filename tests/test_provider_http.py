@@ -1,0 +1,148 @@
+"""The provider call over real HTTP: retries like the openai SDK's (statuses, Retry-After),
+refuses without retrying what a retry cannot fix, Azure's deployment URLs and key header,
+and server-sent events split across reads. The provider here is a small real HTTP server
+that fails on cue and then answers in OpenAI's streaming wire format."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+
+import pytest
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+
+from ib_extension.api.errors import IBError
+from ib_extension.service.llm import Provider
+
+
+def sse(*chunks: dict) -> bytes:
+    return b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + \
+        b"data: [DONE]\n\n"
+
+
+REPLY = sse(
+    {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello"},
+                  "finish_reason": None}]},
+    {"choices": [{"index": 0, "delta": {"content": " there"}, "finish_reason": "stop"}]},
+    {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2}},
+)
+
+
+class Flaky(tornado.web.RequestHandler):
+    """Answers the first len(failures) requests with those statuses, then REPLY in two
+    writes that split an event in the middle."""
+
+    def initialize(self, state: dict) -> None:
+        self.state = state
+
+    async def post(self, *_) -> None:
+        self.state["seen"].append({"path": self.request.path,
+                                   "query": self.request.query_arguments,
+                                   "headers": dict(self.request.headers),
+                                   "body": json.loads(self.request.body)})
+        if self.state["failures"]:
+            self.set_status(self.state["failures"].pop(0))
+            self.set_header("Retry-After", "0.01")
+            self.finish({"error": {"message": "Bearer sk-secretsecretsecret is busy"}})
+            return
+        self.set_header("Content-Type", "text/event-stream")
+        half = len(REPLY) // 2
+        self.write(REPLY[:half])
+        await self.flush()
+        self.finish(REPLY[half:])
+
+
+@contextlib.asynccontextmanager
+async def flaky_provider(*failures: int):
+    """(url, state) of a provider serving in this test's loop."""
+    state: dict = {"failures": list(failures), "seen": []}
+    sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+    server = tornado.httpserver.HTTPServer(
+        tornado.web.Application([(r"/(.*)", Flaky, {"state": state})]))
+    server.add_sockets(sockets)
+    try:
+        yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}", state
+    finally:
+        server.stop()
+
+
+async def collect(provider: Provider) -> list:
+    chunks = []
+    async for read in provider.stream(model="gpt-4o-mini", max_tokens=50, options={"user": "s1"},
+                                      messages=[{"role": "user", "content": "hi"}]):
+        chunks += read
+    return chunks
+
+
+async def test_retries_busy_and_failing_answers_then_streams():
+    async with flaky_provider(503, 429) as (url, state):
+        provider = Provider(base_url=url + "/v1", api_key="sk-secretsecretsecret",
+                            timeout=5, max_retries=2)
+        try:
+            chunks = await collect(provider)
+        finally:
+            await provider.close()
+    assert "".join(c.text for c in chunks) == "Hello there"
+    assert (chunks[-1].prompt_tokens, chunks[-1].completion_tokens) == (7, 2)
+    assert [c.finish_reason for c in chunks if c.finish_reason] == ["stop"]
+    assert len(state["seen"]) == 3
+    sent = state["seen"][-1]
+    assert sent["path"] == "/v1/chat/completions"
+    assert sent["headers"]["Authorization"] == "Bearer sk-secretsecretsecret"
+    assert sent["body"]["stream"] is True and sent["body"]["stream_options"] == {
+        "include_usage": True}
+    assert sent["body"]["max_completion_tokens"] == 50 and sent["body"]["user"] == "s1"
+
+
+@pytest.mark.parametrize("statuses, calls, sentence", [
+    ([503, 503, 503], 2, "returned an error (HTTP 503)"),  # retried once, then said
+    ([429, 429], 2, "busy right now"),
+    ([400], 1, "returned an error (HTTP 400)"),  # a retry cannot fix the request
+    ([401], 1, "returned an error (HTTP 401)"),
+])
+async def test_failures_end_as_one_sentence_without_provider_text(
+        caplog, statuses, calls, sentence):
+    async with flaky_provider(*statuses) as (url, state):
+        provider = Provider(base_url=url + "/v1", api_key="sk-secretsecretsecret",
+                            timeout=5, max_retries=1)
+        try:
+            with pytest.raises(IBError) as refused:
+                await collect(provider)
+        finally:
+            await provider.close()
+    assert refused.value.code == "provider_error" and sentence in refused.value.message
+    assert "sk-" not in refused.value.message
+    assert len(state["seen"]) == calls
+    assert "sk-secretsecretsecret" not in caplog.text  # logged, masked
+
+
+async def test_azure_names_the_deployment_and_sends_its_key_header():
+    async with flaky_provider() as (url, state):
+        provider = Provider(base_url=url, api_key="azure-key", timeout=5, max_retries=0,
+                            azure_api_version="2024-10-21")
+        try:
+            assert "".join(c.text for c in await collect(provider)) == "Hello there"
+        finally:
+            await provider.close()
+    sent = state["seen"][0]
+    assert sent["path"] == "/openai/deployments/gpt-4o-mini/chat/completions"
+    assert sent["query"] == {"api-version": [b"2024-10-21"]}
+    assert sent["headers"]["Api-Key"] == "azure-key"
+    assert "Authorization" not in sent["headers"]
+
+
+async def test_an_unreachable_provider_is_said_so():
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    provider = Provider(base_url=f"http://127.0.0.1:{port}/v1", api_key="k",
+                        timeout=5, max_retries=0)
+    try:
+        with pytest.raises(IBError) as refused:
+            await collect(provider)
+    finally:
+        await provider.close()
+    assert "could not be reached" in refused.value.message
