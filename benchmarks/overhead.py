@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="the demo model's streaming pace (0 = as fast as it can)")
     ap.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
     ap.add_argument("--json", type=Path, help="also write the numbers to this file")
+    ap.add_argument("--logs", type=Path,
+                    help="keep the processes' logs and data in this folder (default: a "
+                         "temporary one, removed)")
     args = ap.parse_args(argv)
     if args.runs < 1 or args.warmup < 0 or args.reply_tokens < 1:
         ap.error("--runs and --reply-tokens must be at least 1, --warmup at least 0")
@@ -172,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     litellm_absent = "off" if args.no_litellm else "not installed"
     running = []
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="ib-bench-") as tmp:
-        workdir = Path(tmp)
+    load_before = procs.load_average()
+    with procs.workdir(args.logs) as workdir:
         try:
             llm, llm_url = procs.start_demo_model(workdir, args.latency, args.tokens_per_second)
             running.append(llm)
@@ -211,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.latency:g} s, then {pace}. {time.monotonic() - started:.0f} s in all.")
     print("ib service: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     print("LiteLLM: " + (f"{litellm_version()}, one uvicorn worker" if use_litellm
-                         else litellm_absent) + "\n")
+                         else litellm_absent))
+    print(f"Machine load average: {load_before} before, {procs.load_average()} after.\n")
     print(table(rows, litellm_absent))
     print("\nadded = the percentile via the gateway minus the same percentile direct; "
           "ib/LiteLLM = ib added / LiteLLM added.\nCPU = utime+stime of the gateway's "

@@ -5,12 +5,14 @@ memory from /proc, and nearest-rank percentiles. Not a benchmark itself.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,31 +33,45 @@ def free_port() -> int:
 
 
 def wait_up(url: str, proc: subprocess.Popen, within: float = 90.0, **kw) -> None:
-    """Poll `url` until it answers at all; stop early if `proc` exits."""
+    """Poll `url` until it answers at all; stop early if `proc` exits. If it never
+    answers, `proc` is stopped before the error is raised (nothing is left running)."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"{proc.args[:4]} exited with {proc.returncode} before {url} came up")
+            raise SystemExit(f"{proc.args[:4]} exited with {proc.returncode} before {url} "
+                             f"came up; the end of its log:\n{log_tail(proc)}")
         try:
             httpx.get(url, timeout=2, **kw)
             return
         except httpx.HTTPError:
             time.sleep(0.1)
+    stop([proc])
     raise SystemExit(f"{url} did not come up within {within:.0f} s")
 
 
-def _log(workdir: Path, name: str):
-    return open(workdir / name, "w")  # noqa: SIM115 (kept open for the process's life)
+def _popen(cmd: list[str], workdir: Path, log: str, **kw) -> subprocess.Popen:
+    """`cmd` with its output to the file `log` in `workdir` (kept as `proc.log_path`)."""
+    path = workdir / log
+    with open(path, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, **kw)
+    proc.log_path = path
+    return proc
+
+
+def log_tail(proc: subprocess.Popen, lines: int = 15) -> str:
+    path = getattr(proc, "log_path", None)
+    if path is None or not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def start_demo_model(workdir: Path, latency: float = 0.0,
                      tps: float = 0.0) -> tuple[subprocess.Popen, str]:
     """The offline demo model (`ib_extension.cli.fake_llm`); returns it and its /v1 URL."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ib_extension.cli.fake_llm", "--port", str(port),
-         "--latency", str(latency), "--tokens-per-second", str(tps)],
-        stdout=_log(workdir, "fake-llm.log"), stderr=subprocess.STDOUT)
+    proc = _popen([sys.executable, "-m", "ib_extension.cli.fake_llm", "--port", str(port),
+                   "--latency", str(latency), "--tokens-per-second", str(tps)],
+                  workdir, f"fake-llm-{port}.log")
     url = f"http://127.0.0.1:{port}/v1"
     wait_up(url + "/models", proc, headers={"Authorization": "Bearer bench"})
     return proc, url
@@ -93,10 +109,9 @@ def start_service(workdir: Path, llm_url: str, token: str,
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "IB_LLM_API_KEY")}
     env["IB_TOKEN"] = token
     data = workdir / f"data-{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ib_extension.cli", "serve", "--port", str(port),
-         "--data-dir", str(data), "--llm-base-url", llm_url, "--config", str(config)],
-        env=env, stdout=_log(workdir, f"service-{port}.log"), stderr=subprocess.STDOUT)
+    proc = _popen([sys.executable, "-m", "ib_extension.cli", "serve", "--port", str(port),
+                   "--data-dir", str(data), "--llm-base-url", llm_url, "--config", str(config)],
+                  workdir, f"service-{port}.log", env=env)
     url = f"http://127.0.0.1:{port}"
     wait_up(url + "/ib/api/health", proc)
     return proc, url
@@ -132,10 +147,9 @@ def start_litellm(workdir: Path, llm_url: str,
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no download of the price list
                 "LITELLM_LOG": "ERROR",
                 "DISABLE_SCHEMA_UPDATE": "True", "NO_DOCS": "True"})
-    proc = subprocess.Popen(
-        [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1",
-         "--port", str(port), "--num_workers", "1"],
-        env=env, cwd=workdir, stdout=_log(workdir, "litellm.log"), stderr=subprocess.STDOUT)
+    proc = _popen([str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config),
+                   "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"],
+                  workdir, f"litellm-{port}.log", env=env, cwd=workdir)
     url = f"http://127.0.0.1:{port}"
     wait_up(url + "/health/liveliness", proc, within=180)
     return proc, url + "/v1", key
@@ -216,6 +230,23 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def load_average() -> str:
+    """The machine's 1-minute load average and its cores, to judge how busy the run was."""
+    with open("/proc/loadavg") as f:
+        return f"{f.read().split()[0]} on {os.cpu_count()} cores"
+
+
+@contextlib.contextmanager
+def workdir(keep: Path | None):
+    """A folder for the processes' logs and data: `keep` (kept), or a temporary one."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="ib-bench-") as tmp:
+        yield Path(tmp)
 
 
 # ---- statistics ---------------------------------------------------------------------
