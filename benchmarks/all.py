@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shlex
 import subprocess
 import sys
@@ -35,7 +36,8 @@ def run(name: str, argv: list[str]) -> tuple[int, str]:
     print(f"\n=== {name}.py {shlex.join(argv)}", flush=True)
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, str(HERE / f"{name}.py"), *argv],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # lines as they come
     out = []
     assert proc.stdout is not None
     for line in proc.stdout:

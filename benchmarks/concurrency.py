@@ -25,10 +25,11 @@ interviewer) and compares what it charged (tokens_prompt + tokens_completion) wi
 sum of the `usage` the client received in that session's streams: a session whose two
 differ is mischarged.
 
-The client is this one process: asyncio and one httpx.AsyncClient (connections
-unlimited up to N + 100) reading the server-sent events line by line and decoding only
-the first text chunk and the final usage chunk, so that it is not the bottleneck; its
-own CPU % is printed so that one can tell. Not a test: nothing is asserted.
+The client is this one process: asyncio, one keep-alive HTTP/1.1 connection per loop
+(a lean client of its own: httpx, reading events line by line, took a whole core at
+N = 200 here), decoding only the first text chunk and the final usage chunk, so that it
+is not the bottleneck; its own CPU % is printed so that one can tell. Sessions are made
+and checked with httpx. Not a test: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import procs
@@ -90,55 +92,118 @@ class Run:
         return collections.Counter(r.error for r in self.all() if r.error)
 
 
-async def one_chat(client: httpx.AsyncClient, url: str, key: str, body: bytes) -> Result:
-    started = time.monotonic()
-    first = None
-    last = None
-    done = False
-    try:
-        async with client.stream("POST", url, content=body, headers={
-                "Authorization": f"Bearer {key}", "Content-Type": "application/json"}) as resp:
-            if resp.status_code != 200:
-                await resp.aread()
-                return Result(started, time.monotonic(), None, error=f"HTTP {resp.status_code}")
-            async for line in resp.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    done = True
-                    break
-                if first is None:
-                    choices = json.loads(data).get("choices") or [{}]
-                    if (choices[0].get("delta") or {}).get("content"):
-                        first = time.monotonic() - started
-                last = data
-    except httpx.HTTPError as e:
-        return Result(started, time.monotonic(), first, error=type(e).__name__)
-    ended = time.monotonic()
-    chunk = json.loads(last) if last else {}
-    if "error" in chunk:
-        return Result(started, ended, first, error="error event")
-    usage = chunk.get("usage") or {}
-    result = Result(started, ended, first, usage.get("prompt_tokens", 0),
-                    usage.get("completion_tokens", 0))
-    if not done:
-        result.error = "no [DONE]"
-    elif not usage:
-        result.error = "no usage"
-    elif first is None:
-        result.error = "no text"
-    return result
+class Connection:
+    """One loop's keep-alive HTTP/1.1 connection, for streamed chats only: a lean client
+    (asyncio streams, chunked decoding, the events split once at the end) because a
+    general one (httpx: h11 and an event per line) took a whole core at N = 200 here
+    and became the bottleneck."""
+
+    def __init__(self, url: str, key: str, body: bytes):
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname, parts.port
+        self.request = (f"POST {parts.path}/chat/completions HTTP/1.1\r\n"
+                        f"Host: {parts.netloc}\r\nAuthorization: Bearer {key}\r\n"
+                        "Content-Type: application/json\r\nAccept: text/event-stream\r\n"
+                        f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def chat(self, timeout: float) -> Result:
+        started = time.monotonic()
+        try:
+            return await asyncio.wait_for(self._chat(started), timeout)
+        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as e:
+            self.close()
+            return Result(started, time.monotonic(), None, error=type(e).__name__)
+
+    async def _chat(self, started: float) -> Result:
+        for attempt in (1, 2):  # a kept-alive connection the server closed: once more
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.writer.write(self.request)
+            try:
+                head = await self.reader.readuntil(b"\r\n\r\n")
+                break
+            except (asyncio.IncompleteReadError, ConnectionError):
+                self.close()
+                if attempt == 2:
+                    raise
+        status = int(head.split(b" ", 2)[1])
+        headers = head.lower()
+        keep = b"connection: close" not in headers
+        if b"transfer-encoding: chunked" not in headers:  # an error with a plain body
+            length = int(headers.split(b"content-length:")[1].split(b"\r\n")[0]) \
+                if b"content-length:" in headers else 0
+            await self.reader.readexactly(length)
+            if not keep or status == 200:
+                self.close()
+            return Result(started, time.monotonic(), None,
+                          error=f"HTTP {status}" if status != 200 else "not streamed")
+        first = None
+        pieces: list[bytes] = []
+        reader = self.reader
+        while True:
+            size = int((await reader.readuntil(b"\r\n"))[:-2].split(b";")[0], 16)
+            if size == 0:
+                await reader.readuntil(b"\r\n")
+                break
+            piece = (await reader.readexactly(size + 2))[:-2]
+            pieces.append(piece)
+            if first is None and b'"content"' in piece and _has_text(b"".join(pieces)):
+                first = time.monotonic() - started
+        ended = time.monotonic()
+        if not keep:
+            self.close()
+        if status != 200:
+            return Result(started, ended, None, error=f"HTTP {status}")
+        data = [e[5:].strip() for e in b"".join(pieces).split(b"\n\n")
+                if e.startswith(b"data:")]
+        done = bool(data) and data[-1] == b"[DONE]"
+        last = json.loads(data[-2] if done and len(data) > 1 else data[-1]) if data else {}
+        if "error" in last:
+            return Result(started, ended, first, error="error event")
+        usage = last.get("usage") or {}
+        result = Result(started, ended, first, usage.get("prompt_tokens", 0),
+                        usage.get("completion_tokens", 0))
+        if not done:
+            result.error = "no [DONE]"
+        elif not usage:
+            result.error = "no usage"
+        elif first is None:
+            result.error = "no text"
+        return result
 
 
-async def chat_loop(client, url, key, body, delay: float, stop_at: float,
+def _has_text(events: bytes) -> bool:
+    """Whether these server-sent events hold a chunk with text."""
+    for event in events.split(b"\n\n"):
+        event = event.strip()
+        if event.startswith(b"data:") and event[5:].strip() != b"[DONE]":
+            try:
+                choices = json.loads(event[5:]).get("choices") or [{}]
+            except ValueError:
+                continue  # an event cut across chunks: the next call sees it whole
+            if (choices[0].get("delta") or {}).get("content"):
+                return True
+    return False
+
+
+async def chat_loop(conn: Connection, delay: float, stop_at: float, timeout: float,
                     out: list[Result]) -> None:
     await asyncio.sleep(delay)
-    while time.monotonic() < stop_at:
-        r = await one_chat(client, url, key, body)
-        out.append(r)
-        if r.error:
-            await asyncio.sleep(1.0)
+    try:
+        while time.monotonic() < stop_at:
+            r = await conn.chat(timeout)
+            out.append(r)
+            if r.error:
+                await asyncio.sleep(1.0)
+    finally:
+        conn.close()
 
 
 async def sample(run: Run, pids: dict[str, int | None], gateway: str | None,
@@ -167,24 +232,20 @@ async def load(run: Run, url: str, keys: list[str], model: str, args,
                        "messages": [{"role": "user", "content":
                                      f"{procs.QUESTION} [[tokens:{args.reply_tokens}]]"}],
                        }).encode()
-    limits = httpx.Limits(max_connections=run.n + 100, max_keepalive_connections=run.n + 100)
-    timeout = httpx.Timeout(args.timeout, connect=30)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
-        start = time.monotonic()
-        run.t0 = start + args.warmup
-        stop_at = run.t0 + run.window
-        run.results = [[] for _ in keys]
-        done = asyncio.Event()
-        sampler = asyncio.create_task(sample(run, pids, gateway, done, args.warmup))
-        # Loop i starts i/N of one request's ideal time late: arrivals spread out as
-        # people's do, not N at the same instant every cycle.
-        cycle = 1 / ideal_rps(1, args)
-        await asyncio.gather(*(chat_loop(client, url + "/chat/completions", key, body,
-                                         i / len(keys) * cycle, stop_at, out)
-                               for i, (key, out) in enumerate(zip(keys, run.results,
-                                                                  strict=True))))
-        done.set()
-        await sampler
+    start = time.monotonic()
+    run.t0 = start + args.warmup
+    stop_at = run.t0 + run.window
+    run.results = [[] for _ in keys]
+    done = asyncio.Event()
+    sampler = asyncio.create_task(sample(run, pids, gateway, done, args.warmup))
+    # Loop i starts i/N of one request's ideal time late: arrivals spread out as
+    # people's do, not N at the same instant every cycle.
+    cycle = 1 / ideal_rps(1, args)
+    await asyncio.gather(*(chat_loop(Connection(url, key, body), i / len(keys) * cycle,
+                                     stop_at, args.timeout, out)
+                           for i, (key, out) in enumerate(zip(keys, run.results, strict=True))))
+    done.set()
+    await sampler
 
 
 async def create_sessions(url: str, token: str, n: int) -> list[dict]:
