@@ -1,4 +1,4 @@
-# Interview Buddy — the two commands of the README's quick start:
+# Interview Buddy — the commands of the README's quick start, and the benchmarks:
 #   make demo   set up .venv and the hub's proxy, then run the JupyterHub demo
 #               (make demo PORT=9000 picks its port; internal ports follow it)
 #   make test   set up .venv with the test extras and run the whole suite
