@@ -32,6 +32,8 @@ import httpx
 import openai
 import procs
 
+IDLE_SECONDS = 3.0
+
 
 @dataclass
 class Timing:
@@ -71,6 +73,8 @@ class Target:
     streamed: list[Timing] | None = None
     plain: list[Timing] | None = None
     cpu_ms: float | None = None  # per streamed request
+    idle_ms_per_s: float | None = None  # CPU while no request runs
+    idle_share_ms: float | None = None  # that idle rate over the streamed block, per request
 
 
 def round_robin(targets: list[Target], runs: int, fn, model: str, content: str,
@@ -89,14 +93,25 @@ def measure(targets: list[Target], args, model: str) -> None:
     round_robin(live, args.warmup, timed_stream, model, content)
     round_robin(live, args.warmup, timed_plain, model, content)
 
+    # The gateways' CPU while nobody calls them (timers, background writers), to judge
+    # how much of the CPU per request below is the requests' own.
+    idle = {t.name: procs.cpu_seconds(t.pid) for t in live if t.pid}
+    time.sleep(IDLE_SECONDS)
+    for t in live:
+        if t.pid:
+            t.idle_ms_per_s = (procs.cpu_seconds(t.pid) - idle[t.name]) * 1000 / IDLE_SECONDS
+
     before = {t.name: procs.cpu_seconds(t.pid) for t in live if t.pid}
+    started = time.monotonic()
     streamed = round_robin(live, args.runs, timed_stream, model, content)
+    streamed_seconds = time.monotonic() - started
     after = {t.name: procs.cpu_seconds(t.pid) for t in live if t.pid}
     plain = round_robin(live, args.runs, timed_plain, model, content)
     for t in live:
         t.streamed, t.plain = streamed[t.name], plain[t.name]
         if t.pid:
             t.cpu_ms = (after[t.name] - before[t.name]) * 1000 / args.runs
+            t.idle_share_ms = t.idle_ms_per_s * streamed_seconds / args.runs
 
 
 def results(targets: list[Target]) -> dict:
@@ -121,6 +136,8 @@ def results(targets: list[Target]) -> dict:
             rows[f"{label} p{p}"] = row
     rows["CPU per streamed request"] = {t.name: t.cpu_ms for t in targets}
     rows["CPU per streamed request"]["direct"] = None
+    rows["  of which idle rate"] = {t.name: t.idle_share_ms for t in targets}
+    rows["  of which idle rate"]["direct"] = None
     if direct.streamed is None:
         raise RuntimeError("no direct measurements")
     return rows
@@ -218,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows, litellm_absent))
     print("\nadded = the percentile via the gateway minus the same percentile direct; "
           "ib/LiteLLM = ib added / LiteLLM added.\nCPU = utime+stime of the gateway's "
-          "process (and children) over the streamed block / its requests.")
+          "process (and children) over the streamed block / its requests; of which idle "
+          f"rate = its CPU rate over {IDLE_SECONDS:g} s with no request, times the block's "
+          "duration / its requests\n(what it would have spent anyway).")
     if args.json:
         args.json.write_text(json.dumps({"runs": args.runs, "reply_tokens": args.reply_tokens,
                                          "litellm": use_litellm, "rows": rows}, indent=1))
