@@ -330,7 +330,7 @@ def _num(v: float) -> float | None:
 
 def report(runs: dict[int, dict[str, Run]], args) -> str:
     head = (f"{'N':>4} {'path':8}{'req/s':>8}{'ideal':>7}{'vs direct':>10}"
-            f"{'TTFT p50':>10}{'p99':>9}{'added p50':>11}{'p99':>9}"
+            f"{'TTFT p50':>11}{'p99':>11}{'added p50':>12}{'p99':>11}"
             f"{'gw CPU':>8}{'gw RSS':>9}{'demo CPU':>9}{'client':>8}{'errors':>8}"
             f"{'mischarged':>12}")
     lines = [head]
@@ -346,12 +346,12 @@ def report(runs: dict[int, dict[str, Run]], args) -> str:
             else:
                 a50 = p50 - procs.percentile(d_ttft, 50) * 1000
                 a99 = p99 - procs.percentile(d_ttft, 99) * 1000
-                added = f"{_ms(a50, True):>11}{_ms(a99, True):>9}"
+                added = f"{_ms(a50, True):>12}{_ms(a99, True):>11}"
                 ratio = f"{run.rps() / direct.rps():.2f}x" if direct.rps() else "—"
             gw_cpu = run.cpu.get("gateway")
             lines.append(
                 f"{n:>4} {name:8}{run.rps():>8.1f}{ideal_rps(n, args):>7.0f}{ratio:>10}"
-                f"{_ms(p50):>10}{_ms(p99):>9}{added or '':>20}"
+                f"{_ms(p50):>11}{_ms(p99):>11}{added or '':>23}"
                 f"{'' if gw_cpu is None else f'{gw_cpu:.0f}%':>8}"
                 f"{'' if run.rss_peak_mb is None else f'{run.rss_peak_mb:.0f}MB':>9}"
                 f"{run.cpu.get('demo', 0):>8.0f}%{run.cpu.get('client', 0):>7.0f}%"
