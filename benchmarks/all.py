@@ -127,7 +127,8 @@ def concurrency_rows(table: Table, data: dict | None) -> None:
     if at500 is None:
         table.add("N=500 errors", "not run", "0", None)
     else:
-        table.add("N=500 errors", f"{at500['errors']} of {at500['requests']} requests", "0",
+        table.add("N=500 errors", f"{at500['errors']} of {at500['requests']} requests "
+                  f"({at500['rps']:.1f} req/s answered in the window)", "0",
                   at500["errors"] == 0)
     checked = [(n, v["ib"]["mischarged"]) for n, v in runs.items()
                if v.get("ib") and v["ib"]["mischarged"] is not None]

@@ -150,14 +150,14 @@ def _ms(v: float | None, absent: str = "—", sign: bool = False) -> str:
 
 
 def table(rows: dict, litellm_absent: str) -> str:
-    head = (f"{'':26}{'direct':>10}{'via ib':>10}{'via LiteLLM':>13}"
+    head = (f"{'':26}{'direct':>10}{'via ib':>10}{'via LiteLLM':>15}"
             f"{'ib added':>11}{'LiteLLM added':>15}{'ib/LiteLLM':>12}")
     lines = [head]
     for label, row in rows.items():
         ratio = row.get("ib/litellm")
         lines.append(
             f"{label:26}{_ms(row.get('direct')):>10}{_ms(row.get('ib')):>10}"
-            f"{_ms(row.get('litellm'), litellm_absent):>13}"
+            f"{_ms(row.get('litellm'), litellm_absent):>15}"
             f"{_ms(row.get('ib added'), '', True):>11}"
             f"{_ms(row.get('litellm added'), '', True):>15}"
             f"{'' if ratio is None else f'{ratio:.2f}':>12}")
