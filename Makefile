@@ -1,7 +1,8 @@
-# Interview Buddy — the two commands of the README's quick start:
+# Interview Buddy — the commands of the README's quick start, and the benchmarks:
 #   make demo   set up .venv and the hub's proxy, then run the JupyterHub demo
 #               (make demo PORT=9000 picks its port; internal ports follow it)
 #   make test   set up .venv with the test extras and run the whole suite
+#   make bench  the performance benchmarks of issue 14 and their targets (benchmarks/)
 # Debian's python when there is one: under `ib hub` as root each candidate's server runs
 # as its own system user from this same .venv, and a python under /root (pyenv) is not
 # executable by them (NOTES.md).
@@ -82,8 +83,22 @@ lint-only:
 	$(BIN)/ruff check ib_extension tests benchmarks
 	$(BIN)/lint-imports
 
-bench: install-test
-	$(BIN)/python benchmarks/overhead.py
+# Issue 14's benchmarks (benchmarks/README.md): overhead, concurrency and scale in one run,
+# then one table of the targets. LiteLLM, the gateway they are compared with, gets a
+# virtualenv of its own (about 750 MB, once); if it cannot be installed they run without it.
+# make bench BENCH_ARGS=--quick  checks that everything works in a few minutes.
+BENCH_LITELLM := .venv-bench-litellm
+BENCH_STAMP   := $(BENCH_LITELLM)/.installed
+
+$(BENCH_STAMP):
+	@rm -rf $(BENCH_LITELLM)
+	$(PYTHON) -m venv $(BENCH_LITELLM)
+	@if $(BENCH_LITELLM)/bin/pip install --quiet --upgrade pip && \
+	   $(BENCH_LITELLM)/bin/pip install --quiet 'litellm[proxy]'; then touch $@; else \
+	  rm -rf $(BENCH_LITELLM); echo "LiteLLM could not be installed: the benchmarks run without it."; fi
+
+bench: install-test $(BENCH_STAMP)
+	$(BIN)/python benchmarks/all.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules .ib-data .ib-demo .ib-hub test-artifacts labextension/node_modules $(LABEXT)
+	rm -rf $(VENV) $(BENCH_LITELLM) node_modules .ib-data .ib-demo .ib-hub test-artifacts labextension/node_modules $(LABEXT)

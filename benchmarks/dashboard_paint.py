@@ -22,7 +22,6 @@ import argparse
 import os
 import re
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,8 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import openai
+from procs import free_port, wait_up
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = ("monitor", "create", "analytics")
@@ -39,25 +38,6 @@ CHROMIUM = os.environ.get("IB_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--disable-dev-shm-usage"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_up(url: str, proc: subprocess.Popen, within: float = 90.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{proc.args[2:4]} exited with {proc.returncode} before {url} came up")
-        try:
-            httpx.get(url, timeout=2)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up within {within:.0f} s")
 
 
 def wait_for_line(log: Path, pattern: str, proc: subprocess.Popen, count: int,

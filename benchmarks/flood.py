@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,25 +26,7 @@ from pathlib import Path
 
 import httpx
 import psutil
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_up(url: str, proc: subprocess.Popen, within: float = 90.0, **kw) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{proc.args[2:4]} exited with {proc.returncode} before {url} came up")
-        try:
-            httpx.get(url, timeout=2, **kw)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up within {within:.0f} s")
+from procs import free_port, wait_up
 
 
 def start(workdir: Path) -> tuple[list[subprocess.Popen], str, str]:

@@ -1,88 +1,44 @@
-"""What the ib service adds to a streamed chat: time to first token and total latency
-through the service vs straight to the same offline demo model, in the same run.
+"""What the ib service adds to one chat request, next to what a LiteLLM proxy adds, in
+front of the same offline demo model, in the same run.
 
-    python benchmarks/overhead.py [--runs 40] [--warmup 5] [--reply-tokens 200]
-                                  [--latency 0] [--tokens-per-second 0]
+    python benchmarks/overhead.py [--runs 400] [--warmup 10] [--reply-tokens 50]
+                                  [--latency 0] [--tokens-per-second 0] [--no-litellm]
+                                  [--json FILE]
 
-It starts the demo model and `ib serve` (with the per-session rate limit off) as real
-processes on free loopback ports, makes one session, then alternates direct and
-through-the-service requests with the official `openai` SDK, and prints p50/p95 of
-both, the milliseconds the service adds and the ratio. Not a test: nothing is asserted.
+It starts the demo model, `ib serve` (per-session rate limit off, a budget no run
+reaches) and, when `make bench` has made its virtualenv, a LiteLLM proxy as real
+processes on free loopback ports, and makes one session. Then, with the official
+`openai` SDK, it sends the same chat three ways (direct to the demo model, via ib, via
+LiteLLM), round-robin so that drift on the machine hits all alike: first `--runs`
+streamed requests per target, then `--runs` not streamed. It prints p50/p95/p99
+(nearest rank) of time to first token and total time, the milliseconds ib and LiteLLM
+add over direct (percentile minus the same percentile of direct), ib's added as a
+fraction of LiteLLM's, and the CPU time the service and the proxy spent per streamed
+request (utime+stime from /proc over the streamed block, divided by its requests).
+Not a test: nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
-import os
-import secrets
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import openai
+import procs
 
-QUESTION = "How do I sort a list of tuples by the second item?"
+IDLE_SECONDS = 3.0
 
 
 @dataclass
 class Timing:
     first_token: float  # seconds from sending the request to the first text delta
-    total: float  # seconds from sending the request to the end of the stream
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_up(url: str, proc: subprocess.Popen, within: float = 60.0, **kw) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{proc.args[2:4]} exited with {proc.returncode} before {url} came up")
-        try:
-            httpx.get(url, timeout=2, **kw)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up within {within:.0f} s")
-
-
-def start_demo_model(workdir: Path, latency: float, tps: float) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ib_extension.cli.fake_llm", "--port", str(port),
-         "--latency", str(latency), "--tokens-per-second", str(tps)],
-        stdout=open(workdir / "fake-llm.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
-    url = f"http://127.0.0.1:{port}/v1"
-    wait_up(url + "/models", proc, headers={"Authorization": "Bearer bench"})
-    return proc, url
-
-
-def start_service(workdir: Path, llm_url: str, token: str,
-                  config_text: str = "c.IBExtension.rate_limit_per_minute = 0\n",
-                  ) -> tuple[subprocess.Popen, str]:
-    # By default one session makes every request: the per-session rate limit would refuse most.
-    config = workdir / "bench_config.py"
-    config.write_text(config_text)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "IB_LLM_API_KEY")}
-    env["IB_TOKEN"] = token
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ib_extension.cli", "serve", "--port", str(port),
-         "--data-dir", str(workdir / "data"), "--llm-base-url", llm_url,
-         "--config", str(config)],
-        env=env, stdout=open(workdir / "service.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
-    url = f"http://127.0.0.1:{port}"
-    wait_up(url + "/ib/api/health", proc)
-    return proc, url
+    total: float  # seconds from sending the request to the end of the answer
 
 
 def timed_stream(client: openai.OpenAI, model: str, content: str) -> Timing:
@@ -99,78 +55,192 @@ def timed_stream(client: openai.OpenAI, model: str, content: str) -> Timing:
     return Timing(first - started, end - started)
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+def timed_plain(client: openai.OpenAI, model: str, content: str) -> Timing:
+    started = time.perf_counter()
+    answer = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": content}])
+    end = time.perf_counter()
+    if not answer.choices[0].message.content:
+        raise RuntimeError("the answer carried no text")
+    return Timing(end - started, end - started)
 
 
-def report(direct: list[Timing], service: list[Timing]) -> str:
-    lines = [f"{'':24}{'direct':>11}{'via ib':>11}{'added':>11}{'ratio':>8}"]
-    for label, attr in (("time to first token", "first_token"), ("total latency", "total")):
-        for p in (50, 95):
-            d = percentile([getattr(t, attr) for t in direct], p) * 1000
-            s = percentile([getattr(t, attr) for t in service], p) * 1000
-            lines.append(f"{label + f' p{p}':24}{d:>9.1f}ms{s:>9.1f}ms{s - d:>+9.1f}ms"
-                         f"{s / d:>7.2f}x")
+@dataclass
+class Target:
+    name: str
+    client: openai.OpenAI | None  # None: not installed
+    pid: int | None = None  # the gateway's process, for its CPU time
+    streamed: list[Timing] | None = None
+    plain: list[Timing] | None = None
+    cpu_ms: float | None = None  # per streamed request
+    idle_ms_per_s: float | None = None  # CPU while no request runs
+    idle_share_ms: float | None = None  # that idle rate over the streamed block, per request
+
+
+def round_robin(targets: list[Target], runs: int, fn, model: str, content: str,
+                ) -> dict[str, list[Timing]]:
+    out: dict[str, list[Timing]] = {t.name: [] for t in targets}
+    for i in range(runs):
+        # Rotate who goes first too, so that no target always follows the same one.
+        for t in targets[i % len(targets):] + targets[:i % len(targets)]:
+            out[t.name].append(fn(t.client, model, content))
+    return out
+
+
+def measure(targets: list[Target], args, model: str) -> None:
+    content = f"{procs.QUESTION} [[tokens:{args.reply_tokens}]]"
+    live = [t for t in targets if t.client is not None]
+    round_robin(live, args.warmup, timed_stream, model, content)
+    round_robin(live, args.warmup, timed_plain, model, content)
+
+    # The gateways' CPU while nobody calls them (timers, background writers), to judge
+    # how much of the CPU per request below is the requests' own.
+    idle = {t.name: procs.cpu_seconds(t.pid) for t in live if t.pid}
+    time.sleep(IDLE_SECONDS)
+    for t in live:
+        if t.pid:
+            t.idle_ms_per_s = (procs.cpu_seconds(t.pid) - idle[t.name]) * 1000 / IDLE_SECONDS
+
+    before = {t.name: procs.cpu_seconds(t.pid) for t in live if t.pid}
+    started = time.monotonic()
+    streamed = round_robin(live, args.runs, timed_stream, model, content)
+    streamed_seconds = time.monotonic() - started
+    after = {t.name: procs.cpu_seconds(t.pid) for t in live if t.pid}
+    plain = round_robin(live, args.runs, timed_plain, model, content)
+    for t in live:
+        t.streamed, t.plain = streamed[t.name], plain[t.name]
+        if t.pid:
+            t.cpu_ms = (after[t.name] - before[t.name]) * 1000 / args.runs
+            t.idle_share_ms = t.idle_ms_per_s * streamed_seconds / args.runs
+
+
+def results(targets: list[Target]) -> dict:
+    """The numbers the table shows, by metric: {"streamed TTFT p50": {"direct": ms, ...}}."""
+    by_name = {t.name: t for t in targets}
+    direct = by_name["direct"]
+    rows: dict[str, dict] = {}
+    for label, kind, attr in (("streamed TTFT", "streamed", "first_token"),
+                              ("streamed total", "streamed", "total"),
+                              ("not streamed total", "plain", "total")):
+        for p in (50, 95, 99):
+            row = {}
+            for t in targets:
+                samples = getattr(t, kind)
+                row[t.name] = (None if samples is None else
+                               procs.percentile([getattr(s, attr) for s in samples], p) * 1000)
+            for name in ("ib", "litellm"):
+                have = row.get(name) is not None
+                row[f"{name} added"] = row[name] - row["direct"] if have else None
+            row["ib/litellm"] = (row["ib added"] / row["litellm added"]
+                                 if row["litellm added"] and row["litellm added"] > 0 else None)
+            rows[f"{label} p{p}"] = row
+    rows["CPU per streamed request"] = {t.name: t.cpu_ms for t in targets}
+    rows["CPU per streamed request"]["direct"] = None
+    rows["  of which idle rate"] = {t.name: t.idle_share_ms for t in targets}
+    rows["  of which idle rate"]["direct"] = None
+    if direct.streamed is None:
+        raise RuntimeError("no direct measurements")
+    return rows
+
+
+def _ms(v: float | None, absent: str = "—", sign: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return absent
+    return f"{v:+.1f}ms" if sign else f"{v:.1f}ms"
+
+
+def table(rows: dict, litellm_absent: str) -> str:
+    head = (f"{'':26}{'direct':>10}{'via ib':>10}{'via LiteLLM':>15}"
+            f"{'ib added':>11}{'LiteLLM added':>15}{'ib/LiteLLM':>12}")
+    lines = [head]
+    for label, row in rows.items():
+        ratio = row.get("ib/litellm")
+        lines.append(
+            f"{label:26}{_ms(row.get('direct')):>10}{_ms(row.get('ib')):>10}"
+            f"{_ms(row.get('litellm'), litellm_absent):>15}"
+            f"{_ms(row.get('ib added'), '', True):>11}"
+            f"{_ms(row.get('litellm added'), '', True):>15}"
+            f"{'' if ratio is None else f'{ratio:.2f}':>12}")
     return "\n".join(lines)
+
+
+def litellm_version() -> str:
+    found = sorted(procs.LITELLM_VENV.glob("lib/python*/site-packages/litellm-*.dist-info"))
+    return found[-1].name.removeprefix("litellm-").removesuffix(".dist-info") if found else "?"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=40, help="measured requests per path")
-    ap.add_argument("--warmup", type=int, default=5, help="unmeasured requests per path first")
-    ap.add_argument("--reply-tokens", type=int, default=200, help="length of each reply")
+    ap.add_argument("--runs", type=int, default=400, help="measured requests per target and mode")
+    ap.add_argument("--warmup", type=int, default=10, help="unmeasured requests per target first")
+    ap.add_argument("--reply-tokens", type=int, default=50, help="length of each reply")
     ap.add_argument("--latency", type=float, default=0.0,
                     help="the demo model's seconds before the first token")
     ap.add_argument("--tokens-per-second", type=float, default=0.0,
                     help="the demo model's streaming pace (0 = as fast as it can)")
+    ap.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    ap.add_argument("--json", type=Path, help="also write the numbers to this file")
+    ap.add_argument("--logs", type=Path,
+                    help="keep the processes' logs and data in this folder (default: a "
+                         "temporary one, removed)")
     args = ap.parse_args(argv)
     if args.runs < 1 or args.warmup < 0 or args.reply_tokens < 1:
         ap.error("--runs and --reply-tokens must be at least 1, --warmup at least 0")
 
-    procs: list[subprocess.Popen] = []
-    with tempfile.TemporaryDirectory(prefix="ib-bench-") as tmp:
-        workdir = Path(tmp)
+    use_litellm = not args.no_litellm and procs.litellm_installed()
+    litellm_absent = "off" if args.no_litellm else "not installed"
+    running = []
+    started = time.monotonic()
+    load_before = procs.load_average()
+    with procs.workdir(args.logs) as workdir:
         try:
-            llm, llm_url = start_demo_model(workdir, args.latency, args.tokens_per_second)
-            procs.append(llm)
-            token = secrets.token_hex(16)
-            service, url = start_service(workdir, llm_url, token)
-            procs.append(service)
-            created = httpx.post(url + "/ib/api/sessions", timeout=30,
-                                 headers={"Authorization": f"token {token}"},
-                                 json={"candidate_name": "Benchmark", "token_budget": 10_000_000,
-                                       "time_limit_seconds": 24 * 3600,
-                                       "challenge_text": "Benchmark the gateway."})
-            created.raise_for_status()
-            session = created.json()
-            model = session["session"]["model"]  # the same name on both paths
-            direct = openai.OpenAI(base_url=llm_url, api_key="bench", max_retries=0)
-            via_ib = openai.OpenAI(base_url=url + "/ib/v1", api_key=session["candidate_token"],
-                                   max_retries=0)
-            content = f"{QUESTION} [[tokens:{args.reply_tokens}]]"
-
-            for _ in range(args.warmup):
-                timed_stream(direct, model, content)
-                timed_stream(via_ib, model, content)
-            times: dict[str, list[Timing]] = {"direct": [], "service": []}
-            for _ in range(args.runs):  # alternate, so drift hits both paths alike
-                times["direct"].append(timed_stream(direct, model, content))
-                times["service"].append(timed_stream(via_ib, model, content))
-            direct.close()
-            via_ib.close()
+            llm, llm_url = procs.start_demo_model(workdir, args.latency, args.tokens_per_second)
+            running.append(llm)
+            token = procs.new_token()
+            service, url = procs.start_service(workdir, llm_url, token)
+            running.append(service)
+            with httpx.Client() as http:
+                session = procs.create_session(http, url, token)
+            model = session["session"]["model"]  # the same name on every path
+            targets = [
+                Target("direct", openai.OpenAI(base_url=llm_url, api_key="bench", max_retries=0)),
+                Target("ib", openai.OpenAI(base_url=url + "/ib/v1",
+                                           api_key=session["candidate_token"], max_retries=0),
+                       service.pid),
+                Target("litellm", None),
+            ]
+            if use_litellm:
+                proxy, proxy_url, key = procs.start_litellm(workdir, llm_url, model)
+                running.append(proxy)
+                targets[2] = Target("litellm", openai.OpenAI(
+                    base_url=proxy_url, api_key=key, max_retries=0), proxy.pid)
+            measure(targets, args, model)
+            for t in targets:
+                if t.client is not None:
+                    t.client.close()
         finally:
-            for p in reversed(procs):
-                p.terminate()
-                p.wait(15)
+            procs.stop(running)
 
+    rows = results(targets)
     pace = (f"{args.tokens_per_second:g} tokens/s" if args.tokens_per_second
             else "as fast as it can")
-    print(f"Streamed chat, {args.runs} runs per path after {args.warmup} warm-up, replies of "
-          f"{args.reply_tokens} tokens; demo model: first token after {args.latency:g} s, "
-          f"then {pace}.\n")
-    print(report(times["direct"], times["service"]))
+    settings = procs.service_settings(procs.BENCH_CONFIG)
+    print(f"Chat requests, {args.runs} per target and mode (round-robin) after {args.warmup} "
+          f"warm-up, replies of {args.reply_tokens} tokens; demo model: first token after "
+          f"{args.latency:g} s, then {pace}. {time.monotonic() - started:.0f} s in all.")
+    print("ib service: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    print("LiteLLM: " + (f"{litellm_version()}, one uvicorn worker" if use_litellm
+                         else litellm_absent))
+    print(f"Machine load average: {load_before} before, {procs.load_average()} after.\n")
+    print(table(rows, litellm_absent))
+    print("\nadded = the percentile via the gateway minus the same percentile direct; "
+          "ib/LiteLLM = ib added / LiteLLM added.\nCPU = utime+stime of the gateway's "
+          "process (and children) over the streamed block / its requests; of which idle "
+          f"rate = its CPU rate over {IDLE_SECONDS:g} s with no request, times the block's "
+          "duration / its requests\n(what it would have spent anyway).")
+    if args.json:
+        args.json.write_text(json.dumps({"runs": args.runs, "reply_tokens": args.reply_tokens,
+                                         "litellm": use_litellm, "rows": rows}, indent=1))
     return 0
 
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import httpx
-from overhead import percentile, start_demo_model, start_service
+from procs import percentile, start_demo_model, start_service, stop
 
 LIST_PATHS = {"list": "/ib/api/sessions?limit=50", "search": "/ib/api/sessions?limit=50&q=fizz"}
 
@@ -106,21 +106,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if min(args.sessions, args.flood, args.workers, args.samples) < 1:
         ap.error("every count must be at least 1")
-    procs = []
+    running = []
     with tempfile.TemporaryDirectory(prefix="ib-bench-") as tmp:
         workdir = Path(tmp)
         try:
             llm, llm_url = start_demo_model(workdir, 0.0, 0.0)
-            procs.append(llm)
+            running.append(llm)
             token = secrets.token_hex(16)
             service, url = start_service(workdir, llm_url, token,
-                                         "c.IBExtension.rate_limit_per_minute = 20\n")
-            procs.append(service)
+                                         {"rate_limit_per_minute": 20})
+            running.append(service)
             asyncio.run(run(url, token, args))
         finally:
-            for p in reversed(procs):
-                p.terminate()
-                p.wait(15)
+            stop(running)
     return 0
 
 

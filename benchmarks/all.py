@@ -1,0 +1,182 @@
+"""`make bench`: run overhead.py, concurrency.py and (when it exists) scale.py one after
+the other, then print one table of issue 14's targets: each with its measured value,
+the target, and whether it holds.
+
+    python benchmarks/all.py [--quick] [--overhead-args "..."] [--concurrency-args "..."]
+                             [--scale-args "..."]
+
+Each script runs as its own process with its usual output (shown as it comes); the
+first two also write their numbers to a JSON file, which this one reads. scale.py's own
+table (it prints its targets itself) is repeated at the end. `--quick` runs fewer
+requests and loads, to check that everything works. Nothing is asserted: the exit
+status says only whether the scripts ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+QUICK = {"overhead": ["--runs", "60", "--warmup", "5"],
+         "concurrency": ["--n", "10,200,500", "--window", "6"],
+         "scale": []}
+
+
+def run(name: str, argv: list[str]) -> tuple[int, str]:
+    """Run benchmarks/<name>.py, echoing its output; its exit status and output."""
+    print(f"\n=== {name}.py {shlex.join(argv)}", flush=True)
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, str(HERE / f"{name}.py"), *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # lines as they come
+    out = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        out.append(line)
+    proc.wait()
+    print(f"=== {name}.py: exit {proc.returncode} after {time.monotonic() - started:.0f} s",
+          flush=True)
+    return proc.returncode, "".join(out)
+
+
+def load(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class Table:
+    def __init__(self):
+        self.rows: list[tuple[str, str, str, str]] = []
+
+    def add(self, what: str, measured: str, target: str, holds: bool | None) -> None:
+        self.rows.append((what, measured, target,
+                          {True: "yes", False: "NO", None: "not measured"}[holds]))
+
+    def __str__(self) -> str:
+        w = [max(len(r[i]) for r in self.rows + [self.head]) for i in range(4)]
+        lines = ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip()
+                 for r in [self.head, *self.rows]]
+        lines.insert(1, "  ".join("-" * x for x in w))
+        return "\n".join(lines)
+
+    head = ("target", "measured", "issue 14", "holds")
+
+
+def _ok(v) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+
+def overhead_rows(table: Table, data: dict | None) -> None:
+    if data is None:
+        table.add("overhead.py", "did not finish", "", None)
+        return
+    rows = data["rows"]
+    for label, name in (("streamed TTFT", "streamed TTFT"), ("streamed total", "streamed total"),
+                        ("not streamed total", "not streamed total")):
+        for p, limit in ((50, 2.0), (99, 5.0)):
+            row = rows[f"{name} p{p}"]
+            added, ratio = row.get("ib added"), row.get("ib/litellm")
+            table.add(f"ib added, {label} p{p}", f"{added:+.1f} ms", f"<= {limit:g} ms",
+                      added <= limit)
+            if data.get("litellm") and _ok(row.get("litellm added")):
+                table.add(f"  ... / LiteLLM added ({row['litellm added']:+.1f} ms)",
+                          f"{ratio:.2f}" if _ok(ratio) else "LiteLLM added nothing",
+                          "<= 0.10", ratio <= 0.10 if _ok(ratio) else None)
+            else:
+                table.add("  ... / LiteLLM added", "LiteLLM not installed" if not
+                          data.get("litellm") else "—", "<= 0.10", None)
+    cpu = rows["CPU per streamed request"].get("ib")
+    table.add("ib CPU per streamed request", f"{cpu:.2f} ms", "<= 5 ms", cpu <= 5)
+    lite = rows["CPU per streamed request"].get("litellm")
+    if _ok(lite):
+        table.add("  (LiteLLM's, for comparison)", f"{lite:.2f} ms", "", None)
+        table.rows[-1] = (*table.rows[-1][:3], "")
+
+
+def concurrency_rows(table: Table, data: dict | None) -> None:
+    if data is None:
+        table.add("concurrency.py", "did not finish", "", None)
+        return
+    runs = data["runs"]
+    at200 = runs.get("200", {}).get("ib")
+    if at200 is None:
+        table.add("N=200 added TTFT p99", "not run", "<= 50 ms", None)
+        table.add("N=200 requests/s vs direct", "not run", ">= 0.90x", None)
+    else:
+        a = at200["added_ttft_p99_ms"]
+        table.add("N=200 added TTFT p99", f"{a:+.1f} ms" if _ok(a) else "no request answered",
+                  "<= 50 ms", a <= 50 if _ok(a) else False)
+        r = at200["rps_vs_direct"]
+        table.add("N=200 requests/s vs direct",
+                  f"{r:.2f}x ({at200['rps']:.1f} vs {runs['200']['direct']['rps']:.1f})"
+                  if _ok(r) else "—", ">= 0.90x", r >= 0.9 if _ok(r) else None)
+    at500 = runs.get("500", {}).get("ib")
+    if at500 is None:
+        table.add("N=500 errors", "not run", "0", None)
+    else:
+        table.add("N=500 errors", f"{at500['errors']} of {at500['requests']} requests "
+                  f"({at500['rps']:.1f} req/s answered in the window)", "0",
+                  at500["errors"] == 0)
+    checked = [(n, v["ib"]["mischarged"]) for n, v in runs.items()
+               if v.get("ib") and v["ib"]["mischarged"] is not None]
+    total = sum(m for _, m in checked)
+    sessions = sum(int(n) for n, _ in checked)
+    table.add("mischarged sessions", f"{total} of {sessions} (N={','.join(n for n, _ in checked)})",
+              "0", total == 0 if checked else None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer requests: a check, not a measure")
+    ap.add_argument("--overhead-args", default="", help="more arguments for overhead.py")
+    ap.add_argument("--concurrency-args", default="", help="more arguments for concurrency.py")
+    ap.add_argument("--scale-args", default="", help="more arguments for scale.py")
+    args = ap.parse_args(argv)
+    started = time.monotonic()
+    statuses = {}
+    with tempfile.TemporaryDirectory(prefix="ib-bench-all-") as tmp:
+        out = Path(tmp)
+        extra = {k: (QUICK[k] if args.quick else []) + shlex.split(getattr(args, f"{k}_args"))
+                 for k in QUICK}
+        statuses["overhead"], _ = run("overhead",
+                                      [*extra["overhead"], "--json", str(out / "overhead.json")])
+        statuses["concurrency"], _ = run(
+            "concurrency", [*extra["concurrency"], "--json", str(out / "concurrency.json")])
+        scale_out = None
+        if (HERE / "scale.py").exists():
+            statuses["scale"], scale_out = run("scale", extra["scale"])
+        overhead = load(out / "overhead.json")
+        concurrency = load(out / "concurrency.json")
+
+    table = Table()
+    overhead_rows(table, overhead)
+    concurrency_rows(table, concurrency)
+    print(f"\n=== issue 14's targets ({time.monotonic() - started:.0f} s in all; "
+          "this machine's numbers, see each script's header for its settings and load)\n")
+    print(table)
+    if scale_out is not None:
+        print("\n=== scale.py (its own table, repeated)\n")
+        print(scale_out.strip())
+    else:
+        print("\nscale.py: not in this tree; left out.")
+    failed = [k for k, v in statuses.items() if v != 0]
+    if failed:
+        print(f"\nThese scripts failed: {', '.join(failed)} (their output is above).")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
