@@ -505,6 +505,8 @@ class Service:
 
     async def replies(self, s: Session) -> list[str]:
         """The replies this session was given (read from the file once, then kept)."""
+        if s.id not in self._replies and s.message_count == 0:
+            self._replies[s.id] = []  # nothing said yet: no read on a new session's first turn
         if s.id not in self._replies:
             rows = await self.store.run(self.store.messages, s.id)
             self._replies.setdefault(

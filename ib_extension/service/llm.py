@@ -12,6 +12,7 @@ leave this module as IBError with a sentence a candidate can read; provider inte
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import random
@@ -35,6 +36,7 @@ TIMED_OUT = "The AI provider did not answer in time. Please try again."
 UNREACHABLE = "The AI provider could not be reached. Please try again in a moment."
 BUSY = "The AI provider is busy right now. Please try again in a moment."
 RETRIED_STATUSES = {408, 409, 429}  # and every 5xx, as the SDK retries them
+POOL_SIZE = 64
 
 
 @dataclass
@@ -51,12 +53,17 @@ class Provider:
     def __init__(self, *, base_url: str, api_key: str, timeout: float, max_retries: int,
                  completion_cap_param: str = "max_completion_tokens",
                  azure_api_version: str = "", connections: int = 100):
-        # One kept-alive connection per call in flight: past the pool's keep-alive size
-        # every call would open and close a connection of its own.
-        self._http = httpx.AsyncClient(
+        # One kept-alive connection per call in flight (past a pool's keep-alive size every
+        # call would open and close a connection of its own), in pools of at most
+        # POOL_SIZE: httpcore checks every connection of a pool on each request, which
+        # at hundreds of streams cost more than the streams.
+        pools = max(1, -(-connections // POOL_SIZE))
+        self._pools = [httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=connections,
-                                max_keepalive_connections=connections))
+            limits=httpx.Limits(max_connections=-(-connections // pools),
+                                max_keepalive_connections=-(-connections // pools)))
+            for _ in range(pools)]
+        self._next_pool = itertools.cycle(self._pools)
         self._base = base_url.rstrip("/")
         self._azure = bool(azure_api_version)
         if self._azure:
@@ -103,15 +110,16 @@ class Provider:
 
     async def _open(self, model: str, body: bytes) -> httpx.Response:
         """Send the request and return the streaming response once its status is good."""
+        http = next(self._next_pool)
         url = self._base + "/chat/completions"
         if self._azure:  # the model names the deployment, as the SDK's Azure client has it
             url = f"{self._base}/openai/deployments/{quote(model, safe='')}/chat/completions"
         for attempt in range(self.max_retries + 1):
             last = attempt == self.max_retries
             try:
-                request = self._http.build_request("POST", url, params=self._params,
-                                                   headers=self._headers, content=body)
-                response = await self._http.send(request, stream=True)
+                request = http.build_request("POST", url, params=self._params,
+                                             headers=self._headers, content=body)
+                response = await http.send(request, stream=True)
             except httpx.TimeoutException as e:
                 if last:
                     raise self._failed(TIMED_OUT, e) from e
@@ -164,7 +172,8 @@ class Provider:
         return out
 
     async def close(self) -> None:
-        await self._http.aclose()
+        for http in self._pools:
+            await http.aclose()
 
 
 class ServerSentEvents:
