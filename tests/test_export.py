@@ -199,7 +199,7 @@ def test_html_inputs_and_outputs_are_focusable_and_images_described():
     tabindex="0" on every cell input and every output, an alt on every image."""
     from bs4 import BeautifulSoup
 
-    b = RecordBuilder()
+    b = RecordBuilder(candidate_name="Ada & <Bo>")
     b.start(0)
     b.ask(10, "How?", "Like this:\n\n```python\nprint(1)\n```")
     png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
@@ -213,13 +213,16 @@ def test_html_inputs_and_outputs_are_focusable_and_images_described():
                                traceback=["Traceback", "ValueError: bad"]),
     ]
     b.submit(100, notebook(markdown_cell("# Mine"), code_cell("print(1)", outputs=outputs)))
-    soup = BeautifulSoup(export.to_html(b.build()), "html.parser")
+    record = b.build()
+    soup = BeautifulSoup(export.to_html(record), "html.parser")
     inputs = soup.select("div.jp-Cell-inputWrapper")
     outs = soup.select("div.jp-OutputArea-output")
     assert len(inputs) > 5 and len(outs) == 3 + 6  # the charts and the candidate's six
     assert all(el.get("tabindex") == "0" for el in inputs + outs)
     images = soup.select("img")
     assert len(images) == 3 + 2 and all(img.get("alt") for img in images)
+    charts = next(c for c in export.to_ipynb(record).cells if ib(c)["kind"] == "analytics")
+    assert [img["alt"] for img in images[:3]] == [o.data["text/plain"] for o in charts.outputs]
 
 
 def test_the_challenge_comes_first_and_its_answer_key_only_for_interviewers(record, review):

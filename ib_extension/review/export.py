@@ -275,38 +275,54 @@ def _interleave(pub: dict, prov: dict) -> list[tuple]:
     return items + [("message", m) for m in msgs[sent:]]
 
 
-def _figures(record) -> list:
-    """(plotly figure, static SVG) of each chart."""
-    from . import figures, svg  # plotly: only exports that draw charts load it
+CHART_TITLES = ("Token usage", "Time", "Conversation")  # as figures.py and svg.py title them
+
+
+def _chart_outputs(record, plotly: bool = True) -> list[nbformat.NotebookNode]:
+    """Each chart as a display output that renders with no server and no internet:
+    JupyterLab draws the plotly MIME bundle with the renderer plotly installs (safe, so
+    untrusted notebooks too); nbconvert's HTML and other viewers show the static SVG.
+    Without ``plotly`` (the HTML export, which shows only the SVG) the bundle is left out,
+    and plotly is neither loaded nor run."""
+    from . import svg
 
     who = record["session"].get("candidate_name") or record["session"]["id"]  # svg escapes
-    return [
-        (figures.fig_token_usage(record), svg.token_usage(record, who)),
-        (figures.fig_time_utilisation(record), svg.time_utilisation_chart(record, who)),
-        (figures.fig_message_timeline(record), svg.conversation(record, who)),
-    ]
-
-
-def _figure_output(fig, drawing: str) -> nbformat.NotebookNode:
-    """A chart as a display output that renders with no server and no internet:
-    JupyterLab draws the plotly MIME bundle with the renderer plotly installs (safe, so
-    untrusted notebooks too); nbconvert's HTML and other viewers show the static SVG."""
+    drawings = (svg.token_usage(record, who), svg.time_utilisation_chart(record, who),
+                svg.conversation(record, who))
+    if not plotly:
+        return [
+            v4.new_output("display_data", data={
+                "image/svg+xml": drawing,
+                # the plotly figure's title (figures.py escapes the name in it)
+                "text/plain": f"Interview Buddy chart: {title} — {html.escape(who)}",
+            })
+            for title, drawing in zip(CHART_TITLES, drawings, strict=True)
+        ]
     import plotly.io as pio
 
-    return v4.new_output(
-        "display_data",
-        data={
+    from . import figures  # plotly: only exports that draw charts load it
+
+    figs = (figures.fig_token_usage(record), figures.fig_time_utilisation(record),
+            figures.fig_message_timeline(record))
+    return [
+        v4.new_output("display_data", data={
             "application/vnd.plotly.v1+json": json.loads(pio.to_json(fig)),
             "image/svg+xml": drawing,
             "text/plain": f"Interview Buddy chart: {fig.layout.title.text}",
-        },
-    )
+        })
+        for fig, drawing in zip(figs, drawings, strict=True)
+    ]
 
 
 def to_ipynb(record, answer_key: dict | None = None) -> nbformat.NotebookNode:
     """The review notebook: summary, the challenge, charts, grading, what happened, then
     the candidate's cells with the conversation interleaved and the provenance of every
     code cell."""
+    return _review_notebook(record, answer_key)
+
+
+def _review_notebook(record, answer_key: dict | None = None,
+                     plotly: bool = True) -> nbformat.NotebookNode:
     pub = public_record(record, answer_key)
     summary, prov = analytics.summary(record), provenance(record)
     start = pub["session"].get("started_at")
@@ -323,7 +339,7 @@ def to_ipynb(record, answer_key: dict | None = None) -> nbformat.NotebookNode:
     charts = v4.new_code_cell(
         "# Charts added by Interview Buddy: static outputs, nothing to run.\n"
         "# Re-running this cell clears them; export the session again to get them back.",
-        outputs=[_figure_output(f, drawing) for f, drawing in _figures(record)],
+        outputs=_chart_outputs(record, plotly),
         metadata=_meta("analytics"),
     )
     charts.metadata["jupyter"] = {"source_hidden": True}
@@ -435,7 +451,7 @@ def to_html(record, answer_key: dict | None = None) -> str:
 
     config = Config()
     config.TagRemovePreprocessor.remove_input_tags = {HIDE_INPUT_TAG}
-    nb = to_ipynb(record, answer_key)
+    nb = _review_notebook(record, answer_key, plotly=False)  # the page shows the SVG only
     exporter = _review_exporter()(template_name="lab", config=config,
                                   extra_template_paths=[str(TEMPLATES)],
                                   template_file="ib_review.html.j2")
