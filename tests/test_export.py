@@ -194,6 +194,37 @@ def test_html_is_a_page_with_the_charts_and_no_script(record):
     assert re.findall(fetches, page, re.I) == []
 
 
+def test_html_inputs_and_outputs_are_focusable_and_images_described():
+    """What nbconvert's HTMLExporter adds by re-parsing its page, our template writes:
+    tabindex="0" on every cell input and every output, an alt on every image."""
+    from bs4 import BeautifulSoup
+
+    b = RecordBuilder(candidate_name="Ada & <Bo>")
+    b.start(0)
+    b.ask(10, "How?", "Like this:\n\n```python\nprint(1)\n```")
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+    outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="out\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="err\n"),
+        nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1),
+        nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": "dot"}),
+        nbformat.v4.new_output("display_data", data={"image/jpeg": png}),
+        nbformat.v4.new_output("error", ename="ValueError", evalue="bad",
+                               traceback=["Traceback", "ValueError: bad"]),
+    ]
+    b.submit(100, notebook(markdown_cell("# Mine"), code_cell("print(1)", outputs=outputs)))
+    record = b.build()
+    soup = BeautifulSoup(export.to_html(record), "html.parser")
+    inputs = soup.select("div.jp-Cell-inputWrapper")
+    outs = soup.select("div.jp-OutputArea-output")
+    assert len(inputs) > 5 and len(outs) == 3 + 6  # the charts and the candidate's six
+    assert all(el.get("tabindex") == "0" for el in inputs + outs)
+    images = soup.select("img")
+    assert len(images) == 3 + 2 and all(img.get("alt") for img in images)
+    charts = next(c for c in export.to_ipynb(record).cells if ib(c)["kind"] == "analytics")
+    assert [img["alt"] for img in images[:3]] == [o.data["text/plain"] for o in charts.outputs]
+
+
 def test_the_challenge_comes_first_and_its_answer_key_only_for_interviewers(record, review):
     challenge = next(c for c in review.cells if ib(c)["kind"] == "challenge").source
     assert record["challenge"]["statement"].split("`")[0] in challenge

@@ -275,38 +275,54 @@ def _interleave(pub: dict, prov: dict) -> list[tuple]:
     return items + [("message", m) for m in msgs[sent:]]
 
 
-def _figures(record) -> list:
-    """(plotly figure, static SVG) of each chart."""
-    from . import figures, svg  # plotly: only exports that draw charts load it
+CHART_TITLES = ("Token usage", "Time", "Conversation")  # as figures.py and svg.py title them
+
+
+def _chart_outputs(record, plotly: bool = True) -> list[nbformat.NotebookNode]:
+    """Each chart as a display output that renders with no server and no internet:
+    JupyterLab draws the plotly MIME bundle with the renderer plotly installs (safe, so
+    untrusted notebooks too); nbconvert's HTML and other viewers show the static SVG.
+    Without ``plotly`` (the HTML export, which shows only the SVG) the bundle is left out,
+    and plotly is neither loaded nor run."""
+    from . import svg
 
     who = record["session"].get("candidate_name") or record["session"]["id"]  # svg escapes
-    return [
-        (figures.fig_token_usage(record), svg.token_usage(record, who)),
-        (figures.fig_time_utilisation(record), svg.time_utilisation_chart(record, who)),
-        (figures.fig_message_timeline(record), svg.conversation(record, who)),
-    ]
-
-
-def _figure_output(fig, drawing: str) -> nbformat.NotebookNode:
-    """A chart as a display output that renders with no server and no internet:
-    JupyterLab draws the plotly MIME bundle with the renderer plotly installs (safe, so
-    untrusted notebooks too); nbconvert's HTML and other viewers show the static SVG."""
+    drawings = (svg.token_usage(record, who), svg.time_utilisation_chart(record, who),
+                svg.conversation(record, who))
+    if not plotly:
+        return [
+            v4.new_output("display_data", data={
+                "image/svg+xml": drawing,
+                # the plotly figure's title (figures.py escapes the name in it)
+                "text/plain": f"Interview Buddy chart: {title} — {html.escape(who)}",
+            })
+            for title, drawing in zip(CHART_TITLES, drawings, strict=True)
+        ]
     import plotly.io as pio
 
-    return v4.new_output(
-        "display_data",
-        data={
+    from . import figures  # plotly: only exports that draw charts load it
+
+    figs = (figures.fig_token_usage(record), figures.fig_time_utilisation(record),
+            figures.fig_message_timeline(record))
+    return [
+        v4.new_output("display_data", data={
             "application/vnd.plotly.v1+json": json.loads(pio.to_json(fig)),
             "image/svg+xml": drawing,
             "text/plain": f"Interview Buddy chart: {fig.layout.title.text}",
-        },
-    )
+        })
+        for fig, drawing in zip(figs, drawings, strict=True)
+    ]
 
 
 def to_ipynb(record, answer_key: dict | None = None) -> nbformat.NotebookNode:
     """The review notebook: summary, the challenge, charts, grading, what happened, then
     the candidate's cells with the conversation interleaved and the provenance of every
     code cell."""
+    return _review_notebook(record, answer_key)
+
+
+def _review_notebook(record, answer_key: dict | None = None,
+                     plotly: bool = True) -> nbformat.NotebookNode:
     pub = public_record(record, answer_key)
     summary, prov = analytics.summary(record), provenance(record)
     start = pub["session"].get("started_at")
@@ -323,7 +339,7 @@ def to_ipynb(record, answer_key: dict | None = None) -> nbformat.NotebookNode:
     charts = v4.new_code_cell(
         "# Charts added by Interview Buddy: static outputs, nothing to run.\n"
         "# Re-running this cell clears them; export the session again to get them back.",
-        outputs=[_figure_output(f, drawing) for f, drawing in _figures(record)],
+        outputs=_chart_outputs(record, plotly),
         metadata=_meta("analytics"),
     )
     charts.metadata["jupyter"] = {"source_hidden": True}
@@ -435,7 +451,7 @@ def to_html(record, answer_key: dict | None = None) -> str:
 
     config = Config()
     config.TagRemovePreprocessor.remove_input_tags = {HIDE_INPUT_TAG}
-    nb = to_ipynb(record, answer_key)
+    nb = _review_notebook(record, answer_key, plotly=False)  # the page shows the SVG only
     exporter = _review_exporter()(template_name="lab", config=config,
                                   extra_template_paths=[str(TEMPLATES)],
                                   template_file="ib_review.html.j2")
@@ -446,18 +462,69 @@ def to_html(record, answer_key: dict | None = None) -> str:
 
 
 _REVIEW_EXPORTER: list[type] = []
+# A heading's HTML that nbconvert's XML parse reads as text and a few inline elements:
+# text with the entities XML knows, code, emphasis.
+_SIMPLE_HEADING = re.compile(r"(?:[^<&]|&(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9a-fA-F]+);"
+                             r"|</?(?:code|em|strong)>)*")
+_TAGS = re.compile(r"<[^>]*>")
+_PLAIN_LINK_TEXT = re.compile(r"[^<>&]*")
 
 
 def _review_exporter() -> type:
-    """nbconvert's HTMLExporter, with the same output for less work on long reviews:
-    one Markdown parser for every cell without attachments (a message has none) instead of
-    a new one per cell, and no schema check of the whole notebook after each preprocessor
-    (``to_ipynb`` validated it; the preprocessors are nbconvert's own)."""
+    """nbconvert's HTMLExporter, with the same page for less work on long reviews:
+    one Markdown parser (and one code highlighter) for every cell without attachments (a
+    message has none) instead of a new one per cell; no schema check of the whole notebook
+    after each preprocessor (``to_ipynb`` validated it; the preprocessors are nbconvert's
+    own); and no second pass over the finished page (see ``from_notebook_node``)."""
     if _REVIEW_EXPORTER:
         return _REVIEW_EXPORTER[0]
     from jinja2 import pass_context
     from nbconvert import HTMLExporter  # heavy import, only this format needs it
+    from nbconvert.exporters.templateexporter import TemplateExporter
+    from nbconvert.filters.highlight import Highlight2HTML
     from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+    from nbconvert.filters.strings import _convert_header_id
+    from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+
+    class ReviewRenderer(IPythonRenderer):
+        """nbconvert's, with one pygments formatter and one lexer per language for the
+        whole page: nbconvert looks the lexer up and builds a formatter (its stylesheet
+        included) for every code block, a third of the time of highlighting one."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._lexers: dict = {}
+            self._formatter = HtmlFormatter()
+
+        def block_code(self, code: str, info: str | None = None) -> str:
+            words = (info or "").strip().split(maxsplit=1)
+            if not words or words[0].startswith("mermaid"):
+                return super().block_code(code, info)
+            lang = words[0]
+            if lang not in self._lexers:
+                try:
+                    self._lexers[lang] = get_lexer_by_name(lang, **self.lexer_options)
+                except ClassNotFound:
+                    self._lexers[lang] = None
+            if self._lexers[lang] is None:  # nbconvert's: the name kept as the first line
+                return super().block_code(code, info)
+            return highlight(code, self._lexers[lang], self._formatter)
+
+        def heading(self, text: str, level: int, **attrs) -> str:
+            """nbconvert's (an id from the heading's text, and a link to it), without
+            parsing the heading as XML to read its text and writing it out again when
+            it is plain text, code or emphasis (every heading of ours); anything else,
+            nbconvert's way."""
+            if (attrs or self.exclude_anchor_links or not _SIMPLE_HEADING.fullmatch(text)
+                    or not _PLAIN_LINK_TEXT.fullmatch(self.anchor_link_text)):
+                return super().heading(text, level, **attrs)
+            link = html.escape(_convert_header_id(html.unescape(_TAGS.sub("", text))))
+            return (f'<h{level} id="{link}">{text}<a class="anchor-link" href="#{link}">'
+                    f"{self.anchor_link_text}</a></h{level}>")
 
     class ReviewExporter(HTMLExporter):
         _shared: MarkdownWithMath | None = None
@@ -465,13 +532,29 @@ def _review_exporter() -> type:
         def _validate_preprocessor(self, nbc, preprocessor) -> None:
             pass
 
+        def from_notebook_node(self, nb, resources=None, **kw):
+            """HTMLExporter's, less its last step: it parses the finished page with
+            BeautifulSoup to add ``tabindex="0"`` to each cell's input and each output
+            and an ``alt`` to each image without one, half the time of a long review.
+            Our template writes them in (templates/ib_review.html.j2)."""
+            langinfo = nb.metadata.get("language_info", {})
+            lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
+            highlight_code = self.filters.get(
+                "highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self))
+            resources = self._init_resources(resources)
+            filter_data_type = WidgetsDataTypeFilter(
+                notebook_metadata=self._nb_metadata, parent=self, resources=resources)
+            self.register_filter("highlight_code", highlight_code)
+            self.register_filter("filter_data_type", filter_data_type)
+            return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+
         @pass_context
         def markdown2html(self, context, source):
             if context.get("cell", {}).get("attachments"):
                 return HTMLExporter.markdown2html(self, context, source)
             if self._shared is None:
                 path = context.get("resources", {}).get("metadata", {}).get("path", "")
-                renderer = IPythonRenderer(
+                renderer = ReviewRenderer(
                     escape=False, attachments={}, embed_images=self.embed_images, path=path,
                     anchor_link_text=self.anchor_link_text,
                     exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
