@@ -374,6 +374,7 @@ async def _log_request(service: Service, s: Session, req: ChatRequest, estimate:
     """Log the candidate's turn and flag what needs the interviewer's eye, durably,
     before the provider is called. A flagged message is stored up to `max_chars` (the
     limit of a candidate's message), with its full length."""
+    replies = await service.replies(s)  # before this turn counts as a message
     turn = chat_log.candidate_turn(req.messages)
     user_msg = _message(s, "user", turn, now, prompt_tokens=estimate)
     s.message_count += 1
@@ -383,7 +384,6 @@ async def _log_request(service: Service, s: Session, req: ChatRequest, estimate:
         service.emit(s, "injection.suspected", "system",
                      {"pattern": found[0], "excerpt": found[1], "message_id": user_msg["id"]},
                      audience="interviewer")
-    replies = await service.replies(s)
     seen = service.flagged_seen[s.id]
     for item in chat_log.flagged(req.messages, replies):
         mark = chat_log.fingerprint(item)
