@@ -34,7 +34,7 @@ import duckdb
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import free_port, percentile, wait_up  # noqa: E402
+from procs import free_port, percentile, wait_up  # noqa: E402
 
 from ib_extension.api import challenges  # noqa: E402
 from ib_extension.service.budget import Ledger  # noqa: E402
