@@ -33,7 +33,7 @@ def jp_server_config(ib_config, monkeypatch):
 
 
 def test_the_provider_key_is_read_from_the_secrets_folder(service):
-    assert service.provider.client.api_key == KEY_IN_FILE
+    assert service.provider.api_key == KEY_IN_FILE
     assert not any(os.environ.get(name) for name in PROVIDER_KEY_ENV)
 
 

@@ -76,7 +76,7 @@ class Provider:
                               "Accept": "text/event-stream"})
         self.max_retries = max_retries
         self.cap_param = completion_cap_param
-        self._api_key = api_key
+        self.api_key = api_key
 
     async def stream(self, *, model: str, messages: list[dict], max_tokens: int,
                      options: dict) -> AsyncIterator[list[Chunk]]:
@@ -96,7 +96,7 @@ class Provider:
                 except StopAsyncIteration:
                     return
                 except Exception as e:  # the connection broke or timed out mid-stream
-                    log.warning("provider stream broke: %s", redact(repr(e), self._api_key))
+                    log.warning("provider stream broke: %s", redact(repr(e), self.api_key))
                     raise IBError("provider_error", STOPPED) from e
                 chunks = [self._chunk(event) for event in events.feed(data)]
                 if chunks:
@@ -135,7 +135,7 @@ class Provider:
                 detail = (await response.aread())[:2000].decode("utf-8", "replace")
                 await response.aclose()
                 log.warning("provider answered HTTP %d: %s", status,
-                            redact(detail, self._api_key))
+                            redact(detail, self.api_key))
                 if last or not (status in RETRIED_STATUSES or status >= 500):
                     raise IBError("provider_error", status_sentence(status))
                 wait = _retry_after(response) or _backoff(attempt)
@@ -143,7 +143,7 @@ class Provider:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _failed(self, sentence: str, e: Exception) -> IBError:
-        log.warning("provider call failed: %s", redact(repr(e), self._api_key))
+        log.warning("provider call failed: %s", redact(repr(e), self.api_key))
         return IBError("provider_error", sentence)
 
     def _chunk(self, event: str) -> Chunk:
@@ -154,7 +154,7 @@ class Provider:
             raise IBError("provider_error", STOPPED) from e
         if not isinstance(data, dict) or "error" in data:
             log.warning("provider error in its stream: %s",
-                        redact(str(data)[:500], self._api_key))
+                        redact(str(data)[:500], self.api_key))
             raise IBError("provider_error", STOPPED)
         out = Chunk()
         choices = data.get("choices")
