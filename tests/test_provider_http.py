@@ -69,22 +69,24 @@ async def flaky_provider(*failures: int):
         server.stop()
 
 
-async def collect(provider: Provider) -> list:
-    chunks = []
-    async for read in provider.stream(model="gpt-4o-mini", max_tokens=50, options={"user": "s1"},
-                                      messages=[{"role": "user", "content": "hi"}]):
-        chunks += read
-    return chunks
+async def collect(**provider_settings) -> list:
+    """The chunks of one streamed completion from a Provider made with these settings."""
+    provider = Provider(**{"timeout": 5, **provider_settings})
+    try:
+        chunks = []
+        async for read in provider.stream(model="gpt-4o-mini", max_tokens=50,
+                                          options={"user": "s1"},
+                                          messages=[{"role": "user", "content": "hi"}]):
+            chunks += read
+        return chunks
+    finally:
+        await provider.close()
 
 
 async def test_retries_busy_and_failing_answers_then_streams():
     async with flaky_provider(503, 429) as (url, state):
-        provider = Provider(base_url=url + "/v1", api_key="sk-secretsecretsecret",
-                            timeout=5, max_retries=2)
-        try:
-            chunks = await collect(provider)
-        finally:
-            await provider.close()
+        chunks = await collect(base_url=url + "/v1", api_key="sk-secretsecretsecret",
+                               max_retries=2)
     assert "".join(c.text for c in chunks) == "Hello there"
     assert (chunks[-1].prompt_tokens, chunks[-1].completion_tokens) == (7, 2)
     assert [c.finish_reason for c in chunks if c.finish_reason] == ["stop"]
@@ -106,13 +108,8 @@ async def test_retries_busy_and_failing_answers_then_streams():
 async def test_failures_end_as_one_sentence_without_provider_text(
         caplog, statuses, calls, sentence):
     async with flaky_provider(*statuses) as (url, state):
-        provider = Provider(base_url=url + "/v1", api_key="sk-secretsecretsecret",
-                            timeout=5, max_retries=1)
-        try:
-            with pytest.raises(IBError) as refused:
-                await collect(provider)
-        finally:
-            await provider.close()
+        with pytest.raises(IBError) as refused:
+            await collect(base_url=url + "/v1", api_key="sk-secretsecretsecret", max_retries=1)
     assert refused.value.code == "provider_error" and sentence in refused.value.message
     assert "sk-" not in refused.value.message
     assert len(state["seen"]) == calls
@@ -121,12 +118,9 @@ async def test_failures_end_as_one_sentence_without_provider_text(
 
 async def test_azure_names_the_deployment_and_sends_its_key_header():
     async with flaky_provider() as (url, state):
-        provider = Provider(base_url=url, api_key="azure-key", timeout=5, max_retries=0,
-                            azure_api_version="2024-10-21")
-        try:
-            assert "".join(c.text for c in await collect(provider)) == "Hello there"
-        finally:
-            await provider.close()
+        chunks = await collect(base_url=url, api_key="azure-key", max_retries=0,
+                               azure_api_version="2024-10-21")
+    assert "".join(c.text for c in chunks) == "Hello there"
     sent = state["seen"][0]
     assert sent["path"] == "/openai/deployments/gpt-4o-mini/chat/completions"
     assert sent["query"] == {"api-version": [b"2024-10-21"]}
@@ -138,11 +132,6 @@ async def test_an_unreachable_provider_is_said_so():
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    provider = Provider(base_url=f"http://127.0.0.1:{port}/v1", api_key="k",
-                        timeout=5, max_retries=0)
-    try:
-        with pytest.raises(IBError) as refused:
-            await collect(provider)
-    finally:
-        await provider.close()
+    with pytest.raises(IBError) as refused:
+        await collect(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
     assert "could not be reached" in refused.value.message

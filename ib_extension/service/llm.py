@@ -102,8 +102,11 @@ class Provider:
                 if chunks:
                     yield chunks
                 if events.done:  # read the body to its end, so the connection is reused
-                    async for _ in reads:
-                        pass
+                    try:
+                        async for _ in reads:
+                            pass
+                    except Exception:  # the reply is whole; only the connection is lost
+                        log.debug("provider body after [DONE] broke", exc_info=True)
                     return
         finally:
             await response.aclose()
@@ -132,7 +135,10 @@ class Provider:
                 status = response.status_code
                 if status < 400:
                     return response
-                detail = (await response.aread())[:2000].decode("utf-8", "replace")
+                try:
+                    detail = (await response.aread())[:2000].decode("utf-8", "replace")
+                except httpx.HTTPError as e:  # the status says enough
+                    detail = repr(e)
                 await response.aclose()
                 log.warning("provider answered HTTP %d: %s", status,
                             redact(detail, self.api_key))

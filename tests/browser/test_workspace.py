@@ -122,7 +122,10 @@ def test_the_whole_chat_by_keyboard(page, workspace, live_service, screenshot):
     expect(panel.locator(".ib-streaming")).to_have_count(1)
     page.keyboard.press("Escape")
     expect(panel.locator(".ib-note").filter(has_text="You stopped the reply.")).to_have_count(1)
-    stopped = live_service.client.messages(workspace.session_id)["messages"][-1]
+    # The browser says so at once; the service settles when it sees the stream closed.
+    stopped = wait_for(lambda: (m := live_service.client.messages(
+        workspace.session_id)["messages"][-1])["status"] != "streaming" and m,
+        "the stopped reply to be settled", within=60)
     assert stopped["status"] == "cut" and stopped["completion_tokens"] < 400
 
     # The newest reply's buttons are right behind the chat box: Shift+Tab, then Enter.
