@@ -283,24 +283,39 @@ def test_sessions_compare_by_library_id_else_by_custom_title():
 
 # -- the conversation's Python side ------------------------------------------------------------
 
-def message(mid: str, at: str, role: str = "user", content: str = "hi", status="complete"):
-    return {"id": mid, "role": role, "content": content, "status": status, "created_at": at}
-
-
-def test_conversation_orders_messages_and_keeps_streamed_text():
+def test_conversation_keeps_the_services_order_when_question_and_reply_share_a_millisecond():
+    b = RecordBuilder()
+    question, reply = b.ask(5, "What now?", "Try a loop.")
+    # The service's ids are random: here the reply's sorts before the question's.
+    question["id"], reply["id"] = "m_ffffffffffff", "m_000000000001"
+    assert question["created_at"] == reply["created_at"]
     c = Conversation()
-    c.show("s_1", [message("m2", "2026-01-01T00:00:02Z"), message("m1", "2026-01-01T00:00:01Z")])
-    assert [m["id"] for m in c.messages] == ["m1", "m2"]
-    c.delta("m3", "Hel")  # a reply whose message item has not arrived yet
-    c.delta("m3", "lo")
-    assert c.text_of("m3") == "Hello"
+    c.show(b.session_id, [reply, question])
+    assert [m["role"] for m in c.messages] == ["user", "assistant"]
+    later, _ = b.ask(5, "And then?", "Return it.")
+    c.upsert(later)
+    c.delta("m_live", "Ret")  # a reply known only from its first words goes last
+    assert [m["content"] for m in c.messages][:3] == ["What now?", "Try a loop.", "And then?"]
+    assert c.messages[3]["id"] == "m_live"
+
+
+def test_conversation_keeps_streamed_text():
+    b = RecordBuilder()
+    b.ask(1, "Hi?", "Hi.")
+    c = Conversation()
+    c.show(b.session_id, b.messages)
+    c.delta("m_0003", "Hel")  # a reply whose message item has not arrived yet
+    c.delta("m_0003", "lo")
+    assert c.text_of("m_0003") == "Hello"
+    streaming = b.message(3, "assistant", "", status="streaming")
     # A re-read that still has the reply as streaming does not undo what arrived.
-    c.merge([message("m3", "2026-01-01T00:00:03Z", "assistant", "", "streaming")])
-    assert c.text_of("m3") == "Hello"
-    c.upsert(message("m3", "2026-01-01T00:00:03Z", "assistant", "Hello!", "complete"))
-    assert c.text_of("m3") == "Hello!"
-    c.merge([message("m3", "2026-01-01T00:00:03Z", "assistant", "Hello", "streaming")])
-    assert c.text_of("m3") == "Hello!"  # a finished message is not replaced by an older read
+    c.merge([streaming])
+    assert c.text_of("m_0003") == "Hello"
+    c.upsert({**streaming, "content": "Hello!", "status": "complete"})
+    assert c.text_of("m_0003") == "Hello!"
+    c.merge([{**streaming, "content": "Hello"}])
+    assert c.text_of("m_0003") == "Hello!"  # a finished message is not replaced by an older read
+    assert [m["id"] for m in c.messages] == ["m_0001", "m_0002", "m_0003"]
 
 
 # -- the monitor's overview ----------------------------------------------------------------------

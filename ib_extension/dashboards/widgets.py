@@ -14,7 +14,7 @@ import anywidget
 import traitlets
 
 HERE = Path(__file__).parent
-MESSAGE_FIELDS = ("id", "role", "content", "status", "created_at", "prompt_tokens",
+MESSAGE_FIELDS = ("id", "seq", "role", "content", "status", "created_at", "prompt_tokens",
                   "completion_tokens", "latency_ms")
 
 
@@ -67,7 +67,10 @@ class Conversation(anywidget.AnyWidget):
         return (self._by_id.get(message_id) or {}).get("content") or ""
 
     def _sync(self) -> None:
-        ordered = sorted(self._by_id.values(), key=lambda m: (m.get("created_at") or "~", m["id"]))
+        # The service numbers messages as it logs them: a question and its reply can share a
+        # millisecond. A reply known only from its first words (no number yet) goes last.
+        ordered = sorted(self._by_id.values(),
+                         key=lambda m: (m.get("seq") is None, m.get("seq") or 0, m["id"]))
         self.messages = [dict(m) for m in ordered]
 
 

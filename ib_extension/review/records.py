@@ -44,11 +44,12 @@ def parse_time(stamp: str) -> datetime:
 
 
 def messages(record) -> list[dict]:
-    """The conversation in time order; a question and its reply share a start time, so
-    the question goes first."""
+    """The conversation in time order; a question and its reply can share a start time,
+    so the question goes first, then the service's numbering (an export keeps the order
+    it was written in: the sort is stable)."""
     return sorted(
         record.get("messages") or [],
-        key=lambda m: (parse_time(m["created_at"]), m["role"] != "user", m["id"]),
+        key=lambda m: (parse_time(m["created_at"]), m["role"] != "user", m.get("seq") or 0),
     )
 
 
