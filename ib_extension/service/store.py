@@ -7,9 +7,10 @@ the writes queued before it.
 
 Writes are write-behind, because a DuckDB commit costs milliseconds of CPU and mostly
 per statement: `save_*` append the row to the journal (service/journal.py: on disk when
-it returns, so a killed process loses nothing acknowledged) and queue it; a moment later
-the journal's mover commits whatever queued in one transaction, one multi-row statement
-per table. A read first moves the queued rows in, so it sees every write before it.
+it returns, so a killed process loses nothing acknowledged); a moment later the journal's
+mover commits the segment written since the last batch in one transaction, DuckDB
+reading each table's file itself (two statements per table). A read first moves the
+journaled rows in, so it sees every write before it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import duckdb
 
-from .journal import Journal, Row
+from .journal import ORDER, Journal
 
 log = logging.getLogger("ib_extension.service.store")
 
@@ -131,6 +132,7 @@ TABLES: dict[str, tuple[list[str], str]] = {
     "workspaces": (WORKSPACE_COLUMNS, "session_id"),
     "challenges": (CHALLENGE_COLUMNS, "id"),
 }
+Row = tuple[str, list[Any]]  # (table, its columns' values in order), written from Python
 ROWS_PER_STATEMENT = 500
 # How long the journal's mover lets rows gather before moving them into DuckDB together
 # (the default of IBExtension.database_batch_seconds).
@@ -153,9 +155,13 @@ def _decode(columns: list[str], row: tuple) -> dict[str, Any]:
     return d
 
 
-def _encode(columns: list[str], d: dict[str, Any]) -> list[Any]:
-    return [json.dumps(d[c]) if c in JSON_COLUMNS and not isinstance(d[c], Encoded) else d[c]
-            for c in columns]
+def _encode(columns: list[str], d: dict[str, Any]) -> dict[str, Any]:
+    return {c: json.dumps(d[c]) if c in JSON_COLUMNS and not isinstance(d[c], Encoded) else d[c]
+            for c in columns}
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 class Store:
@@ -166,7 +172,8 @@ class Store:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ib-duckdb")
         self._con: duckdb.DuckDBPyConnection | None = None
         self._journal = Journal(self.path.with_name(self.path.name + ".journal"))
-        self._pending: list[Row] = []  # journaled, not yet in DuckDB
+        self._pending = 0  # rows journaled, not yet in DuckDB
+        self._json_types: dict[str, str] = {}  # table -> read_json's columns={...}
         self._cond = threading.Condition()
         self._closing = False
         self._mover: threading.Thread | None = None
@@ -183,11 +190,20 @@ class Store:
         # DuckDB would cache up to 80 % of the machine's memory; past this it spills to disk.
         self._con = duckdb.connect(str(self.path), config={"memory_limit": f"{self.memory_mb}MB"})
         self._migrate()
-        leftovers = list(self._journal.leftovers())
+        for table in TABLES:
+            # JSON columns are journaled as their text, cast to JSON as they go in.
+            types = dict(self._con.execute(
+                "SELECT column_name, replace(data_type, 'JSON', 'VARCHAR') "
+                "FROM information_schema.columns WHERE table_name = ?", [table]).fetchall())
+            self._json_types[table] = "{" + ", ".join(
+                f"{_sql_text(c)}: {_sql_text(types[c])}" for c in TABLES[table][0]
+            ) + f", '{ORDER}': 'BIGINT'}}"
+        leftovers = self._journal.segments()
         if leftovers:  # rows acknowledged before the last process stopped: keep them
-            log.warning("writing %d journaled rows the last run did not", len(leftovers))
-            self._commit(leftovers, replay=True)
-        self._journal.drop_leftovers()
+            log.warning("writing the rows of %d journal segments the last run did not",
+                        len(leftovers))
+        for segment in leftovers:
+            self._move(segment, replay=True)
         self._journal.open()
 
     def close(self) -> None:
@@ -208,7 +224,6 @@ class Store:
             self._con.close()
             self._con = None
             self._journal.close()
-            self._journal.drop_leftovers()
 
         self._executor.submit(_close).result()
         self._executor.shutdown(wait=True)
@@ -258,8 +273,8 @@ class Store:
         values = _encode(TABLES[table][0], row)
         with self._cond:
             self._journal.append(table, values)
-            self._pending.append((table, values))
-            if len(self._pending) == 1:
+            self._pending += 1
+            if self._pending == 1:
                 self._cond.notify()
 
     def _move_batches(self) -> None:
@@ -280,10 +295,42 @@ class Store:
         with self._cond:
             if not self._pending:
                 return
-            batch, self._pending = self._pending, []
+            self._pending = 0
             segment = self._journal.rotate()
-        self._commit(batch)
+        self._move(segment)
+
+    def _move(self, segment: int, *, replay: bool = False) -> None:
+        """Commit a closed journal segment, then delete it. DuckDB reads its files; if it
+        refuses them (a row it rejects, the partial last line of a killed write, a row
+        past read_json's 16 MB), the rows go in from Python, one by one if need be."""
+        try:
+            self._import(self._journal.files(segment), replay=replay)
+        except duckdb.Error as e:
+            log.warning("journal segment %d did not go in whole (%s); writing its rows "
+                        "from Python", segment, e)
+            self._commit([(table, [row.get(c) for c in TABLES[table][0]])
+                          for table, row in self._journal.rows(segment)], replay=replay)
         self._journal.forget(segment)
+
+    def _import(self, files: dict[str, Path], *, replay: bool) -> None:
+        """One transaction: per table, DELETE the keys its file holds and INSERT the
+        latest row of each key. Events are only ever added, so only a replay deletes."""
+        con = self.con
+        con.execute("BEGIN")
+        try:
+            for table, path in files.items():
+                columns, key = TABLES[table]
+                rows = (f"read_json({_sql_text(str(path))}, format='newline_delimited', "
+                        f"columns={self._json_types[table]})")
+                if table != "events" or replay:
+                    con.execute(f'DELETE FROM {table} WHERE "{key}" IN (SELECT "{key}" FROM {rows})')
+                con.execute(f"INSERT INTO {table} ({_cols(columns)}) SELECT {_cols(columns)} "
+                            f'FROM {rows} QUALIFY row_number() OVER (PARTITION BY "{key}" '
+                            f"ORDER BY {ORDER} DESC) = 1")
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
 
     def _commit(self, rows: list[Row], *, replay: bool = False) -> None:
         """Write `rows` in one transaction; if that fails, each row alone, so that one bad
