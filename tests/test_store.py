@@ -1,5 +1,6 @@
 """The store's write path on a real DuckDB file: rows are journaled, then a batch moves in
-with DuckDB reading the journal's files itself, or, when DuckDB refuses them, from Python.
+with DuckDB reading the journal's files itself (big batches), or from Python (small ones,
+and what DuckDB refuses); every test runs both ways.
 
 Rows come from the real builders (Session.to_row, the gateway's message rows, catalogue
 events), written through `Store.save_*` as the service writes them.
@@ -40,10 +41,11 @@ def event_row(s, event_id: int, type_: str, **payload):
             "payload": Encoded(json.dumps(payload)), "at": 1_767_225_600.0 + event_id}
 
 
-@pytest.fixture
-def store(tmp_path):
-    # Batches held back: only a read (or closing) moves the journal in.
-    store = Store(tmp_path / "ib.duckdb", batch_seconds=3600)
+@pytest.fixture(params=[0, 10**9], ids=["read by DuckDB", "bound from Python"])
+def store(tmp_path, request):
+    # Batches held back: only a read (or closing) moves the journal in. Every batch goes
+    # the one way or the other, whatever its size.
+    store = Store(tmp_path / "ib.duckdb", batch_seconds=3600, file_import_rows=request.param)
     store.open()
     yield store
     store.close()
@@ -70,7 +72,7 @@ def test_a_batch_keeps_the_latest_row_of_each_key_and_every_character(store, cap
 
     with caplog.at_level(logging.WARNING, logger="ib_extension.service.store"):
         messages = read(store, store.messages, s.id)
-    assert "did not go in whole" not in caplog.text  # DuckDB read the journal itself
+    assert "did not go in whole" not in caplog.text  # no fallback: the batch went its way
     assert [(m["role"], m["content"], m["status"]) for m in messages] == [
         ("user", AWKWARD, "complete"), ("assistant", AWKWARD, "complete")]
     assert messages[1]["completion_tokens"] == 12

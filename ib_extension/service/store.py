@@ -134,6 +134,10 @@ TABLES: dict[str, tuple[list[str], str]] = {
 }
 Row = tuple[str, list[Any]]  # (table, its columns' values in order), written from Python
 ROWS_PER_STATEMENT = 500
+# From this many rows a batch is read by DuckDB from the journal's files; below, its values
+# are bound from Python. A read_json statement costs 5-10 ms of CPU whatever its size, and
+# bound values about 1 ms per 30 rows: the two meet between 16 and 48 rows.
+FILE_IMPORT_ROWS = 32
 # How long the journal's mover lets rows gather before moving them into DuckDB together
 # (the default of IBExtension.database_batch_seconds).
 BATCH_SECONDS = 0.5
@@ -165,10 +169,12 @@ def _sql_text(text: str) -> str:
 
 
 class Store:
-    def __init__(self, path: Path, memory_mb: int = 256, batch_seconds: float = BATCH_SECONDS):
+    def __init__(self, path: Path, memory_mb: int = 256, batch_seconds: float = BATCH_SECONDS,
+                 file_import_rows: int = FILE_IMPORT_ROWS):
         self.path = Path(path)
         self.memory_mb = memory_mb
         self.batch_seconds = batch_seconds
+        self.file_import_rows = file_import_rows
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ib-duckdb")
         self._con: duckdb.DuckDBPyConnection | None = None
         self._journal = Journal(self.path.with_name(self.path.name + ".journal"))
@@ -295,21 +301,25 @@ class Store:
         with self._cond:
             if not self._pending:
                 return
-            self._pending = 0
+            rows, self._pending = self._pending, 0
             segment = self._journal.rotate()
-        self._move(segment)
+        self._move(segment, by_file=rows >= self.file_import_rows)
 
-    def _move(self, segment: int, *, replay: bool = False) -> None:
-        """Commit a closed journal segment, then delete it. DuckDB reads its files; if it
-        refuses them (a row it rejects, the partial last line of a killed write, a row
-        past read_json's 16 MB), the rows go in from Python, one by one if need be."""
-        try:
-            self._import(self._journal.files(segment), replay=replay)
-        except duckdb.Error as e:
-            log.warning("journal segment %d did not go in whole (%s); writing its rows "
-                        "from Python", segment, e)
-            self._commit([(table, [row.get(c) for c in TABLES[table][0]])
-                          for table, row in self._journal.rows(segment)], replay=replay)
+    def _move(self, segment: int, *, by_file: bool = True, replay: bool = False) -> None:
+        """Commit a closed journal segment, then delete it. A big one DuckDB reads from
+        its files; a small one, or one DuckDB refuses (a row it rejects, the partial last
+        line of a killed write, a row past read_json's 16 MB), goes in from Python, one
+        row at a time if need be."""
+        if by_file:
+            try:
+                self._import(self._journal.files(segment), replay=replay)
+                self._journal.forget(segment)
+                return
+            except duckdb.Error as e:
+                log.warning("journal segment %d did not go in whole (%s); writing its rows "
+                            "from Python", segment, e)
+        self._commit([(table, [row.get(c) for c in TABLES[table][0]])
+                      for table, row in self._journal.rows(segment)], replay=replay)
         self._journal.forget(segment)
 
     def _import(self, files: dict[str, Path], *, replay: bool) -> None:
