@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         took = b["ended"] - b["started"]
         n = sum(b["statuses"].values())
         return (f"{n} creations over {args.connections} connections in {took:.2f} s "
-                f"({n / took:.0f}/s; HTTP status: count {b['statuses']})")
+                f"({n / max(took, 1e-9):.0f}/s; HTTP status: count {b['statuses']})")
 
     print(f"Burst: {rate(small)}; the service's CPU meanwhile {burst_cpu:.1f} s.")
     print(f"Probe rounds (chat, list and messages at once): {args.probes} per phase; "
