@@ -313,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(found)} sessions listed, {len(created)} created; lost: {lost}")
     if args.json:
         args.json.write_text(json.dumps({
-            "samples_s": samples, "burst": {k: v for k, v in small.items() if k != "ids"},
+            "sessions": args.sessions, "samples_s": samples,
+            "burst": {k: v for k, v in small.items() if k != "ids"},
             "burst_cpu_s": burst_cpu, "first_after_s": after_starts[0] - small["ended"],
             "big_burst": {k: v for k, v in big.items() if k != "ids"},
             "journal_rows_at_stop": backlog, "stop_s": stop_seconds, "stop": stop_how,
