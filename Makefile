@@ -83,9 +83,9 @@ lint-only:
 	$(BIN)/ruff check ib_extension tests benchmarks
 	$(BIN)/lint-imports
 
-# Issue 14's benchmarks (benchmarks/README.md): overhead, concurrency and scale in one run,
-# then one table of the targets. LiteLLM, the gateway they are compared with, gets a
-# virtualenv of its own (about 750 MB, once); if it cannot be installed they run without it.
+# Issue 14's benchmarks (benchmarks/README.md): overhead, concurrency, burst and scale in
+# one run, then one table of the targets. LiteLLM, the gateway they are compared with, gets
+# a virtualenv of its own (about 750 MB, once); if it cannot be installed they run without it.
 # make bench BENCH_ARGS=--quick  checks that everything works in a few minutes.
 BENCH_LITELLM := .venv-bench-litellm
 BENCH_STAMP   := $(BENCH_LITELLM)/.installed

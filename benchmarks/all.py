@@ -1,12 +1,12 @@
-"""`make bench`: run overhead.py, concurrency.py and (when it exists) scale.py one after
-the other, then print one table of issue 14's targets: each with its measured value,
-the target, and whether it holds.
+"""`make bench`: run overhead.py, concurrency.py, burst.py and (when it exists) scale.py
+one after the other, then print one table of issue 14's targets: each with its measured
+value, the target, and whether it holds.
 
     python benchmarks/all.py [--quick] [--overhead-args "..."] [--concurrency-args "..."]
-                             [--scale-args "..."]
+                             [--burst-args "..."] [--scale-args "..."]
 
 Each script runs as its own process with its usual output (shown as it comes); the
-first two also write their numbers to a JSON file, which this one reads. scale.py's own
+first three also write their numbers to a JSON file, which this one reads. scale.py's own
 table (it prints its targets itself) is repeated at the end. `--quick` runs fewer
 requests and loads, to check that everything works. Nothing is asserted: the exit
 status says only whether the scripts ran.
@@ -28,6 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 QUICK = {"overhead": ["--runs", "60", "--warmup", "5"],
          "concurrency": ["--n", "10,200,500", "--window", "6"],
+         "burst": ["--sessions", "200", "--total", "1000", "--probes", "5"],
          "scale": []}
 
 
@@ -138,11 +139,34 @@ def concurrency_rows(table: Table, data: dict | None) -> None:
               "0", total == 0 if checked else None)
 
 
+def burst_rows(table: Table, data: dict | None) -> None:
+    """The probes right after a burst as ratios to the same run's quiet ones (the issue
+    names no ratio, and burst.py's probes run three at once, so their milliseconds are
+    not the reads' alone: for reading, not held to 20 ms), and the sessions lost."""
+    if data is None:
+        table.add("burst.py", "did not finish", "", None)
+        return
+    n, samples = data["sessions"], data["samples_s"]
+    for kind in ("chat TTFT", "session list", "messages"):
+        after, quiet = median(samples["after"][kind]), median(samples["quiet"][kind])
+        table.add(f"{kind} p50 right after {n} creations / before",
+                  f"{after / quiet:.2f}x ({after * 1000:.1f} / {quiet * 1000:.1f} ms)", "", None)
+        table.rows[-1] = (*table.rows[-1][:3], "")
+    table.add(f"sessions lost, SIGTERM right after {data['created']} creations",
+              f"{data['lost']} (stopped in {data['stop_s']:.1f} s)", "0", data["lost"] == 0)
+
+
+def median(values: list[float]) -> float:
+    """Nearest-rank, as the scripts print it."""
+    return sorted(values)[math.ceil(len(values) / 2) - 1] if values else math.nan
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer requests: a check, not a measure")
     ap.add_argument("--overhead-args", default="", help="more arguments for overhead.py")
     ap.add_argument("--concurrency-args", default="", help="more arguments for concurrency.py")
+    ap.add_argument("--burst-args", default="", help="more arguments for burst.py")
     ap.add_argument("--scale-args", default="", help="more arguments for scale.py")
     args = ap.parse_args(argv)
     started = time.monotonic()
@@ -155,15 +179,18 @@ def main(argv: list[str] | None = None) -> int:
                                       [*extra["overhead"], "--json", str(out / "overhead.json")])
         statuses["concurrency"], _ = run(
             "concurrency", [*extra["concurrency"], "--json", str(out / "concurrency.json")])
+        statuses["burst"], _ = run("burst", [*extra["burst"], "--json", str(out / "burst.json")])
         scale_out = None
         if (HERE / "scale.py").exists():
             statuses["scale"], scale_out = run("scale", extra["scale"])
         overhead = load(out / "overhead.json")
         concurrency = load(out / "concurrency.json")
+        burst = load(out / "burst.json")
 
     table = Table()
     overhead_rows(table, overhead)
     concurrency_rows(table, concurrency)
+    burst_rows(table, burst)
     print(f"\n=== issue 14's targets ({time.monotonic() - started:.0f} s in all; "
           "this machine's numbers, see each script's header for its settings and load)\n")
     print(table)

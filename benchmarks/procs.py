@@ -99,19 +99,21 @@ def service_settings(overrides: dict) -> dict:
     return {k: overrides.get(k, traits[k].default_value) for k in LOAD_SETTINGS}
 
 
-def start_service(workdir: Path, llm_url: str, token: str,
-                  settings: dict | None = None) -> tuple[subprocess.Popen, str]:
+def start_service(workdir: Path, llm_url: str, token: str, settings: dict | None = None,
+                  data: Path | None = None) -> tuple[subprocess.Popen, str]:
     """`ib serve` in front of `llm_url`, interviewer token `token`, with a config file of
-    `settings` (default BENCH_CONFIG); returns it and its base URL."""
+    `settings` (default BENCH_CONFIG) and its data in `data` (default a new folder in
+    `workdir`, kept as `proc.data_dir`); returns it and its base URL."""
     config = workdir / "bench_config.py"
     config.write_text(config_text(BENCH_CONFIG if settings is None else settings))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "IB_LLM_API_KEY")}
     env["IB_TOKEN"] = token
-    data = workdir / f"data-{port}"
+    data = data or workdir / f"data-{port}"
     proc = _popen([sys.executable, "-m", "ib_extension.cli", "serve", "--port", str(port),
                    "--data-dir", str(data), "--llm-base-url", llm_url, "--config", str(config)],
                   workdir, f"service-{port}.log", env=env)
+    proc.data_dir = data
     url = f"http://127.0.0.1:{port}"
     wait_up(url + "/ib/api/health", proc)
     return proc, url
