@@ -214,10 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reply-tokens", type=int, default=20, help="length of the chat's reply")
     ap.add_argument("--stop-timeout", type=float, default=600,
                     help="seconds to wait for the stopped service before killing it")
-    ap.add_argument("--json", type=Path, help="also write the numbers to this file")
-    ap.add_argument("--logs", type=Path,
-                    help="keep the processes' logs and data in this folder (default: a "
-                         "temporary one, removed)")
+    procs.add_output_args(ap)
     args = ap.parse_args(argv)
     if min(args.sessions, args.connections, args.probes, args.reply_tokens) < 1:
         ap.error("--sessions, --connections, --probes and --reply-tokens must be at least 1")

@@ -43,7 +43,6 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -403,10 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=180.0, help="one request's longest time")
     ap.add_argument("--litellm", action="store_true",
                     help="also through a LiteLLM proxy (make bench's virtualenv)")
-    ap.add_argument("--json", type=Path, help="also write the numbers to this file")
-    ap.add_argument("--logs", type=Path,
-                    help="keep the processes' logs and data in this folder (default: a "
-                         "temporary one, removed)")
+    procs.add_output_args(ap)
     args = ap.parse_args(argv)
     try:
         ns = [int(x) for x in args.n.split(",") if x.strip()]

@@ -26,7 +26,6 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import openai
@@ -179,10 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokens-per-second", type=float, default=0.0,
                     help="the demo model's streaming pace (0 = as fast as it can)")
     ap.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
-    ap.add_argument("--json", type=Path, help="also write the numbers to this file")
-    ap.add_argument("--logs", type=Path,
-                    help="keep the processes' logs and data in this folder (default: a "
-                         "temporary one, removed)")
+    procs.add_output_args(ap)
     args = ap.parse_args(argv)
     if args.runs < 1 or args.warmup < 0 or args.reply_tokens < 1:
         ap.error("--runs and --reply-tokens must be at least 1, --warmup at least 0")

@@ -26,6 +26,14 @@ QUESTION = "How do I sort a list of tuples by the second item?"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def add_output_args(ap) -> None:
+    """--json and --logs, as every benchmark that starts processes takes them."""
+    ap.add_argument("--json", type=Path, help="also write the numbers to this file")
+    ap.add_argument("--logs", type=Path,
+                    help="keep the processes' logs and data in this folder (default: a "
+                         "temporary one, removed)")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
