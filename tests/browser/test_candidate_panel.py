@@ -12,7 +12,7 @@ import pytest
 from helpers import stop, wait_for
 from live import start_lab
 from playwright.sync_api import expect
-from workspace_page import BUSY, IDLE, ask, code_cell, open_workspace, set_source
+from workspace_page import BUSY, IDLE, ask, code_cell, notebook_shown, open_workspace, set_source
 
 from ib_extension.candidate.panel import view
 
@@ -27,9 +27,9 @@ def workspace(live_service, tmp_path_factory):
     stop(ws.proc)
 
 
-def open_panel(page, ws):
+def open_panel(page, ws, **kw):
     """The workspace as the candidate opens it (the panel needs no cell to run)."""
-    return open_workspace(page, ws)
+    return open_workspace(page, ws, **kw)
 
 
 def tokens_text(state: dict) -> str:
@@ -94,7 +94,7 @@ def test_stop_and_copy(page, workspace, live_service, screenshot):
 
 
 def test_a_busy_kernel_does_not_freeze_the_panel(page, workspace, live_service, screenshot):
-    panel = open_panel(page, workspace)
+    panel = open_panel(page, workspace, to_run_code=True)
     last = page.locator(".jp-Notebook .jp-Cell.jp-CodeCell").count() - 1
     sleeper = code_cell(page, last)  # the template's empty last cell (Shift+Enter adds one)
     set_source(page, last, "import time; time.sleep(30)")
@@ -168,7 +168,7 @@ def test_reload_restores_the_whole_conversation(page, workspace, live_service):
     expect(panel.locator(".ib-streaming")).to_have_count(0)
     messages = live_service.client.messages(workspace.session_id)["messages"]
     page.reload()
-    page.get_by_text(IDLE).wait_for(timeout=60_000)
+    notebook_shown(page)
     # The side panel comes back by itself, drawn from the service.
     panel = page.locator(".ib-side")
     expect(panel.locator(".ib-msg")).to_have_count(len(messages), timeout=20_000)

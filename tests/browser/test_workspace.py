@@ -171,7 +171,7 @@ def test_axe_finds_nothing_serious_in_either_theme(page, workspace, live_service
 
 def test_run_tests_in_the_kernel_with_pass_and_fail_per_test(page, workspace, live_service,
                                                              screenshot):
-    panel = open_workspace(page, workspace)
+    panel = open_workspace(page, workspace, to_run_code=True)
     panel.locator(".ib-tests-summary").click()
     expect(panel.locator(".ib-tests-code")).to_contain_text("def test_")
     starter = code_cell(page, 0)
@@ -201,7 +201,7 @@ def test_run_tests_in_the_kernel_with_pass_and_fail_per_test(page, workspace, li
 
 def test_pause_interrupts_running_code_and_covers_the_notebook(page, workspace, live_service,
                                                                screenshot):
-    panel = open_workspace(page, workspace)
+    panel = open_workspace(page, workspace, to_run_code=True)
     index = page.locator(".jp-Notebook .jp-Cell.jp-CodeCell").count() - 1
     last = code_cell(page, index)
     set_source(page, index, "import time; time.sleep(120)")
@@ -227,7 +227,7 @@ def test_never_saved_never_submitted_still_handed_in_graded_and_exported_at_time
         page, live_service, tmp_path, screenshot):
     ws = start_lab(live_service, tmp_path, time_limit_seconds=60, token_budget=400, **MERGE)
     try:
-        panel = open_workspace(page, ws)
+        panel = open_workspace(page, ws, to_run_code=True)
         banner = panel.locator(".ib-banner")
         # Budget used up first: the banner, the input closed, what they can still do.
         ask(panel, "Tell me everything. [[tokens:2000]]")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from helpers import REPO
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 IDLE = "Python 3 (ipykernel) | Idle"
@@ -14,14 +15,34 @@ CLOCK = re.compile(r"\d+:\d\d")
 AXE = REPO / "labextension" / "node_modules" / "axe-core" / "axe.min.js"
 
 
-def open_workspace(page, ws, *, reset: bool = True):
+def open_workspace(page, ws, *, reset: bool = True, to_run_code: bool = False):
     """Open the workspace as a candidate does (the lab's default URL, nothing to run) and
-    return the interview panel once it shows the session."""
+    return the interview panel once it shows the session beside the notebook; with
+    ``to_run_code``, once the notebook's kernel is idle too."""
     page.goto(f"{ws.url}/lab{'?reset&' if reset else '?'}token={ws.token}")
-    page.get_by_text(IDLE).wait_for(timeout=90_000)
+    notebook_shown(page)
+    if to_run_code:
+        kernel_idle(page, ws)
     panel = page.locator(".ib-side")
     expect(panel.locator(".ib-gauge-value").first).to_have_text(CLOCK, timeout=30_000)
     return panel
+
+
+def notebook_shown(page) -> None:
+    expect(page.locator(".jp-NotebookPanel .jp-Notebook")).to_be_visible(timeout=90_000)
+
+
+def kernel_idle(page, ws, timeout: float = 90_000) -> None:
+    """Wait for the notebook's kernel to show Idle; if it does not, say what the page and
+    the server showed (JupyterLab's kernel connection can stall on a loaded machine)."""
+    try:
+        page.get_by_text(IDLE).wait_for(timeout=timeout)
+    except PlaywrightTimeoutError as e:
+        shown = page.locator(".jp-StatusBar-Widget").all_inner_texts()
+        with ws.client() as http:
+            kernels = http.get("/api/kernels").json()
+        raise AssertionError(f"The notebook's kernel never showed Idle. Status bar: {shown}; "
+                             f"the server's kernels: {kernels}") from e
 
 
 def ask(panel, text: str) -> None:
