@@ -61,6 +61,15 @@ def test_ipynb_is_valid_and_round_trips(review):
     assert nbformat.reads(nbformat.writes(review), as_version=4) == review
 
 
+def test_the_ipynb_text_is_what_nbformat_writes(record):
+    """render() writes the notebook without nbformat.writes' copy and second validation:
+    the same text."""
+    nb = export.to_ipynb(record, {"hidden_tests": "def test_x():\n    pass\n",
+                                  "interviewer_notes": "notes"})
+    expected = nbformat.writes(nb)
+    assert export._ipynb_text(nb) == expected
+
+
 def test_everything_added_is_namespaced_and_versioned(review):
     assert ib(review) == {
         "schema_version": 1,
