@@ -473,9 +473,9 @@ _PLAIN_LINK_TEXT = re.compile(r"[^<>&]*")
 def _review_exporter() -> type:
     """nbconvert's HTMLExporter, with the same page for less work on long reviews:
     one Markdown parser (and one code highlighter) for every cell without attachments (a
-    message has none) instead of a new one per cell; no schema check of the whole notebook
-    after each preprocessor (``to_ipynb`` validated it; the preprocessors are nbconvert's
-    own); and no second pass over the finished page (see ``from_notebook_node``)."""
+    message has none) instead of a new one per cell; no copies of the notebook and no
+    schema check of it after each preprocessor (see ``_preprocess``); and no second pass
+    over the finished page (see ``from_notebook_node``)."""
     if _REVIEW_EXPORTER:
         return _REVIEW_EXPORTER[0]
     from jinja2 import pass_context
@@ -529,8 +529,16 @@ def _review_exporter() -> type:
     class ReviewExporter(HTMLExporter):
         _shared: MarkdownWithMath | None = None
 
-        def _validate_preprocessor(self, nbc, preprocessor) -> None:
-            pass
+        def _preprocess(self, nb, resources):
+            """Exporter's: each preprocessor in turn, less the checks and copies it adds
+            around them for notebooks it does not know. ``to_html`` made this one for this
+            page alone and validated it, which also normalised it (unique cell ids), so
+            it goes without the two deep copies (of the notebook and of its copy, made by
+            ``nbformat.normalize``) and without a schema check after each preprocessor
+            (they are nbconvert's own)."""
+            for preprocessor in self._preprocessors:
+                nb, resources = preprocessor(nb, resources)
+            return nb, resources
 
         def from_notebook_node(self, nb, resources=None, **kw):
             """HTMLExporter's, less its last step: it parses the finished page with
