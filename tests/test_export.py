@@ -234,6 +234,26 @@ def test_html_inputs_and_outputs_are_focusable_and_images_described():
     assert [img["alt"] for img in images[:3]] == [o.data["text/plain"] for o in charts.outputs]
 
 
+@pytest.mark.parametrize(("default", "language", "metadata"), [
+    (None, None, {}), ("python", None, {}), ("ipython3", None, {"magics_language": "bash"}),
+    ("ipython2", None, {}), ("python", "no-such-language", {}), ("ipython3", "python", {}),
+])
+def test_code_cells_are_highlighted_as_nbconvert_does(default, language, metadata):
+    """The HTML export highlights the candidate's cells with its own filter (lexers and
+    formatters kept for the page, IPython not imported): nbconvert's text."""
+    import warnings
+
+    from nbconvert.filters.highlight import Highlight2HTML
+
+    source = "%%bash\nls -la\nx = [i ** 2 for i in range(3)]  # <b>\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the unknown language
+        ours = export._review_exporter().highlighter(pygments_lexer=default)
+        for text in (source, ""):
+            assert ours(text, language, metadata) == Highlight2HTML(pygments_lexer=default)(
+                text, language, metadata)
+
+
 def test_the_challenge_comes_first_and_its_answer_key_only_for_interviewers(record, review):
     challenge = next(c for c in review.cells if ib(c)["kind"] == "challenge").source
     assert record["challenge"]["statement"].split("`")[0] in challenge
