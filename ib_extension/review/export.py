@@ -493,12 +493,15 @@ def _review_exporter() -> type:
     class ReviewRenderer(IPythonRenderer):
         """nbconvert's, with one pygments formatter and one lexer per language for the
         whole page: nbconvert looks the lexer up and builds a formatter (its stylesheet
-        included) for every code block, a third of the time of highlighting one."""
+        included) for every code block, a third of the time of highlighting one. A block
+        the page already showed (an AI repeating its code, or a question's code quoted
+        back) is highlighted once: highlighting is a pure function of code and lexer."""
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self._lexers: dict = {}
             self._formatter = HtmlFormatter()
+            self._highlighted: dict[tuple[str, str], str] = {}
 
         def block_code(self, code: str, info: str | None = None) -> str:
             words = (info or "").strip().split(maxsplit=1)
@@ -512,7 +515,10 @@ def _review_exporter() -> type:
                     self._lexers[lang] = None
             if self._lexers[lang] is None:  # nbconvert's: the name kept as the first line
                 return super().block_code(code, info)
-            return highlight(code, self._lexers[lang], self._formatter)
+            if (lang, code) not in self._highlighted:
+                self._highlighted[lang, code] = highlight(code, self._lexers[lang],
+                                                          self._formatter)
+            return self._highlighted[lang, code]
 
         def heading(self, text: str, level: int, **attrs) -> str:
             """nbconvert's (an id from the heading's text, and a link to it), without
