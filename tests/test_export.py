@@ -366,6 +366,21 @@ def test_code_keeps_its_text():
     assert "\\[docs\\]" in inert and "&lt;" not in inert.split("```")[1]
 
 
+def test_exporting_imports_neither_pydantic_nor_ipython(record, tmp_path):
+    """`ib export` is a process of its own, which pays for every import on every export:
+    the review side reads the event catalogue without its payload models (pydantic), and
+    highlights code without going through IPython."""
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(record), encoding="utf-8")
+    code = ("import json, sys; from ib_extension.review import export; "
+            f"r = json.load(open({str(path)!r})); "
+            "[export.render(r, f) for f in ('ipynb', 'html', 'md', 'json', 'csv')]; "
+            "print(sorted(m for m in ('pydantic', 'IPython') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_unknown_format_is_refused(tmp_path):
     with pytest.raises(ValueError, match="choose one of ipynb, md, json, html, csv"):
         export.write(sample_record(), "pdf", tmp_path / "x.pdf")
