@@ -643,6 +643,18 @@ def _ipynb_text(nb: nbformat.NotebookNode) -> str:
                       sort_keys=True, separators=(",", ": "), ensure_ascii=False)
 
 
+def preload(fmt: str) -> None:
+    """Import what rendering ``fmt`` takes beyond this module (nbconvert for html, plotly
+    for ipynb), which ``render`` otherwise imports when it first needs it: for a process
+    that has its imports done before it starts (``ib export``)."""
+    if fmt == "html":
+        _review_exporter()
+    elif fmt == "ipynb":
+        import plotly.io  # noqa: F401
+
+        from . import figures  # noqa: F401
+
+
 def render(record, fmt: str, answer_key: dict | None = None) -> str:
     """``record`` as the text of one export format (one of ``FORMATS``); with
     ``answer_key`` (the interviewer's view of its challenge) for interviewers only."""
