@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TextIO
@@ -103,6 +104,11 @@ def _exporter(fmt: str):
     return export
 
 
+def _fetch(client, session_id: str, keyed: bool) -> tuple[dict, dict | None]:
+    record = client.record(session_id)
+    return record, fetch_answer_key(client, record) if keyed else None
+
+
 def _render(client, record: dict, fmt: str, keyed: bool) -> str:
     export = _exporter(fmt)
     return export.render(record, fmt, fetch_answer_key(client, record) if keyed else None)
@@ -115,8 +121,12 @@ def export_one(client, session_id: str, fmt: str, output: str | None, *,
         path = path / file_name(session_id, fmt)
     if not path.parent.is_dir():
         raise ValueError(f"Cannot write {path}: the folder {path.parent} does not exist.")
-    text = _render(client, client.record(session_id), fmt, answer_key)
-    path.write_text(text, encoding="utf-8")
+    # The service reads the record (and the answer key) while this process imports.
+    with ThreadPoolExecutor(1) as pool:
+        fetched = pool.submit(_fetch, client, session_id, answer_key)
+        export = _exporter(fmt)
+        record, key = fetched.result()
+    path.write_text(export.render(record, fmt, key), encoding="utf-8")
     print(path)
     return 0
 
