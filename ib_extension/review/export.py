@@ -561,14 +561,19 @@ def _review_exporter() -> type:
 
     def _code_lexer(name: str):
         """The lexer nbconvert's _pygments_highlight picks for ``name``; None when it
-        would warn (no IPython lexers, an unknown language)."""
+        would warn (an unknown language) or when its IPython lexers may not be those of
+        ipython_pygments_lexers (IPython.lib.lexers re-exports them from IPython 9 on)."""
         try:
             if name in ("ipython2", "ipython3"):
+                from importlib.metadata import version
+
+                if int(version("ipython").split(".")[0]) < 9:
+                    return None
                 import ipython_pygments_lexers as ipl
 
                 return ipl.IPythonLexer() if name == "ipython2" else ipl.IPython3Lexer()
             return get_lexer_by_name(name)
-        except (ImportError, ClassNotFound):
+        except (ImportError, ValueError, ClassNotFound):  # PackageNotFoundError: ImportError
             return None
 
     class ReviewExporter(HTMLExporter):
