@@ -61,6 +61,15 @@ def test_ipynb_is_valid_and_round_trips(review):
     assert nbformat.reads(nbformat.writes(review), as_version=4) == review
 
 
+def test_the_ipynb_text_is_what_nbformat_writes(record):
+    """render() writes the notebook without nbformat.writes' copy and second validation:
+    the same text."""
+    nb = export.to_ipynb(record, {"hidden_tests": "def test_x():\n    pass\n",
+                                  "interviewer_notes": "notes"})
+    expected = nbformat.writes(nb)
+    assert export._ipynb_text(nb) == expected
+
+
 def test_everything_added_is_namespaced_and_versioned(review):
     assert ib(review) == {
         "schema_version": 1,
@@ -225,6 +234,26 @@ def test_html_inputs_and_outputs_are_focusable_and_images_described():
     assert [img["alt"] for img in images[:3]] == [o.data["text/plain"] for o in charts.outputs]
 
 
+@pytest.mark.parametrize(("default", "language", "metadata"), [
+    (None, None, {}), ("python", None, {}), ("ipython3", None, {"magics_language": "bash"}),
+    ("ipython2", None, {}), ("python", "no-such-language", {}), ("ipython3", "python", {}),
+])
+def test_code_cells_are_highlighted_as_nbconvert_does(default, language, metadata):
+    """The HTML export highlights the candidate's cells with its own filter (lexers and
+    formatters kept for the page, IPython not imported): nbconvert's text."""
+    import warnings
+
+    from nbconvert.filters.highlight import Highlight2HTML
+
+    source = "%%bash\nls -la\nx = [i ** 2 for i in range(3)]  # <b>\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the unknown language
+        ours = export._review_exporter().highlighter(pygments_lexer=default)
+        for text in (source, ""):
+            assert ours(text, language, metadata) == Highlight2HTML(pygments_lexer=default)(
+                text, language, metadata)
+
+
 def test_the_challenge_comes_first_and_its_answer_key_only_for_interviewers(record, review):
     challenge = next(c for c in review.cells if ib(c)["kind"] == "challenge").source
     assert record["challenge"]["statement"].split("`")[0] in challenge
@@ -335,6 +364,21 @@ def test_code_keeps_its_text():
     inert = export.inert_markdown(text)
     assert "`a < b`" in inert and "if a < b and xs[0]:" in inert
     assert "\\[docs\\]" in inert and "&lt;" not in inert.split("```")[1]
+
+
+def test_exporting_imports_neither_pydantic_nor_ipython(record, tmp_path):
+    """`ib export` is a process of its own, which pays for every import on every export:
+    the review side reads the event catalogue without its payload models (pydantic), and
+    highlights code without going through IPython."""
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(record), encoding="utf-8")
+    code = ("import json, sys; from ib_extension.review import export; "
+            f"r = json.load(open({str(path)!r})); "
+            "[export.render(r, f) for f in ('ipynb', 'html', 'md', 'json', 'csv')]; "
+            "print(sorted(m for m in ('pydantic', 'IPython') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_unknown_format_is_refused(tmp_path):

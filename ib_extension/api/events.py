@@ -11,206 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from .wording import score_text
 
-from .models import Grade, Status, score_text
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 ALL = "all"
 INTERVIEWER = "interviewer"
-
-
-class Payload(BaseModel):
-    """A payload the service writes: every field known."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class CandidatePayload(BaseModel):
-    """A payload the candidate's workspace reports: known fields typed, more allowed
-    (telemetry is evidence from the candidate's side, never a control)."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-# ---- payloads -------------------------------------------------------------------------
-class Created(Payload):
-    time_limit_seconds: int
-    token_budget: int
-    model: str
-    assist_policy: str
-    challenge_id: str | None = None
-
-
-class Lifecycle(Payload):
-    """A status change; `status` is the session's status after it, `time_used_seconds`
-    its clock then (older records lack it)."""
-
-    status: Status
-    reason: Literal["interviewer", "submitted", "time_up"] | None = None
-    time_used_seconds: float | None = None
-
-
-class Submitted(Lifecycle):
-    notebook: dict[str, Any] | None = None
-
-
-class Locked(Payload):
-    locked: bool
-
-
-class Empty(Payload):
-    pass
-
-
-class TimeExtended(Payload):
-    seconds: int
-    reopened: bool = False
-    time_used_seconds: float | None = None
-
-
-class TokensExtended(Payload):
-    tokens: int
-
-
-class ChatDone(Payload):
-    message_id: str
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    latency_ms: int | None = None
-    reason: str | None = None  # chat.cut: why the reply ended early
-
-
-class RefusalPayload(Payload):
-    code: str
-    message: str
-
-
-class RefusalsCounted(Payload):
-    """Refusals of one minute past the first few, stored as one event (service/refusals.py)."""
-
-    count: int
-    codes: dict[str, int]
-    since: str
-    window_seconds: float
-
-
-class FlaggedMessage(Payload):
-    """A message the candidate wrote in another role (service/chat_log.py)."""
-
-    role: Literal["system", "developer", "assistant"]
-    reason: Literal["instructions", "unknown_reply"]
-    content: str  # up to max_message_chars
-    chars: int  # its full length
-    message_id: str | None = None
-
-
-class UsageClamped(Payload):
-    """A provider billed more than the reply's reservation; `over` was not charged."""
-
-    message_id: str
-    billed_prompt: int
-    billed_completion: int
-    charged: int
-    over: int
-
-
-class WarningPayload(Payload):
-    kind: Literal["time", "tokens"]
-    threshold: int
-    left: int
-
-
-class Injection(Payload):
-    pattern: str
-    excerpt: str
-    message_id: str | None = None
-
-
-class ProviderError(Payload):
-    message: str
-    message_id: str | None = None
-
-
-class Skipped(Payload):
-    reason: str
-
-
-class HandedIn(Payload):
-    """The final notebook, arrived after the end (from the candidate's server or the hub)."""
-
-    by: Literal["workspace", "hub"]
-    notebook: dict[str, Any]
-    path: str | None = None
-    code_cells: int = 0
-    seconds_after_end: float = 0.0
-
-
-class QuotaReached(Payload):
-    limit: Literal["events", "snapshots", "bytes"]
-    message: str
-
-
-class LinkIssued(Payload):
-    reissued: bool
-    hub_user: str
-
-
-class LinkRefused(Payload):
-    reason: str
-
-
-class WorkspaceClosed(Payload):
-    """The end of a workspace on JupyterHub: the notebook the service captured from the
-    candidate's server (service/capture.py), and whether the server was stopped."""
-
-    path: str
-    notebook: dict[str, Any] | None = None
-    last_modified: str | None = None
-    saved_after_end: bool = False
-    problem: str | None = None
-    server_stopped: bool
-
-
-class WorkspaceRemoved(Payload):
-    hub_user: str
-
-
-class CellRun(CandidatePayload):
-    cell_id: str | None = None
-    execution_count: int | None = None
-    started_at: str | None = None
-    duration_ms: int | None = None
-    error: bool | None = None
-    error_name: str | None = None
-    chars: int | None = None
-    lines: int | None = None
-    source: str | None = None
-    sha256: str | None = None
-
-
-class Snapshot(CandidatePayload):
-    path: str | None = None
-    reason: str | None = None
-    notebook: dict[str, Any] | None = None
-    outputs_dropped: bool | None = None
-
-
-class Copy(CandidatePayload):
-    message_id: str | None = None
-    kind: str | None = None
-    language: str | None = None
-    chars: int | None = None
-    lines: int | None = None
-
-
-class Paste(CandidatePayload):
-    cell_id: str | None = None
-    lines_added: int | None = None
-    lines: int | None = None
-    chars: int | None = None
-    sha256: str | None = None
 
 
 # ---- sentences ------------------------------------------------------------------------
@@ -268,7 +77,7 @@ CATEGORY_NAMES: dict[str, str] = {
 @dataclass(frozen=True)
 class EventKind:
     type: str
-    payload: type[BaseModel]
+    model: str  # its payload's model: a class of event_payloads.py, by name
     sentence: Callable[[dict], str]
     category: Category
     audience: str = ALL
@@ -280,111 +89,118 @@ class EventKind:
     def describe(self, payload: dict | None) -> str:
         return self.sentence(payload or {})
 
+    @property
+    def payload(self) -> type[BaseModel]:
+        """The payload's pydantic model (imported when a payload is first checked)."""
+        from . import event_payloads
+
+        return getattr(event_payloads, self.model)
+
 
 _KINDS = [
-    EventKind("session.created", Created, lambda p: (
+    EventKind("session.created", "Created", lambda p: (
         f"Session created: {_minutes(p.get('time_limit_seconds'))}, "
         f"{p.get('token_budget', 0):,} tokens, {p.get('model')}, policy {p.get('assist_policy')}"),
         "lifecycle", exported=("time_limit_seconds", "token_budget", "model", "assist_policy",
                                "challenge_id")),
-    EventKind("session.started", Lifecycle, lambda p: "Session started", "lifecycle",
+    EventKind("session.started", "Lifecycle", lambda p: "Session started", "lifecycle",
               action="started", exported=("status", "time_used_seconds")),
-    EventKind("session.paused", Lifecycle, lambda p: "Session paused", "lifecycle",
+    EventKind("session.paused", "Lifecycle", lambda p: "Session paused", "lifecycle",
               action="paused", exported=("status", "time_used_seconds")),
-    EventKind("session.resumed", Lifecycle, lambda p: "Session resumed", "lifecycle",
+    EventKind("session.resumed", "Lifecycle", lambda p: "Session resumed", "lifecycle",
               action="resumed", exported=("status", "time_used_seconds")),
-    EventKind("session.locked", Locked, lambda p: "AI assistant locked", "lifecycle",
+    EventKind("session.locked", "Locked", lambda p: "AI assistant locked", "lifecycle",
               action="locked", exported=("locked",)),
-    EventKind("session.unlocked", Locked, lambda p: "AI assistant unlocked", "lifecycle",
+    EventKind("session.unlocked", "Locked", lambda p: "AI assistant unlocked", "lifecycle",
               action="unlocked", exported=("locked",)),
-    EventKind("session.ended", Lifecycle, _ended, "lifecycle", action="ended",
+    EventKind("session.ended", "Lifecycle", _ended, "lifecycle", action="ended",
               exported=("status", "reason", "time_used_seconds")),
-    EventKind("session.expired", Lifecycle, lambda p: "Time ran out", "lifecycle",
+    EventKind("session.expired", "Lifecycle", lambda p: "Time ran out", "lifecycle",
               exported=("status", "reason", "time_used_seconds")),
-    EventKind("session.submitted", Submitted, lambda p: "Candidate submitted the notebook",
+    EventKind("session.submitted", "Submitted", lambda p: "Candidate submitted the notebook",
               "lifecycle", exported=("status", "reason", "time_used_seconds")),
-    EventKind("workspace.opened", Empty, lambda p: "The candidate opened the workspace",
+    EventKind("workspace.opened", "Empty", lambda p: "The candidate opened the workspace",
               "lifecycle", audience=INTERVIEWER),
-    EventKind("notebook.handed_in", HandedIn,
+    EventKind("notebook.handed_in", "HandedIn",
               lambda p: f"Final notebook handed in by the {p.get('by')} "
                         f"({p.get('code_cells', 0)} code cells, "
                         f"{p.get('seconds_after_end', 0):.0f} s after the end)",
               "lifecycle", audience=INTERVIEWER,
               exported=("by", "path", "code_cells", "seconds_after_end")),
-    EventKind("session.token_rotated", Empty,
+    EventKind("session.token_rotated", "Empty",
               lambda p: "A new candidate token was issued (the old one stopped working)",
               "lifecycle", audience=INTERVIEWER),
-    EventKind("time.extended", TimeExtended,
+    EventKind("time.extended", "TimeExtended",
               lambda p: f"Time extended by {_minutes(p.get('seconds'))}"
                         + (" (the session was reopened)" if p.get("reopened") else ""),
               "time_tokens", action="time extended",
               exported=("seconds", "reopened", "time_used_seconds")),
-    EventKind("tokens.extended", TokensExtended,
+    EventKind("tokens.extended", "TokensExtended",
               lambda p: f"Token budget extended by {p.get('tokens') or 0:,}", "time_tokens",
               action="tokens extended", exported=("tokens",)),
-    EventKind("warning", WarningPayload,
+    EventKind("warning", "WarningPayload",
               lambda p: f"Warning: {p.get('threshold')} % of the "
                         f"{'time' if p.get('kind') == 'time' else 'token budget'} left",
               "time_tokens", flagged=True, exported=("kind", "threshold", "left")),
-    EventKind("chat.completed", ChatDone, _chat, "chat", with_message=True,
+    EventKind("chat.completed", "ChatDone", _chat, "chat", with_message=True,
               exported=("message_id", "prompt_tokens", "completion_tokens", "latency_ms")),
-    EventKind("chat.cut", ChatDone, lambda p: f"AI reply cut off ({p.get('reason')})", "chat",
+    EventKind("chat.cut", "ChatDone", lambda p: f"AI reply cut off ({p.get('reason')})", "chat",
               flagged=True, with_message=True,
               exported=("message_id", "prompt_tokens", "completion_tokens", "latency_ms",
                         "reason")),
     # Its message may echo the provider's key: pages never show it, exports drop it.
-    EventKind("provider.error", ProviderError, lambda p: "The AI provider failed", "chat",
+    EventKind("provider.error", "ProviderError", lambda p: "The AI provider failed", "chat",
               flagged=True, exported=("message_id",)),
-    EventKind("refusal", RefusalPayload,
+    EventKind("refusal", "RefusalPayload",
               lambda p: f"Refused: {p.get('message') or p.get('code')}", "flags", flagged=True,
               exported=("code", "message")),
-    EventKind("refusals.counted", RefusalsCounted,
+    EventKind("refusals.counted", "RefusalsCounted",
               lambda p: f"{p.get('count')} more refusals in a minute, counted, not listed",
               "flags", flagged=True, exported=("count", "codes", "since")),
-    EventKind("chat.flagged_message", FlaggedMessage, _flagged, "flags", audience=INTERVIEWER,
+    EventKind("chat.flagged_message", "FlaggedMessage", _flagged, "flags", audience=INTERVIEWER,
               flagged=True, exported=("role", "reason", "content", "chars", "message_id")),
-    EventKind("usage.clamped", UsageClamped,
+    EventKind("usage.clamped", "UsageClamped",
               lambda p: f"The provider billed {p.get('over')} tokens more than reserved "
                         "(not charged)", "time_tokens", audience=INTERVIEWER, flagged=True,
               exported=("message_id", "billed_prompt", "billed_completion", "charged", "over")),
-    EventKind("injection.suspected", Injection,
+    EventKind("injection.suspected", "Injection",
               lambda p: f"Possible prompt injection ({p.get('pattern')}): “{p.get('excerpt')}”",
               "flags", audience=INTERVIEWER, flagged=True,
               exported=("pattern", "excerpt", "message_id")),
-    EventKind("grade.completed", Grade, _graded, "grading", audience=INTERVIEWER,
+    EventKind("grade.completed", "Grade", _graded, "grading", audience=INTERVIEWER,
               exported=("score", "passed", "total", "duration_seconds", "error")),
-    EventKind("grade.skipped", Skipped, lambda p: f"Not graded: {p.get('reason')}", "grading",
+    EventKind("grade.skipped", "Skipped", lambda p: f"Not graded: {p.get('reason')}", "grading",
               audience=INTERVIEWER, exported=("reason",)),
-    EventKind("quota.reached", QuotaReached,
+    EventKind("quota.reached", "QuotaReached",
               lambda p: f"Activity quota reached ({p.get('limit')}): {p.get('message')}",
               "flags", audience=INTERVIEWER, flagged=True, exported=("limit", "message")),
     # On JupyterHub (service/workspaces.py): the candidate's link and workspace.
-    EventKind("link.issued", LinkIssued,
+    EventKind("link.issued", "LinkIssued",
               lambda p: "New candidate link (the earlier one stopped working)"
                         if p.get("reissued") else "Candidate link made", "workspace",
               audience=INTERVIEWER, exported=("reissued",)),
-    EventKind("link.opened", Empty, lambda p: "The candidate opened the link", "workspace",
+    EventKind("link.opened", "Empty", lambda p: "The candidate opened the link", "workspace",
               audience=INTERVIEWER),
-    EventKind("link.refused", LinkRefused,
+    EventKind("link.refused", "LinkRefused",
               lambda p: f"A browser was refused the link: {p.get('reason')}", "workspace",
               audience=INTERVIEWER, flagged=True, exported=("reason",)),
-    EventKind("workspace.closed", WorkspaceClosed, _closed, "workspace", audience=INTERVIEWER,
+    EventKind("workspace.closed", "WorkspaceClosed", _closed, "workspace", audience=INTERVIEWER,
               exported=("path", "last_modified", "saved_after_end", "problem",
                         "server_stopped")),
-    EventKind("workspace.removed", WorkspaceRemoved,
+    EventKind("workspace.removed", "WorkspaceRemoved",
               lambda p: f"Workspace {p.get('hub_user')} removed", "workspace",
               audience=INTERVIEWER, exported=("hub_user",)),
-    EventKind("activity.cell_executed", CellRun, _cell, "activity",
+    EventKind("activity.cell_executed", "CellRun", _cell, "activity",
               exported=("cell_id", "execution_count", "duration_ms", "error", "error_name",
                         "chars", "lines")),
-    EventKind("activity.snapshot", Snapshot,
+    EventKind("activity.snapshot", "Snapshot",
               lambda p: f"Notebook saved{' (' + str(p['path']) + ')' if p.get('path') else ''}",
               "activity", exported=("path", "reason")),
-    EventKind("activity.copy", Copy,
+    EventKind("activity.copy", "Copy",
               lambda p: f"Copied a {'code block' if p.get('kind') == 'code' else 'text'} "
                         "from the AI", "activity",
               exported=("message_id", "kind", "language", "chars", "lines")),
-    EventKind("activity.paste", Paste,
+    EventKind("activity.paste", "Paste",
               lambda p: f"Large paste: +{p.get('lines_added', '?')} lines", "activity",
               flagged=True, exported=("cell_id", "lines_added", "lines", "chars")),
 ]
@@ -424,6 +240,8 @@ def final_notebook(events: list[dict]) -> dict | None:
 
 def check_payload(event_type: str, payload: dict) -> None:
     """ValueError naming the type and the problem unless the catalogue admits `payload`."""
+    from pydantic import ValidationError
+
     try:
         kind(event_type).payload.model_validate(payload)
     except ValidationError as e:

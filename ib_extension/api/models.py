@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .wording import score_text  # noqa: F401 (pages import it from here)
+
 # ---- vocabulary ----------------------------------------------------------------------
 Status = Literal["created", "active", "paused", "completed", "expired"]
 STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
@@ -39,11 +41,6 @@ def iso(ts: float | None) -> str | None:
         return None
     stamp = datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds")
     return stamp.replace("+00:00", "Z")
-
-
-def score_text(score: float | None) -> str:
-    """A score (a fraction from 0 to 1) as every page and export shows it: '75 %'."""
-    return "–" if score is None else f"{score * 100:.0f} %"
 
 
 class Model(BaseModel):

@@ -27,10 +27,11 @@ from pathlib import Path
 
 import httpx
 
-from ..api import hub as contract
 from ..api.environment import PROVIDER_KEY_ENV
 from ..api.resources import REPO
-from ..hub import system_users
+
+# `ib` builds every subcommand's parser, `ib export` included: what only `ib hub` runs
+# (api.hub and its pydantic models, hub.system_users and asyncio) is imported when it runs.
 
 PROXY = "configurable-http-proxy"
 
@@ -182,7 +183,9 @@ def cmd_hub(args) -> int:
 
     from traitlets.config import Config
 
+    from ..api import hub as contract
     from ..hub import config as hubconfig
+    from ..hub import system_users
 
     # What candidates must not read: the data dir (hub db, cookie secret, DuckDB file, the
     # service's secrets), the answer key, and the operator's config (OAuth secrets). As root
@@ -293,6 +296,8 @@ def _stop(proc: subprocess.Popen) -> None:
 def print_banner(args, url: str, password: str | None, generated_token: str | None,
                  restricted: list[str], as_root: bool, demo_model: bool, cfg,
                  seconds: float, service_user: str = "") -> None:
+    from ..api import hub as contract
+
     public = (args.public_url or url).rstrip("/")
     svc = public + contract.SERVICE_PREFIX.rstrip("/")
     line = "=" * 76

@@ -25,7 +25,7 @@ _PARSER = MarkdownIt("commonmark")
 # any ASCII punctuation be), except the three HTML ones, which become entities so that
 # even a renderer that ignores backslashes never sees a tag or an entity.
 _INLINE = re.compile(r"[\\`*\[\]!~|{}]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # snake_case stays
-_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 # What can start a block at the beginning of a line: escaped there.
 _LINE_START = re.compile(r"^(\s*)([#>+=\-*]|\d+[.)]|(?=[`~]{3}))")
 _INFO = re.compile(r"[^A-Za-z0-9_+-]")
@@ -39,7 +39,7 @@ def escape_text(text: str) -> str:
     """Plain text as Markdown that renders as exactly that text, and nothing else (no
     bare URL either: renderers that link `https://...` in text find `:\\/\\/`)."""
     out = _INLINE.sub(lambda m: "\\" + m.group(0), text).replace("://", ":\\/\\/")
-    return "".join(_HTML.get(ch, ch) for ch in out)
+    return out.translate(_HTML)  # one pass in C, not a Python step per character
 
 
 def _escape_line_starts(text: str) -> str:

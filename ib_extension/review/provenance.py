@@ -129,21 +129,30 @@ def ai_blocks(record) -> list[dict]:
 
 def attribute(cell: list[str], blocks: list[dict]) -> dict:
     """Attribute a cell's normalised lines: align them with the most similar block,
-    then what is left with the next, so a cell built from several replies is covered."""
+    then what is left with the next, so a cell built from several replies is covered.
+
+    A block the AI gave more than once (the same lines) is compared with the cell once,
+    and aligned once with the same lines left open: both are pure functions of the lines."""
+    ratios: dict[tuple[str, ...], float] = {}
+    for b in blocks:
+        key = tuple(b["lines"])
+        if key not in ratios:
+            ratios[key] = difflib.SequenceMatcher(None, cell, b["lines"], autojunk=False).ratio()
     ranked = sorted(
-        (
-            (difflib.SequenceMatcher(None, cell, b["lines"], autojunk=False).ratio(), i)
-            for i, b in enumerate(blocks)
-        ),
+        ((ratios[tuple(b["lines"])], i) for i, b in enumerate(blocks)),
         key=lambda r: (-r[0], r[1]),
     )
     state = ["candidate"] * len(cell)
     sources = []
+    aligned: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[int, str]] = {}
     for ratio, i in ranked:
         if ratio == 0:
             break
         open_lines = [k for k, s in enumerate(state) if s == "candidate"]
-        found = _align([cell[k] for k in open_lines], blocks[i]["lines"])
+        key = (tuple(cell[k] for k in open_lines), tuple(blocks[i]["lines"]))
+        if key not in aligned:
+            aligned[key] = _align(list(key[0]), blocks[i]["lines"])
+        found = aligned[key]
         if len(found) >= min(MIN_SHARED_LINES, len(blocks[i]["lines"])):
             for k, kind in found.items():
                 state[open_lines[k]] = kind

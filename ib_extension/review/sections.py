@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from ..api.events import describe
-from ..api.models import score_text
+from ..api.wording import score_text
 from . import records
 from .inert import escape_text, inert_markdown
 
