@@ -25,6 +25,8 @@ from ..api.environment import FORBIDDEN_ENV, SERVICE_URL_ENV, SESSION_TOKEN_ENV
 from . import workdir as workspace_files
 from .notebook import NOTEBOOK_NAME
 
+# The candidate's server runs as `python -m MODULE` would, less a slow import (lean_start).
+LEAN = [sys.executable, "-m", "ib_extension.lean_start"]
 # Lab settings of the workspace: no "Jupyter news?" prompt, no update checks.
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
@@ -94,9 +96,9 @@ def lab_env(base: dict[str, str], service_url: str, session_token: str, lab_toke
 
 def lab_argv(args, workdir: Path) -> list[str]:
     if args.hub:  # JupyterHub's single-user server: the hub's environment says where to listen
-        argv = [sys.executable, "-m", "jupyterhub.singleuser"]
+        argv = [*LEAN, "jupyterhub.singleuser"]
     else:
-        argv = [sys.executable, "-m", "jupyterlab", "--no-browser",
+        argv = [*LEAN, "jupyterlab", "--no-browser",
                 f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port}",
                 "--ServerApp.port_retries=0"]
     argv += [f"--ServerApp.root_dir={workdir}",

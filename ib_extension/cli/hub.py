@@ -231,7 +231,7 @@ def cmd_hub(args) -> int:
 
     env = {**os.environ, "IB_TOKEN": token}  # the hub's config hands it to the service, privately
     started = time.monotonic()
-    hub = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(config_file)],
+    hub = subprocess.Popen([sys.executable, "-m", "ib_extension.lean_start", "jupyterhub", "-f", str(config_file)],
                            cwd=hub_paths["hub"], env=env)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

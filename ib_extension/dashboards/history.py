@@ -29,7 +29,8 @@ from IPython.display import display
 from ..api.client import AsyncIBClient, IBClientError
 from ..api.models import score_text
 from ..api.requests import SESSION_ID
-from ..review.export import FORMATS, file_name, render
+from ..lean_start import without_iri_grammar
+from ..review.formats import FORMATS, file_name
 from ..review.provenance import closes_fence, opens_fence
 from ..review.replay import Step, Stepper, timeline
 from . import fmt
@@ -250,6 +251,15 @@ def nearby_html(steps: list[Step], index: int) -> str:
 # -- the pages ----------------------------------------------------------------------------
 
 
+def _render(record: dict, fmt_name: str, key: dict | None) -> str:
+    """review.export.render, its exporters imported on the page's first download (this
+    kernel is ours: it goes without the RFC 3987 grammar, see lean_start)."""
+    without_iri_grammar()
+    from ..review.export import render
+
+    return render(record, fmt_name, key)
+
+
 def _styles() -> w.HTML:
     style = w.HTML(f"<style>{CSS}</style>")
     style.layout.display = "none"  # the rules apply all the same; the box takes no room
@@ -428,8 +438,9 @@ class HistoryPage:
         """(file name, MIME type, text) of one session's export, for a download."""
         record = await self.client.record(s["id"])
         key = await self.answer_key_for(record) if self.answer_key.value else None
-        # nbconvert (html) takes a second or two: keep the page responsive meanwhile
-        text = await asyncio.to_thread(render, record, fmt_name, key)
+        # The exporters (nbformat, nbconvert, plotly) are imported on the first download,
+        # and nbconvert (html) takes a second or two: keep the page responsive meanwhile.
+        text = await asyncio.to_thread(_render, record, fmt_name, key)
         return file_name(s["id"], fmt_name), MIMES[fmt_name], text
 
     async def answer_key_for(self, record: dict) -> dict:
