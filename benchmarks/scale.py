@@ -134,14 +134,14 @@ def _notebook(i: int) -> dict:
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: list[str],
-            rows: list[list]) -> None:
+            rows: list[dict]) -> None:
     """Rows (as _encode gives them) in one statement: one list parameter per column."""
     if not rows:
         return
-    cols = list(zip(*rows, strict=True))
     select = ", ".join(f"unnest(${i + 1})" for i in range(len(columns)))
     quoted = ", ".join(f'"{c}"' for c in columns)
-    con.execute(f"INSERT INTO {table} ({quoted}) SELECT {select}", [list(c) for c in cols])
+    con.execute(f"INSERT INTO {table} ({quoted}) SELECT {select}",
+                [[row[c] for row in rows] for c in columns])
 
 
 def build(path: Path, n_sessions: int, n_messages: int, seed: int = 14) -> dict:
