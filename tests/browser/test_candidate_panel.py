@@ -12,7 +12,16 @@ import pytest
 from helpers import stop, wait_for
 from live import start_lab
 from playwright.sync_api import expect
-from workspace_page import BUSY, IDLE, ask, code_cell, notebook_shown, open_workspace, set_source
+from workspace_page import (
+    BUSY,
+    IDLE,
+    ask,
+    code_cell,
+    let_handlers_run,
+    notebook_shown,
+    open_workspace,
+    set_source,
+)
 
 from ib_extension.candidate.panel import view
 
@@ -151,8 +160,7 @@ def test_an_xss_reply_executes_nothing(page, workspace, screenshot):
     expect(reply).not_to_have_class(re.compile("ib-streaming"))
     expect(reply.locator("a")).to_have_text("a link")
     reply.locator("a").click()
-    # Let the page's queued tasks and a frame run (where an injected handler would), no sleep.
-    page.evaluate("() => new Promise(r => setTimeout(() => requestAnimationFrame(() => r()), 0))")
+    let_handlers_run(page)
     assert page.evaluate("() => window.__ib_xss") is None
     assert panel.locator("script, img, [onerror]").count() == 0
     assert "javascript:" not in (reply.locator("a").get_attribute("href") or "")

@@ -45,6 +45,12 @@ def kernel_idle(page, ws, timeout: float = 90_000) -> None:
                              f"the server's kernels: {kernels}") from e
 
 
+def let_handlers_run(page) -> None:
+    """Return once the page has run its queued tasks and drawn a frame: where a handler an
+    attacker slipped in would have fired (for asserting that none did), without a sleep."""
+    page.evaluate("() => new Promise(r => setTimeout(() => requestAnimationFrame(() => r()), 0))")
+
+
 def ask(panel, text: str) -> None:
     box = panel.locator(".ib-input")
     expect(box).to_be_enabled()
