@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ..api import events as catalogue
@@ -259,10 +259,13 @@ class Service:
 
     def list(self, f: SessionFilter, conversation_matches: set[str] | None = None) -> list[Session]:
         """Sessions matching every filter, newest first (in memory: fast for thousands)."""
-        if f == SessionFilter():  # no filter: every session
-            found = list(self.sessions.values())
-        else:
-            found = [s for s in self.sessions.values() if f.admits(s, conversation_matches)]
+        found = list(self.sessions.values())
+        if f.status:  # the dashboards' usual filter: one comprehension, no call per session
+            wanted = set(f.status)
+            found = [s for s in found if s.status in wanted]
+        rest = replace(f, status=[])
+        if rest != SessionFilter():
+            found = [s for s in found if rest.admits(s, conversation_matches)]
         found.sort(key=_created_at, reverse=True)
         return found
 
