@@ -24,6 +24,11 @@ def without_iri_grammar() -> None:
         sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 
+def command(module: str) -> list[str]:
+    """The argv that runs ``python -m module`` this way (add the module's own arguments)."""
+    return [sys.executable, "-m", "ib_extension.lean_start", module]
+
+
 if __name__ == "__main__":
     without_iri_grammar()
     sys.argv = sys.argv[1:]  # run_module puts MODULE's file in argv[0], as python -m does

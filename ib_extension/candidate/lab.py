@@ -16,17 +16,15 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sys
 from pathlib import Path
 from typing import Any
 
+from .. import lean_start
 from ..api.client import IBClient
 from ..api.environment import FORBIDDEN_ENV, SERVICE_URL_ENV, SESSION_TOKEN_ENV
 from . import workdir as workspace_files
 from .notebook import NOTEBOOK_NAME
 
-# The candidate's server runs as `python -m MODULE` would, less a slow import (lean_start).
-LEAN = [sys.executable, "-m", "ib_extension.lean_start"]
 # Lab settings of the workspace: no "Jupyter news?" prompt, no update checks.
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
@@ -96,9 +94,9 @@ def lab_env(base: dict[str, str], service_url: str, session_token: str, lab_toke
 
 def lab_argv(args, workdir: Path) -> list[str]:
     if args.hub:  # JupyterHub's single-user server: the hub's environment says where to listen
-        argv = [*LEAN, "jupyterhub.singleuser"]
+        argv = lean_start.command("jupyterhub.singleuser")
     else:
-        argv = [*LEAN, "jupyterlab", "--no-browser",
+        argv = [*lean_start.command("jupyterlab"), "--no-browser",
                 f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port}",
                 "--ServerApp.port_retries=0"]
     argv += [f"--ServerApp.root_dir={workdir}",

@@ -29,6 +29,7 @@ import httpx
 
 from ..api.environment import PROVIDER_KEY_ENV
 from ..api.resources import REPO
+from ..lean_start import command
 
 # `ib` builds every subcommand's parser, `ib export` included: what only `ib hub` runs
 # (api.hub and its pydantic models, hub.system_users and asyncio) is imported when it runs.
@@ -231,7 +232,7 @@ def cmd_hub(args) -> int:
 
     env = {**os.environ, "IB_TOKEN": token}  # the hub's config hands it to the service, privately
     started = time.monotonic()
-    hub = subprocess.Popen([sys.executable, "-m", "ib_extension.lean_start", "jupyterhub", "-f", str(config_file)],
+    hub = subprocess.Popen([*command("jupyterhub"), "-f", str(config_file)],
                            cwd=hub_paths["hub"], env=env)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
