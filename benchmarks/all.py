@@ -1,9 +1,11 @@
-"""`make bench`: run overhead.py, concurrency.py, burst.py and (when it exists) scale.py
-one after the other, then print one table of issue 14's targets: each with its measured
-value, the target, and whether it holds.
+"""`make bench`: run overhead.py (with a short conversation, then with 100k tokens of
+it), concurrency.py, burst.py and (when it exists) scale.py one after the other, then
+print one table of issue 14's targets: each with its measured value, the target, and
+whether it holds.
 
-    python benchmarks/all.py [--quick] [--overhead-args "..."] [--concurrency-args "..."]
-                             [--burst-args "..."] [--scale-args "..."]
+    python benchmarks/all.py [--quick] [--overhead-args "..."] [--long-args "..."]
+                             [--concurrency-args "..."] [--burst-args "..."]
+                             [--scale-args "..."]
 
 Each script runs as its own process with its usual output (shown as it comes); the
 first three also write their numbers to a JSON file, which this one reads. scale.py's own
@@ -27,6 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 QUICK = {"overhead": ["--runs", "60", "--warmup", "5"],
+         "long": ["--runs", "10", "--warmup", "2"],
          "concurrency": ["--n", "10,200,500", "--window", "6"],
          "burst": ["--sessions", "200", "--total", "1000", "--probes", "5"],
          "scale": []}
@@ -107,6 +110,36 @@ def overhead_rows(table: Table, data: dict | None) -> None:
         table.rows[-1] = (*table.rows[-1][:3], "")
 
 
+# overhead.py again, each request after a conversation of this many tokens: a session's
+# 10M-token budget holds the conversation's making and 2 x (3 + 30) such requests.
+LONG = ["--history-tokens", "100000", "--runs", "30", "--warmup", "3"]
+
+
+def long_rows(table: Table, data: dict | None, short: dict | None) -> None:
+    """A turn after 100k tokens of conversation: what ib adds beside what it adds after a
+    short one (the same script, just before), and its prompt estimate of the turn."""
+    if data is None:
+        table.add("overhead.py --history-tokens", "did not finish", "", None)
+        return
+    k = f"{data['history_tokens'] // 1000}k"
+    for label in ("streamed TTFT p50", "streamed total p50", "not streamed total p50"):
+        long_added = data["rows"][label]["ib added"]
+        short_added = short["rows"][label]["ib added"] if short else None
+        # "No more than after a short conversation", within the 2 ms of the latency target.
+        table.add(f"ib added, {label}, after {k} tokens",
+                  f"{long_added:+.1f} ms (short: {short_added:+.1f} ms)" if _ok(short_added)
+                  else f"{long_added:+.1f} ms", "<= short's + 2 ms",
+                  long_added <= short_added + 2 if _ok(short_added) else None)
+        lite = data["rows"][label].get("litellm added")
+        if data.get("litellm") and _ok(lite):
+            table.add(f"  (LiteLLM's added after {k} tokens)", f"{lite:+.1f} ms", "", None)
+            table.rows[-1] = (*table.rows[-1][:3], "")
+    est = data["estimate_ms"]
+    table.add(f"prompt estimate of a turn after {k} tokens, p50",
+              f"{est['turn p50']:.2f} ms (whole request: {est['whole request p50']:.1f} ms)",
+              "<= 2 ms", est["turn p50"] <= 2)
+
+
 def concurrency_rows(table: Table, data: dict | None) -> None:
     if data is None:
         table.add("concurrency.py", "did not finish", "", None)
@@ -165,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer requests: a check, not a measure")
     ap.add_argument("--overhead-args", default="", help="more arguments for overhead.py")
+    ap.add_argument("--long-args", default="",
+                    help="more arguments for overhead.py after a long conversation")
     ap.add_argument("--concurrency-args", default="", help="more arguments for concurrency.py")
     ap.add_argument("--burst-args", default="", help="more arguments for burst.py")
     ap.add_argument("--scale-args", default="", help="more arguments for scale.py")
@@ -177,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                  for k in QUICK}
         statuses["overhead"], _ = run("overhead",
                                       [*extra["overhead"], "--json", str(out / "overhead.json")])
+        statuses["long"], _ = run("overhead", [*LONG, *extra["long"],
+                                               "--json", str(out / "long.json")])
         statuses["concurrency"], _ = run(
             "concurrency", [*extra["concurrency"], "--json", str(out / "concurrency.json")])
         statuses["burst"], _ = run("burst", [*extra["burst"], "--json", str(out / "burst.json")])
@@ -184,11 +221,13 @@ def main(argv: list[str] | None = None) -> int:
         if (HERE / "scale.py").exists():
             statuses["scale"], scale_out = run("scale", extra["scale"])
         overhead = load(out / "overhead.json")
+        long = load(out / "long.json")
         concurrency = load(out / "concurrency.json")
         burst = load(out / "burst.json")
 
     table = Table()
     overhead_rows(table, overhead)
+    long_rows(table, long, overhead)
     concurrency_rows(table, concurrency)
     burst_rows(table, burst)
     print(f"\n=== issue 14's targets ({time.monotonic() - started:.0f} s in all; "

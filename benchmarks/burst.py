@@ -93,7 +93,7 @@ class Prober:
         self.chat = openai.OpenAI(base_url=url + "/ib/v1", api_key=chat["candidate_token"],
                                   max_retries=0, timeout=300)
         self.model = model
-        self.content = f"{procs.QUESTION} [[tokens:{reply_tokens}]]"
+        self.messages = [{"role": "user", "content": f"{procs.QUESTION} [[tokens:{reply_tokens}]]"}]
         self.reads = [httpx.Client(base_url=url, timeout=300,
                                    headers={"Authorization": f"token {token}"})
                       for _ in range(2)]
@@ -101,7 +101,7 @@ class Prober:
         self.pool = ThreadPoolExecutor(len(KINDS))
 
     def ttft(self) -> float:
-        return timed_stream(self.chat, self.model, self.content).first_token
+        return timed_stream(self.chat, self.model, self.messages).first_token
 
     @staticmethod
     def get(client: httpx.Client, path: str) -> float:
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             reader = openai.OpenAI(base_url=url + "/ib/v1", api_key=read["candidate_token"],
                                    max_retries=0)
             for _ in range(READ_CHATS):
-                timed_stream(reader, model, prober.content)
+                timed_stream(reader, model, prober.messages)
             reader.close()
             bursts.submit(no_op).result()
 

@@ -3,7 +3,7 @@ front of the same offline demo model, in the same run.
 
     python benchmarks/overhead.py [--runs 400] [--warmup 10] [--reply-tokens 50]
                                   [--latency 0] [--tokens-per-second 0] [--no-litellm]
-                                  [--json FILE]
+                                  [--history-tokens 0] [--json FILE]
 
 It starts the demo model, `ib serve` (per-session rate limit off, a budget no run
 reaches) and, when `make bench` has made its virtualenv, a LiteLLM proxy as real
@@ -16,6 +16,14 @@ add over direct (percentile minus the same percentile of direct), ib's added as 
 fraction of LiteLLM's, and the CPU time the service and the proxy spent per streamed
 request (utime+stime from /proc over the streamed block, divided by its requests).
 Not a test: nothing is asserted.
+
+With `--history-tokens N` every request carries a conversation of about N tokens before
+its question, as a candidate's client resends it each turn. The conversation is made
+through ib first, turn by turn (questions of 7,500 characters, replies of 1,000 tokens),
+so that its replies are the service's own; then each measured request asks a new
+question after it, on every path. It also times, in this process, the service's prompt
+estimate of such a turn (`tokens.ConversationCounts`, which the service keeps per
+session) beside a count of the whole request.
 """
 
 from __future__ import annotations
@@ -40,11 +48,10 @@ class Timing:
     total: float  # seconds from sending the request to the end of the answer
 
 
-def timed_stream(client: openai.OpenAI, model: str, content: str) -> Timing:
+def timed_stream(client: openai.OpenAI, model: str, messages: list[dict]) -> Timing:
     started = time.perf_counter()
     first = None
-    stream = client.chat.completions.create(
-        model=model, stream=True, messages=[{"role": "user", "content": content}])
+    stream = client.chat.completions.create(model=model, stream=True, messages=messages)
     for chunk in stream:
         if first is None and chunk.choices and chunk.choices[0].delta.content:
             first = time.perf_counter()
@@ -54,10 +61,9 @@ def timed_stream(client: openai.OpenAI, model: str, content: str) -> Timing:
     return Timing(first - started, end - started)
 
 
-def timed_plain(client: openai.OpenAI, model: str, content: str) -> Timing:
+def timed_plain(client: openai.OpenAI, model: str, messages: list[dict]) -> Timing:
     started = time.perf_counter()
-    answer = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": content}])
+    answer = client.chat.completions.create(model=model, messages=messages)
     end = time.perf_counter()
     if not answer.choices[0].message.content:
         raise RuntimeError("the answer carried no text")
@@ -76,21 +82,99 @@ class Target:
     idle_share_ms: float | None = None  # that idle rate over the streamed block, per request
 
 
-def round_robin(targets: list[Target], runs: int, fn, model: str, content: str,
+def round_robin(targets: list[Target], runs: int, fn, model: str, ask: Asking,
                 ) -> dict[str, list[Timing]]:
     out: dict[str, list[Timing]] = {t.name: [] for t in targets}
     for i in range(runs):
+        messages = ask.next()  # the same request on every path
         # Rotate who goes first too, so that no target always follows the same one.
         for t in targets[i % len(targets):] + targets[:i % len(targets)]:
-            out[t.name].append(fn(t.client, model, content))
+            out[t.name].append(fn(t.client, model, messages))
     return out
 
 
-def measure(targets: list[Target], args, model: str) -> None:
-    content = f"{procs.QUESTION} [[tokens:{args.reply_tokens}]]"
+class Asking:
+    """The requests: a conversation (empty, or made by `make_history`), then a question;
+    with a conversation each request's question is new, as a turn's is."""
+
+    def __init__(self, reply_tokens: int, history: list[dict] | None = None):
+        self.reply_tokens, self.history, self.asked = reply_tokens, history or [], 0
+
+    def next(self) -> list[dict]:
+        self.asked += 1
+        turn = f" (question {self.asked})" if self.history else ""
+        return [*self.history, {"role": "user", "content": f"{procs.QUESTION}{turn} "
+                                                           f"[[tokens:{self.reply_tokens}]]"}]
+
+
+HISTORY_QUESTION_CHARS = 7_500  # under the service's 8,000-character limit of a question
+HISTORY_REPLY_TOKENS = 1_000  # under its 1,024-token cap of a reply
+
+
+def make_history(client: openai.OpenAI, model: str, tokens: int) -> tuple[list[dict], int]:
+    """A conversation of about `tokens` prompt tokens, made through ib turn by turn (each
+    question a candidate's pasted code and output, each reply the service's); it and the
+    prompt tokens the last turn was billed."""
+    history: list[dict] = []
+    billed = 0
+    while billed < tokens:
+        n = len(history) // 2
+        line = f"    result_{n} = solve(case_{n}, limit={n * 17 % 101})  # check {n}\n"
+        head = (f"[[tokens:{HISTORY_REPLY_TOKENS}]] Turn {n}: here is my code and its "
+                "output again.\n\n```python\n")
+        lines = (HISTORY_QUESTION_CHARS - len(head) - 4) // len(line)
+        question = head + line * lines + "```"
+        history.append({"role": "user", "content": question})
+        answer = client.chat.completions.create(model=model, messages=history)
+        history.append({"role": "assistant", "content": answer.choices[0].message.content})
+        billed = answer.usage.prompt_tokens
+    return history, billed
+
+
+def estimate_times(history: list[dict], model: str, turns: int = 50) -> dict:
+    """Milliseconds of the service's prompt estimate for a new turn after `history`, with
+    the counts it keeps per conversation, and of counting the whole request afresh."""
+    from ib_extension.service import tokens
+
+    asking = Asking(1, history)
+    counts = tokens.ConversationCounts(model)
+    counts.count(asking.next())  # the turns before: counted once
+    kept, whole = [], []
+    for _ in range(turns):
+        messages = asking.next()
+        started = time.perf_counter()
+        counts.count(messages)
+        kept.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        tokens.count_message_tokens(messages, model)
+        whole.append(time.perf_counter() - started)
+    return {"turn p50": procs.percentile(kept, 50) * 1000,
+            "turn p99": procs.percentile(kept, 99) * 1000,
+            "whole request p50": procs.percentile(whole, 50) * 1000}
+
+
+def http_budget(url: str, token: str, session: dict) -> int:
+    """Tokens the session has left, as the interviewer sees it."""
+    with httpx.Client() as http:
+        view = http.get(f"{url}/ib/api/sessions/{session['session']['id']}", timeout=60,
+                        headers={"Authorization": f"token {token}"}).json()
+    return view["tokens_left"]
+
+
+def _check_budget(left: int, billed: int, args) -> None:
+    """Every request through ib is billed the conversation: stop before the budget would."""
+    per_request = billed + 100 + args.reply_tokens
+    fits = left // per_request
+    if 2 * (args.warmup + args.runs) > fits:
+        raise SystemExit(f"A session's budget holds {fits} more requests of {per_request} "
+                         f"tokens; --warmup {args.warmup} and --runs {args.runs} need "
+                         f"{2 * (args.warmup + args.runs)} (streamed and not). Ask for fewer.")
+
+
+def measure(targets: list[Target], args, model: str, ask: Asking) -> None:
     live = [t for t in targets if t.client is not None]
-    round_robin(live, args.warmup, timed_stream, model, content)
-    round_robin(live, args.warmup, timed_plain, model, content)
+    round_robin(live, args.warmup, timed_stream, model, ask)
+    round_robin(live, args.warmup, timed_plain, model, ask)
 
     # The gateways' CPU while nobody calls them (timers, background writers), to judge
     # how much of the CPU per request below is the requests' own.
@@ -102,10 +186,10 @@ def measure(targets: list[Target], args, model: str) -> None:
 
     before = {t.name: procs.cpu_seconds(t.pid) for t in live if t.pid}
     started = time.monotonic()
-    streamed = round_robin(live, args.runs, timed_stream, model, content)
+    streamed = round_robin(live, args.runs, timed_stream, model, ask)
     streamed_seconds = time.monotonic() - started
     after = {t.name: procs.cpu_seconds(t.pid) for t in live if t.pid}
-    plain = round_robin(live, args.runs, timed_plain, model, content)
+    plain = round_robin(live, args.runs, timed_plain, model, ask)
     for t in live:
         t.streamed, t.plain = streamed[t.name], plain[t.name]
         if t.pid:
@@ -178,10 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokens-per-second", type=float, default=0.0,
                     help="the demo model's streaming pace (0 = as fast as it can)")
     ap.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    ap.add_argument("--history-tokens", type=int, default=0,
+                    help="a conversation of about this many tokens before each question "
+                         "(made through ib first)")
     procs.add_output_args(ap)
     args = ap.parse_args(argv)
-    if args.runs < 1 or args.warmup < 0 or args.reply_tokens < 1:
-        ap.error("--runs and --reply-tokens must be at least 1, --warmup at least 0")
+    if args.runs < 1 or args.warmup < 0 or args.reply_tokens < 1 or args.history_tokens < 0:
+        ap.error("--runs and --reply-tokens must be at least 1, --warmup and "
+                 "--history-tokens at least 0")
 
     use_litellm = not args.no_litellm and procs.litellm_installed()
     litellm_absent = "off" if args.no_litellm else "not installed"
@@ -210,7 +298,12 @@ def main(argv: list[str] | None = None) -> int:
                 running.append(proxy)
                 targets[2] = Target("litellm", openai.OpenAI(
                     base_url=proxy_url, api_key=key, max_retries=0), proxy.pid)
-            measure(targets, args, model)
+            ask, billed, estimate = Asking(args.reply_tokens), 0, None
+            if args.history_tokens:
+                history, billed = make_history(targets[1].client, model, args.history_tokens)
+                _check_budget(http_budget(url, token, session), billed, args)
+                ask, estimate = Asking(args.reply_tokens, history), estimate_times(history, model)
+            measure(targets, args, model, ask)
             for t in targets:
                 if t.client is not None:
                     t.client.close()
@@ -228,7 +321,16 @@ def main(argv: list[str] | None = None) -> int:
     print("LiteLLM: " + (f"{litellm_version()}, one uvicorn worker" if use_litellm
                          else litellm_absent))
     print(f"Machine load average: {load_before} before, {procs.load_average()} after.\n")
+    if args.history_tokens:
+        print(f"Each request carries a conversation of {len(ask.history)} messages made "
+              f"through ib ({billed} prompt tokens billed for its last turn, the service's "
+              "instructions included), then a new question.\n")
     print(table(rows, litellm_absent))
+    if estimate is not None:
+        print(f"\nThe service's prompt estimate of one such turn (in this process, 50 turns): "
+              f"{estimate['turn p50']:.2f} ms p50, {estimate['turn p99']:.2f} ms p99 with the "
+              f"counts it keeps per conversation; {estimate['whole request p50']:.1f} ms "
+              "p50 counting the whole request afresh.")
     print("\nadded = the percentile via the gateway minus the same percentile direct; "
           "ib/LiteLLM = ib added / LiteLLM added.\nCPU = utime+stime of the gateway's "
           "process (and children) over the streamed block / its requests; of which idle "
@@ -236,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
           "duration / its requests\n(what it would have spent anyway).")
     if args.json:
         args.json.write_text(json.dumps({"runs": args.runs, "reply_tokens": args.reply_tokens,
-                                         "litellm": use_litellm, "rows": rows}, indent=1))
+                                         "litellm": use_litellm, "rows": rows,
+                                         "history_tokens": billed, "estimate_ms": estimate},
+                                        indent=1))
     return 0
 
 
