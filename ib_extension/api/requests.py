@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from . import fast_json
 from .errors import IBError
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -94,7 +94,7 @@ class NewChallenge(BaseModel):
 def parse_json(raw: bytes) -> Any:
     """A request body as JSON, or a 400 that says what is wrong with it."""
     try:
-        data = json.loads(raw or b"null")
+        data = fast_json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as e:
         raise IBError("invalid_request", f"The request body is not valid JSON ({e}).") from e
     except RecursionError:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import random
 import re
@@ -24,6 +23,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ..api import fast_json
 from ..api.errors import IBError
 
 log = logging.getLogger("ib_extension.service.llm")
@@ -83,9 +83,9 @@ class Provider:
         """Stream a completion, one list of chunks per read from the network (so the
         relay writes and flushes once per read, not per chunk); the last chunk carries the
         provider's usage, if it sent any."""
-        body = json.dumps({"model": model, "messages": messages, "stream": True,
-                           "stream_options": {"include_usage": True},
-                           self.cap_param: max_tokens, **options}).encode()
+        body = fast_json.dumps({"model": model, "messages": messages, "stream": True,
+                                "stream_options": {"include_usage": True},
+                                self.cap_param: max_tokens, **options})
         response = await self._open(model, body)
         try:
             events = ServerSentEvents()
@@ -154,7 +154,7 @@ class Provider:
 
     def _chunk(self, event: str) -> Chunk:
         try:
-            data = json.loads(event)
+            data = fast_json.loads(event)
         except ValueError as e:
             log.warning("provider sent an event that is not JSON: %.200r", event)
             raise IBError("provider_error", STOPPED) from e

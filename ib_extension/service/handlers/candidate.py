@@ -7,12 +7,12 @@ session id, so a candidate token cannot name another session.
 from __future__ import annotations
 
 import asyncio
-import json
 from contextlib import aclosing
 from typing import Any
 
 from tornado.iostream import StreamClosedError
 
+from ...api import fast_json
 from ...api import models as m
 from ...api import requests as schemas
 from ...api.chat import ChatRequest
@@ -67,8 +67,8 @@ class _GatewayHandler(IBHandler):
         """Queue one server-sent event; `_flush` sends what is queued."""
         if self._disconnected.is_set():
             return
-        text = payload if isinstance(payload, str) else json.dumps(payload)
-        self.write((f"event: {event}\n" if event else "") + f"data: {text}\n\n")
+        text = payload.encode() if isinstance(payload, str) else fast_json.dumps(payload)
+        self.write((f"event: {event}\n" if event else "").encode() + b"data: " + text + b"\n\n")
 
     async def _flush(self) -> None:
         if self._disconnected.is_set():
