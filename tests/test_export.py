@@ -531,3 +531,17 @@ def test_only_a_fence_at_the_start_of_a_line_is_trusted_as_code():
     inert = export.inert_markdown("- item\n  ```\n<script>alert(1)</script>\n```")
     assert "<script>" not in inert
     assert "<script>" in export.inert_markdown("```\n<script>alert(1)</script>\n```")
+
+
+def test_html_pages_after_the_first_compile_no_template(record, monkeypatch):
+    """The page's Jinja templates go through Jinja's bytecode cache: compiled by the first
+    page (or an earlier process), loaded by the next."""
+    import jinja2
+
+    export.to_html(record)
+    compiled = []
+    real = jinja2.Environment.compile
+    monkeypatch.setattr(jinja2.Environment, "compile",
+                        lambda self, *a, **kw: compiled.append(a) or real(self, *a, **kw))
+    page = export.to_html(record)
+    assert compiled == [] and page.lstrip().lower().startswith("<!doctype html>")
