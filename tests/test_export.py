@@ -545,3 +545,14 @@ def test_html_pages_after_the_first_compile_no_template(record, monkeypatch):
                         lambda self, *a, **kw: compiled.append(a) or real(self, *a, **kw))
     page = export.to_html(record)
     assert compiled == [] and page.lstrip().lower().startswith("<!doctype html>")
+
+
+def test_html_messages_render_as_commonmark():
+    """A message's (inert) Markdown is drawn as CommonMark: a dollar sign starts no
+    formula that would show inert.py's escapes, and a colon starts no definition list."""
+    b = RecordBuilder()
+    b.start(0)
+    b.ask(10, "Is $a*b$ the cost?", "Term\n: yes, $x_1 * 2$ when n > 1")
+    page = export.to_html(b.build())
+    assert "$a*b$" in page and "$x_1 * 2$" in page and "\\*" not in page
+    assert "<dl>" not in page and "Term\n: yes" in page

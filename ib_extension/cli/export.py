@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..api.client import IBClient, IBClientError
-from ..lean_start import without_iri_grammar
+from ..lean_start import without_unused_format_checks
 from ..review.formats import FORMATS, file_name
 
 LIST_PAGE = 500  # the service's largest page
@@ -85,7 +85,7 @@ def fetch_answer_key(client, record: dict) -> dict:
 def _exporter(fmt: str):
     """review.export and what it renders ``fmt`` with, imported when a command exports
     (nbformat, nbconvert and plotly are slow to import; nbformat's jsonschema goes
-    without its RFC 3987 grammar, see lean_start).
+    without its unused format checks, see lean_start).
 
     What the first import made lives until the process ends, so ``gc.freeze()`` then
     takes it out of the cyclic garbage collector's sight: the full collections of a long
@@ -93,7 +93,7 @@ def _exporter(fmt: str):
     all of it, to free nothing; about 0.4 s of CPU of a 1,000-message HTML export. (A
     frozen object is still freed when its last reference goes.)"""
     first = "ib_extension.review.export" not in sys.modules
-    without_iri_grammar()
+    without_unused_format_checks()
     from ..review import export
 
     export.preload(fmt)

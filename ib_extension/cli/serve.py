@@ -14,7 +14,7 @@ import os
 import secrets
 import sys
 
-from ..lean_start import without_iri_grammar
+from ..lean_start import without_unused_format_checks
 from ..service import secrets as service_secrets
 from ..service.hubenv import HUB_TOKEN_FILE_ENV
 
@@ -50,7 +50,7 @@ def run(argv: list[str], url: str, data_dir: str, hub_token: str = "") -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """The Jupyter server of `ib serve`, its interviewer token read from the secrets folder."""
-    without_iri_grammar()
+    without_unused_format_checks()
     from jupyter_server.serverapp import ServerApp
     from traitlets.config import Config
 

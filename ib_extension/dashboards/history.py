@@ -29,7 +29,7 @@ from IPython.display import display
 from ..api.client import AsyncIBClient, IBClientError
 from ..api.models import score_text
 from ..api.requests import SESSION_ID
-from ..lean_start import without_iri_grammar
+from ..lean_start import without_unused_format_checks
 from ..review.formats import FORMATS, file_name
 from ..review.provenance import closes_fence, opens_fence
 from ..review.replay import Step, Stepper, timeline
@@ -253,8 +253,8 @@ def nearby_html(steps: list[Step], index: int) -> str:
 
 def _render(record: dict, fmt_name: str, key: dict | None) -> str:
     """review.export.render, its exporters imported on the page's first download (this
-    kernel is ours: it goes without the RFC 3987 grammar, see lean_start)."""
-    without_iri_grammar()
+    kernel is ours: it goes without jsonschema's unused format checks, see lean_start)."""
+    without_unused_format_checks()
     from ..review.export import render
 
     return render(record, fmt_name, key)
