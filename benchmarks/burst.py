@@ -42,7 +42,7 @@ from pathlib import Path
 import httpx
 import openai
 import procs
-from overhead import timed_stream
+from overhead import Asking, timed_stream
 
 KINDS = ("chat TTFT", "session list", "messages")
 PHASES = ("quiet", "during", "after", "settled")
@@ -93,7 +93,7 @@ class Prober:
         self.chat = openai.OpenAI(base_url=url + "/ib/v1", api_key=chat["candidate_token"],
                                   max_retries=0, timeout=300)
         self.model = model
-        self.messages = [{"role": "user", "content": f"{procs.QUESTION} [[tokens:{reply_tokens}]]"}]
+        self.messages = Asking(reply_tokens).next()
         self.reads = [httpx.Client(base_url=url, timeout=300,
                                    headers={"Authorization": f"token {token}"})
                       for _ in range(2)]
