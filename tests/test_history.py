@@ -55,3 +55,85 @@ def test_conversation_search_is_a_plain_case_insensitive_substring(tmp_path):
         assert search("nothing like it") == set()
     finally:
         store.close()
+
+
+async def test_search_finds_every_word_as_the_start_of_a_word(make_session, aio_interviewer,
+                                                               base_url):
+    """A session matches when each word of the query starts a word of its conversation,
+    in any message and any order, whatever the case."""
+    said = {"both": ["I would use a Priority-Queue here.", "Or a min_heap."],
+            "split": ["What is a priorityqueue?", "And queues in general?"],
+            "one": ["Priority matters, nothing else."],
+            "cjk": ["这个优先队列怎么用?"]}
+    ids = {}
+    for name, lines in said.items():
+        s = await make_session(candidate_name=f"Candidate {name}")
+        ids[s["id"]] = name
+        client = candidate_client(base_url, s["candidate_token"])
+        for line in lines:
+            await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": line}])
+
+    async def found(q):
+        r = await aio_interviewer.get("/ib/api/sessions", params={"q": q})
+        assert r.status_code == 200, r.text
+        return {ids[s["id"]] for s in r.json()["sessions"] if s["id"] in ids}
+
+    assert await found("priority queue") == {"both", "split"}
+    assert await found("QUEUE prior") == {"both", "split"}  # any order, any case
+    assert await found("prior-queu") == {"both", "split"}  # punctuation only separates
+    assert await found("priority") == {"both", "split", "one"}
+    assert await found("min_heap") == {"both"}  # underscores are part of a word
+    assert await found("riority") == set()  # inside a word is not the start of one
+    assert await found("priority zebra") == set()
+    assert await found("优先队列") == {"cjk"}  # no word to look up: a plain substring
+
+
+async def test_the_index_from_the_file_agrees_with_the_live_one_and_the_scan(
+        make_session, base_url, service):
+    """What a restart fills from the file, what the service kept as messages were saved,
+    and the scan that answers until the fill is done: the same sessions for every query."""
+    from ib_extension.service.word_index import WordIndex, words
+
+    lines = ["Sort the list with heapq.heappush", "What does O(n log n) mean?",
+             "Use collections.Counter, then most_common(3)", "Ähnlich: naïve café_au_lait",
+             "def f(x):\n    return x * 2  # doubles", "HEAP or heap? Both."]
+    for i in range(len(lines)):
+        s = await make_session(candidate_name=f"Candidate {i}")
+        client = candidate_client(base_url, s["candidate_token"])
+        for line in lines[i:i + 3]:
+            await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": line}])
+    store = service.store
+    refilled = WordIndex()
+    refilled.fill(store.conversation_words(store.reader()))
+    queries = ["heap", "heapq heappush", "n log", "most_common 3", "caf", "na ve", "x 2",
+               "doubles def", "both heap sort", "mean", "counter the", "zzz"]
+    for q in queries:
+        terms = sorted(words(q))
+        scanned = store.submit(store.search_words, terms).result()
+        assert service.words.match(terms) == refilled.match(terms) == scanned, q
+    assert service.words.match(["heap"]) and not service.words.match(["zzz"])
+
+
+async def test_messages_saved_while_the_index_fills_stay_in_it(make_session, base_url,
+                                                                service, monkeypatch):
+    from ib_extension.service import word_index
+
+    monkeypatch.setattr(word_index, "MERGE_AT", 2)  # new words merge into the sorted list
+    s = await make_session()
+    client = candidate_client(base_url, s["candidate_token"])
+    await client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "an aardvark in the file"}])
+    store = service.store
+    index = word_index.WordIndex()
+    chunks = store.conversation_words(store.reader())
+    first = next(chunks)  # the file is read: what comes later is not in it
+    index.add("s_later", "Zymurgy and aardwolf, saved while filling")
+    index.fill([first, *chunks])
+    assert index.ready
+    assert index.match(["aardvark"]) == {s["id"]}
+    assert index.match(["aard"]) == {s["id"], "s_later"}
+    assert index.match(["zymurgy", "aardw"]) == {"s_later"}
+    index.add("s_after", "zymology")
+    assert index.match(["zym"]) == {"s_later", "s_after"}

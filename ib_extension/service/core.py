@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from .ratelimit import SlidingWindow
 from .refusals import RefusalCounter
 from .sessions import Session, hash_token, new_id, new_token
 from .store import Encoded, Store
+from .word_index import WordIndex, words
 
 log = logging.getLogger("ib_extension.service.core")
 
@@ -133,6 +135,9 @@ class Service:
         self.idempotency = Idempotency()
         # session id -> set when its final notebook has arrived (grading waits for it)
         self._handed_in: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self.words = WordIndex()  # history search; filled from the file after load()
+        self._filling: threading.Thread | None = None
+        self._reader: Any = None  # the fill's own DuckDB connection
 
     def now(self) -> float:
         return self.clock.now()
@@ -159,6 +164,25 @@ class Service:
             for challenge_id, source in self.store.submit(self.store.challenges).result():
                 self._add_challenge_source(source, f"custom:{challenge_id}")
         self.load_seconds = time.perf_counter() - started
+        self._reader = self.store.reader()
+        self._filling = threading.Thread(target=self._fill_words, args=(self._reader,),
+                                         name="ib-word-index", daemon=True)
+        self._filling.start()
+
+    def _fill_words(self, reader: Any) -> None:
+        """History search's index, from the file, beside the service's work (until it is
+        done, searches scan the messages)."""
+        started = time.perf_counter()
+        try:
+            self.words.fill(self.store.conversation_words(reader))
+        except Exception:
+            if self._reader is not None:  # not interrupted by close(): broken
+                log.exception("history search index not filled; searches scan the file")
+            return
+        finally:
+            reader.close()
+        log.info("history search index: filled from the file in %.2f s",
+                 time.perf_counter() - started)
 
     def _recover_interrupted(self, msg: dict[str, Any]) -> None:
         """A reply that was streaming when the process died: charge what was sent."""
@@ -184,6 +208,10 @@ class Service:
             for ev in events:
                 ev.set()
         self._summarise_refusals(self.refusals.due(self.now(), everything=True))
+        if self._filling is not None and self._filling.is_alive():
+            reader, self._reader = self._reader, None
+            reader.interrupt()
+            self._filling.join()
         self.store.close()
 
     async def run_ticks(self, interval: float) -> None:
@@ -243,8 +271,17 @@ class Service:
             self._message_seq += 1
             msg["seq"] = self._message_seq
         self.store.save_message(msg)
+        if msg["status"] != "streaming":  # a streaming reply is indexed when it is over
+            self._index_soon(msg["session_id"], msg["content"])
         if publish:
             self.feed.publish(msg["session_id"], "message", message_view(msg).model_dump())
+
+    def _index_soon(self, session_id: str, text: str) -> None:
+        """Into the word index once the caller yields: off the way to the first token."""
+        try:
+            asyncio.get_running_loop().call_soon(self.words.add, session_id, text)
+        except RuntimeError:  # no loop running (loading, tools)
+            self.words.add(session_id, text)
 
     # ---- lookups -----------------------------------------------------------------
     def get(self, session_id: str) -> Session:
@@ -624,8 +661,14 @@ class Service:
         return event_view(row)
 
     async def conversation_matches(self, text: str) -> set[str]:
-        """Sessions whose conversation contains `text`."""
-        return await self.store.run(self.store.search_messages, text)
+        """Sessions whose conversation has every word of `text` as the start of a word
+        (word_index.py); a text without a word (punctuation, other scripts) as a substring."""
+        terms = sorted(words(text))
+        if not terms:
+            return await self.store.run(self.store.search_messages, text)
+        if self.words.ready:
+            return self.words.match(terms)
+        return await self.store.run(self.store.search_words, terms)
 
     async def record(self, session_id: str) -> Record:
         """Everything about one session, for analytics and exports (no token hash)."""

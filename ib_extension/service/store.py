@@ -19,7 +19,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 import duckdb
 
 from .journal import ORDER, Journal
+from .word_index import WORD_SQL
 
 log = logging.getLogger("ib_extension.service.store")
 
@@ -439,6 +440,30 @@ class Store:
             [text],
         ).fetchall()
         return {r[0] for r in rows}
+
+    def search_words(self, terms: list[str]) -> set[str]:
+        """Sessions where every term starts a word: what the word index answers, by a scan
+        (until the index is filled). `terms` are lowercase word runs: nothing to escape."""
+        having = " AND ".join("bool_or(regexp_matches(content, ?))" for _ in terms)
+        rows = self.con.execute(f"SELECT session_id FROM messages GROUP BY session_id "
+                                f"HAVING {having}", [rf"(?i)\b{t}" for t in terms]).fetchall()
+        return {r[0] for r in rows}
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own, for a long read on another thread beside this one's
+        writes (it reads the file as it was when its query started)."""
+        return self.submit(lambda: self.con.cursor()).result()
+
+    @staticmethod
+    def conversation_words(reader: duckdb.DuckDBPyConnection,
+                           rows: int = 5000) -> Iterator[list[tuple[str, list[str]]]]:
+        """Each word of the conversations, lowercased, with the sessions using it."""
+        reader.execute(
+            "SELECT word, list(DISTINCT session_id) FROM (SELECT session_id, "
+            f"lower(unnest(regexp_extract_all(content, '{WORD_SQL}'))) AS word "
+            "FROM messages) GROUP BY word")
+        while chunk := reader.fetchmany(rows):
+            yield chunk
 
     # ---- events ------------------------------------------------------------------
     def save_event(self, row: dict[str, Any]) -> None:
