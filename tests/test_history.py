@@ -106,7 +106,8 @@ async def test_the_index_from_the_file_agrees_with_the_live_one_and_the_scan(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": line}])
     store = service.store
     refilled = WordIndex()
-    refilled.fill(store.conversation_words(store.reader()))
+    with store.reader() as reader:
+        refilled.fill(store.conversation_words(reader))
     queries = ["heap", "heapq heappush", "n log", "most_common 3", "caf", "na ve", "x 2",
                "doubles def", "both heap sort", "mean", "counter the", "zzz"]
     for q in queries:
@@ -127,10 +128,11 @@ async def test_messages_saved_while_the_index_fills_stay_in_it(make_session, bas
         model="gpt-4o-mini", messages=[{"role": "user", "content": "an aardvark in the file"}])
     store = service.store
     index = word_index.WordIndex()
-    chunks = store.conversation_words(store.reader())
-    first = next(chunks)  # the file is read: what comes later is not in it
-    index.add("s_later", "Zymurgy and aardwolf, saved while filling")
-    index.fill([first, *chunks])
+    with store.reader() as reader:
+        chunks = store.conversation_words(reader)
+        first = next(chunks)  # the file is read: what comes later is not in it
+        index.add("s_later", "Zymurgy and aardwolf, saved while filling")
+        index.fill([first, *chunks])
     assert index.ready
     assert index.match(["aardvark"]) == {s["id"]}
     assert index.match(["aard"]) == {s["id"], "s_later"}

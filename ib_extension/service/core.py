@@ -210,7 +210,10 @@ class Service:
         self._summarise_refusals(self.refusals.due(self.now(), everything=True))
         if self._filling is not None and self._filling.is_alive():
             reader, self._reader = self._reader, None
-            reader.interrupt()
+            try:
+                reader.interrupt()
+            except Exception:  # the fill closed it in between: nothing to interrupt
+                pass
             self._filling.join()
         self.store.close()
 

@@ -93,7 +93,7 @@ class WordIndex:
                     i = bisect_left(vocabulary, term)
                     while i < len(vocabulary) and vocabulary[i].startswith(term):
                         numbers.update(self._filled.get(vocabulary[i], ()))
-                        numbers |= self._added.get(vocabulary[i], set())
+                        numbers.update(self._added.get(vocabulary[i], ()))
                         i += 1
                 found = numbers if found is None else found & numbers
                 if not found:
