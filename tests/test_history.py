@@ -1,7 +1,9 @@
 """Past sessions: filters, full-text search over conversations, pagination."""
 
+import threading
 from datetime import datetime, timezone
 
+import pytest
 from helpers import candidate_client
 
 
@@ -139,3 +141,49 @@ async def test_messages_saved_while_the_index_fills_stay_in_it(make_session, bas
     assert index.match(["zymurgy", "aardw"]) == {"s_later"}
     index.add("s_after", "zymology")
     assert index.match(["zym"]) == {"s_later", "s_after"}
+
+
+@pytest.fixture
+def gated_fill(monkeypatch):
+    """Hold the index's fill from the file until the test opens the gate (set before the
+    server starts, so the service's own start-up fill is the one held)."""
+    from ib_extension.service.store import Store
+
+    gate, real = threading.Event(), Store.conversation_words
+
+    def held(reader, *args, **kwargs):
+        assert gate.wait(60), "the test never opened the gate"
+        yield from real(reader, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "conversation_words", staticmethod(held))
+    yield gate
+    gate.set()
+
+
+async def test_searches_scan_while_the_index_fills_and_health_says_so(
+        gated_fill, make_session, aio_interviewer, base_url, service):
+    async def state():
+        r = await aio_interviewer.get("/ib/api/health")
+        assert r.status_code == 200, r.text
+        return r.json()["search_index"]
+
+    async def found(q):
+        r = await aio_interviewer.get("/ib/api/sessions", params={"q": q})
+        assert r.status_code == 200, r.text
+        return {s["id"] for s in r.json()["sessions"]}
+
+    s = await make_session()
+    client = candidate_client(base_url, s["candidate_token"])
+    await client.chat.completions.create(model="gpt-4o-mini", messages=[
+        {"role": "user", "content": "Can a zebrafish sort a priority queue?"}])
+    try:
+        assert await state() == "filling"
+        assert not service.words.ready  # so the scan answers
+        assert await found("Priority zebra") == {s["id"]}
+        assert await found("riority") == set()
+    finally:  # the server's shutdown joins the fill
+        gated_fill.set()
+    service._filling.join(30)
+    assert await state() == "ready"
+    assert await found("Priority zebra") == {s["id"]}
+    assert await found("riority") == set()

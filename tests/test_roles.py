@@ -104,7 +104,7 @@ async def test_health_says_nothing_secret(base_url, make_session, ib_app):
     async with httpx.AsyncClient(base_url=base_url) as c:
         r = await c.get("/ib/api/health")
     assert r.status_code == 200
-    assert set(r.json()) == {"status", "version", "sessions_active"}
+    assert set(r.json()) == {"status", "version", "sessions_active", "search_index"}
     for secret in (INTERVIEWER_TOKEN, ib_app.llm_base_url, ib_app.data_dir):
         assert secret not in r.text
 

@@ -281,6 +281,8 @@ class Health(Model):
     status: Literal["ok"]
     version: str
     sessions_active: int
+    # history search: "ready", "filling" (from the file, searches scan until done), "scan"
+    search_index: Literal["ready", "filling", "scan"]
 
 
 class IssuedLink(Model):

@@ -75,9 +75,11 @@ class SessionFilter:
                     self.max_score is not None and score > self.max_score):
                 return False
         if self.q:
+            if conversation_matches and s.id in conversation_matches:
+                return True
             hay = " ".join([s.id, s.candidate_name, s.candidate_email or "",
                             s.challenge.get("title") or ""]).lower()
-            return self.q.lower() in hay or s.id in (conversation_matches or set())
+            return self.q.lower() in hay
         return True
 
 
@@ -662,6 +664,14 @@ class Service:
         if row is None:
             raise IBError("not_found", f"Session {session_id} has no event {event_id}.")
         return event_view(row)
+
+    @property
+    def search_index(self) -> str:
+        """History search's state for /health: "ready" (the index answers), "filling"
+        (a scan answers until the fill from the file is done) or "scan" (it failed)."""
+        if self.words.ready:
+            return "ready"
+        return "filling" if self._filling is not None and self._filling.is_alive() else "scan"
 
     async def conversation_matches(self, text: str) -> set[str]:
         """Sessions whose conversation has every word of `text` as the start of a word

@@ -242,7 +242,8 @@ class HealthHandler(IBHandler):
         svc = self.settings.get("ib_service")
         self.reply(models.Health(
             status="ok", version=__version__,
-            sessions_active=sum(s.status == "active" for s in svc.sessions.values()) if svc else 0))
+            sessions_active=sum(s.status == "active" for s in svc.sessions.values()) if svc else 0,
+            search_index=svc.search_index if svc else "scan"))
 
 
 class OpenAPIHandler(IBHandler):
