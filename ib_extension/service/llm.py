@@ -1,10 +1,12 @@
 """The LLM provider behind the service: any OpenAI-compatible endpoint (or Azure OpenAI).
 
-The call is plain HTTP with httpx, and the reply's server-sent events are read raw: the
-openai SDK's request machinery and its object per chunk cost more CPU than everything
-else the service does for a request. What the SDK brought is kept: its timeouts, its
-retries (connection failures, timeouts before an answer, HTTP 408/409/429/5xx, with its
-backoff and the provider's Retry-After up to a minute), Azure's deployment URLs. Errors
+The call is plain HTTP with aiohttp's client (already here with JupyterHub), and the
+reply's server-sent events are read raw: the openai SDK's request machinery and its
+object per chunk cost more CPU than everything else the service does for a request, and
+httpx's pure-Python layers three times aiohttp's C parser per streamed reply. What the
+SDK brought is kept: its timeouts, its retries (connection failures, timeouts before an
+answer, HTTP 408/409/429/5xx, with its backoff and the provider's Retry-After up to a
+minute), the proxy settings of the environment, Azure's deployment URLs. Errors
 leave this module as IBError with a sentence a candidate can read; provider internals
 (URLs, keys, bodies) stay in the service log, with credentials masked.
 """
@@ -12,16 +14,15 @@ leave this module as IBError with a sentence a candidate can read; provider inte
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import random
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 
 from ..api import fast_json
 from ..api.errors import IBError
@@ -36,7 +37,6 @@ TIMED_OUT = "The AI provider did not answer in time. Please try again."
 UNREACHABLE = "The AI provider could not be reached. Please try again in a moment."
 BUSY = "The AI provider is busy right now. Please try again in a moment."
 RETRIED_STATUSES = {408, 409, 429}  # and every 5xx, as the SDK retries them
-POOL_SIZE = 64
 
 
 @dataclass
@@ -53,17 +53,12 @@ class Provider:
     def __init__(self, *, base_url: str, api_key: str, timeout: float, max_retries: int,
                  completion_cap_param: str = "max_completion_tokens",
                  azure_api_version: str = "", connections: int = 100):
-        # One kept-alive connection per call in flight (past a pool's keep-alive size every
-        # call would open and close a connection of its own), in pools of at most
-        # POOL_SIZE: httpcore checks every connection of a pool on each request, which
-        # at hundreds of streams cost more than the streams.
-        pools = max(1, -(-connections // POOL_SIZE))
-        self._pools = [httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=-(-connections // pools),
-                                max_keepalive_connections=-(-connections // pools)))
-            for _ in range(pools)]
-        self._next_pool = itertools.cycle(self._pools)
+        # Up to one kept-alive connection per call in flight. `timeout` bounds getting a
+        # connection and each wait for the provider's next bytes, as the SDK's did; a long
+        # reply that keeps coming is not cut.
+        self._connections = connections
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
+        self._http: aiohttp.ClientSession | None = None  # made in the loop that uses it
         self._base = base_url.rstrip("/")
         self._azure = bool(azure_api_version)
         if self._azure:
@@ -87,13 +82,15 @@ class Provider:
                                 "stream_options": {"include_usage": True},
                                 self.cap_param: max_tokens, **options})
         response = await self._open(model, body)
+        whole = False  # read to its end: the connection goes back to the pool
         try:
             events = ServerSentEvents()
-            reads = response.aiter_bytes().__aiter__()
+            reads = response.content.iter_any().__aiter__()
             while True:
                 try:
                     data = await reads.__anext__()
                 except StopAsyncIteration:
+                    whole = True
                     return
                 except Exception as e:  # the connection broke or timed out mid-stream
                     log.warning("provider stream broke: %s", redact(repr(e), self.api_key))
@@ -105,46 +102,58 @@ class Provider:
                     try:
                         async for _ in reads:
                             pass
+                        whole = True
                     except Exception:  # the reply is whole; only the connection is lost
                         log.debug("provider body after [DONE] broke", exc_info=True)
                     return
         finally:
-            await response.aclose()
+            if whole:
+                response.release()
+            else:  # cut off: closing the connection tells the provider to stop
+                response.close()
 
-    async def _open(self, model: str, body: bytes) -> httpx.Response:
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                # getaddrinfo, as everything else here resolves (not aiodns's own DNS)
+                connector=aiohttp.TCPConnector(limit=self._connections,
+                                               resolver=aiohttp.ThreadedResolver()),
+                timeout=self._timeout, trust_env=True)
+        return self._http
+
+    async def _open(self, model: str, body: bytes) -> aiohttp.ClientResponse:
         """Send the request and return the streaming response once its status is good."""
-        http = next(self._next_pool)
+        http = self._session()
         url = self._base + "/chat/completions"
         if self._azure:  # the model names the deployment, as the SDK's Azure client has it
             url = f"{self._base}/openai/deployments/{quote(model, safe='')}/chat/completions"
         for attempt in range(self.max_retries + 1):
             last = attempt == self.max_retries
             try:
-                request = http.build_request("POST", url, params=self._params,
-                                             headers=self._headers, content=body)
-                response = await http.send(request, stream=True)
-            except httpx.TimeoutException as e:
+                response = await http.post(url, params=self._params, headers=self._headers,
+                                           data=body)
+            except TimeoutError as e:  # aiohttp's timeouts are TimeoutErrors too
                 if last:
                     raise self._failed(TIMED_OUT, e) from e
                 wait = _backoff(attempt)
-            except httpx.TransportError as e:
+            except aiohttp.ClientError as e:
                 if last:
                     raise self._failed(UNREACHABLE, e) from e
                 wait = _backoff(attempt)
             else:
-                status = response.status_code
+                status = response.status
                 if status < 400:
                     return response
                 try:
-                    detail = (await response.aread())[:2000].decode("utf-8", "replace")
-                except httpx.HTTPError as e:  # the status says enough
+                    detail = (await _head(response, 2000)).decode("utf-8", "replace")
+                except (aiohttp.ClientError, TimeoutError) as e:  # the status says enough
                     detail = repr(e)
-                await response.aclose()
+                response.close()
                 log.warning("provider answered HTTP %d: %s", status,
                             redact(detail, self.api_key))
                 if last or not (status in RETRIED_STATUSES or status >= 500):
                     raise IBError("provider_error", status_sentence(status))
-                wait = _retry_after(response) or _backoff(attempt)
+                wait = _retry_after(response.headers) or _backoff(attempt)
             await asyncio.sleep(wait)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -178,8 +187,8 @@ class Provider:
         return out
 
     async def close(self) -> None:
-        for http in self._pools:
-            await http.aclose()
+        if self._http is not None:
+            await self._http.close()
 
 
 class ServerSentEvents:
@@ -241,10 +250,18 @@ def _backoff(attempt: int) -> float:
     return min(0.5 * 2 ** attempt, 8.0) * (1 - 0.25 * random.random())
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+async def _head(response: aiohttp.ClientResponse, size: int) -> bytes:
+    """The first `size` bytes of a body (all of it if shorter), across reads."""
+    data = b""
+    while len(data) < size and (part := await response.content.read(size - len(data))):
+        data += part
+    return data
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     """The provider's Retry-After in seconds, if it gave one of at most a minute."""
     try:
-        seconds = float(response.headers.get("retry-after", ""))
+        seconds = float(headers.get("retry-after", ""))
     except ValueError:
         return None
     return seconds if 0 < seconds <= 60 else None
