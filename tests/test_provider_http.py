@@ -61,7 +61,7 @@ async def flaky_provider(*failures: int):
     state: dict = {"failures": list(failures), "seen": []}
     sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
     server = tornado.httpserver.HTTPServer(
-        tornado.web.Application([(r"/(.*)", Flaky, {"state": state})]))
+        tornado.web.Application([(r"(.*)", Flaky, {"state": state})]))  # proxied: a URL
     server.add_sockets(sockets)
     try:
         yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}", state
@@ -135,3 +135,26 @@ async def test_an_unreachable_provider_is_said_so():
     with pytest.raises(IBError) as refused:
         await collect(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
     assert "could not be reached" in refused.value.message
+
+
+async def test_the_environments_proxy_carries_the_call_unless_no_proxy_names_the_host(
+        monkeypatch):
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    async with flaky_provider() as (proxy, state):
+        for name in ("http_proxy", "HTTP_PROXY"):
+            monkeypatch.setenv(name, proxy)
+        chunks = await collect(base_url="http://provider.invalid/v1", api_key="k",
+                               max_retries=0)
+        assert "".join(c.text for c in chunks) == "Hello there"
+        assert [s["path"] for s in state["seen"]] == [
+            "http://provider.invalid/v1/chat/completions"]  # a proxy's request line
+
+        with socket.socket() as s:  # a port nothing listens on, named in NO_PROXY
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        with pytest.raises(IBError) as refused:
+            await collect(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
+        assert "could not be reached" in refused.value.message
+        assert len(state["seen"]) == 1  # not through the proxy

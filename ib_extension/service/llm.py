@@ -6,7 +6,7 @@ object per chunk cost more CPU than everything else the service does for a reque
 httpx's pure-Python layers three times aiohttp's C parser per streamed reply. What the
 SDK brought is kept: its timeouts, its retries (connection failures, timeouts before an
 answer, HTTP 408/409/429/5xx, with its backoff and the provider's Retry-After up to a
-minute), the proxy settings of the environment, Azure's deployment URLs. Errors
+minute), the environment's proxy variables, Azure's deployment URLs. Errors
 leave this module as IBError with a sentence a candidate can read; provider internals
 (URLs, keys, bodies) stay in the service log, with credentials masked.
 """
@@ -17,10 +17,11 @@ import asyncio
 import logging
 import random
 import re
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -60,6 +61,9 @@ class Provider:
         self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
         self._http: aiohttp.ClientSession | None = None  # made in the loop that uses it
         self._base = base_url.rstrip("/")
+        # The environment's proxy for the provider, read once: aiohttp's trust_env reads
+        # it (and ~/.netrc) again on a thread for every request.
+        self._proxy = env_proxy(self._base)
         self._azure = bool(azure_api_version)
         if self._azure:
             self._params = {"api-version": azure_api_version}
@@ -118,7 +122,7 @@ class Provider:
                 # getaddrinfo, as everything else here resolves (not aiodns's own DNS)
                 connector=aiohttp.TCPConnector(limit=self._connections,
                                                resolver=aiohttp.ThreadedResolver()),
-                timeout=self._timeout, trust_env=True)
+                timeout=self._timeout)
         return self._http
 
     async def _open(self, model: str, body: bytes) -> aiohttp.ClientResponse:
@@ -131,7 +135,7 @@ class Provider:
             last = attempt == self.max_retries
             try:
                 response = await http.post(url, params=self._params, headers=self._headers,
-                                           data=body)
+                                           data=body, proxy=self._proxy)
             except TimeoutError as e:  # aiohttp's timeouts are TimeoutErrors too
                 if last:
                     raise self._failed(TIMED_OUT, e) from e
@@ -226,6 +230,15 @@ def _without_nulls(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _without_nulls(v) for k, v in value.items() if v is not None}
     return value
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy that HTTP(S)_PROXY / ALL_PROXY set for `url`, unless NO_PROXY names it."""
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass_environment(parts.hostname or ""):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    return proxies.get(parts.scheme) or proxies.get("all")
 
 
 def redact(text: str, *secrets: str) -> str:
