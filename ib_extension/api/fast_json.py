@@ -21,5 +21,9 @@ def loads(data: bytes | bytearray | str) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON (no ASCII escapes: every reader of an HTTP body takes UTF-8)."""
-    return pydantic_core.to_json(value)
+    """Compact UTF-8 JSON (no ASCII escapes: every reader of an HTTP body takes UTF-8).
+    A string UTF-8 cannot hold (a lone surrogate) is written escaped, as `json` does."""
+    try:
+        return pydantic_core.to_json(value)
+    except pydantic_core.PydanticSerializationError:
+        return json.dumps(value, separators=(",", ":")).encode()

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..api import fast_json
+
 log = logging.getLogger("ib_extension.service.journal")
 
 Row = tuple[str, dict[str, Any]]  # (table, {column: value}, JSON columns encoded)
@@ -78,7 +80,7 @@ class Journal:
                 path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         self._n += 1
         # The row's object with its place added last, without copying the row.
-        os.write(fd, f'{json.dumps(row)[:-1]}, "{ORDER}": {self._n}}}\n'.encode())
+        os.write(fd, fast_json.dumps(row)[:-1] + f',"{ORDER}":{self._n}}}\n'.encode())
 
     def rotate(self) -> int:
         """Close the current segment and open the next; returns the closed one's number."""

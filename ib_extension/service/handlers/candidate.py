@@ -114,15 +114,15 @@ class ChatCompletionsHandler(_GatewayHandler):
                     self._write(_chunk(reply, [{"index": 0, "delta": delta,
                                                 "finish_reason": None}]))
                 await self._flush()  # one send per read from the provider
-            elif kind == "end":
+            elif kind == "end":  # the closing events go out with the end of the body
                 if data.error is not None:
-                    await self._send(data.error.body())
+                    self._write(data.error.body())
                 else:
-                    await self._send(_chunk(reply, [{"index": 0, "delta": {},
-                                                     "finish_reason": _finish(data)}]))
+                    self._write(_chunk(reply, [{"index": 0, "delta": {},
+                                                "finish_reason": _finish(data)}]))
                     if req.stream_options and req.stream_options.include_usage:
-                        await self._send({**_chunk(reply, []), "usage": _usage(data)})
-                    await self._send("[DONE]")
+                        self._write({**_chunk(reply, []), "usage": _usage(data)})
+                    self._write("[DONE]")
         self._close_stream()
 
     def _complete(self, reply: gateway.Reply) -> None:
@@ -164,13 +164,12 @@ class ResponsesHandler(_GatewayHandler):
                         for ev in events.delta(delta):
                             self._write(ev, ev["type"])
                     await self._flush()
-                elif kind == "end" and req.stream:
+                elif kind == "end" and req.stream:  # sent with the end of the body
                     if data.error is not None:
-                        ev = events.error(data.error.body())
-                        await self._send(ev, "error")
+                        self._write(events.error(data.error.body()), "error")
                     else:
                         for ev in events.end(_finish(data), _tokens(data)):
-                            await self._send(ev, ev["type"])
+                            self._write(ev, ev["type"])
                 elif kind == "end" and not self._disconnected.is_set():
                     if data.error is not None:
                         raise data.error  # cut off or failed: charged, and said so
