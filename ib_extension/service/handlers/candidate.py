@@ -62,6 +62,9 @@ class _GatewayHandler(IBHandler):
     def _open_stream(self) -> None:
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
+        # Each read from the provider goes out as it comes: Nagle's algorithm would hold a
+        # small write until the last one is acknowledged (tornado turns it back on after).
+        self.request.connection.stream.set_nodelay(True)
 
     def _write(self, payload: Any, event: str | None = None) -> None:
         """Queue one server-sent event; `_flush` sends what is queued."""
