@@ -182,7 +182,9 @@ class Provider:
             delta = choice.get("delta") or {}
             out.text = _text(delta.get("content"))
             out.refusal = _text(delta.get("refusal"))
-            out.tool_calls = [_without_nulls(tc) for tc in delta.get("tool_calls") or ()]
+            calls = delta.get("tool_calls")
+            if calls:
+                out.tool_calls = [_without_nulls(tc) for tc in calls]
             out.finish_reason = choice.get("finish_reason")
         usage = data.get("usage")
         if usage:
