@@ -398,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=30, help="requests per read")
     ap.add_argument("--export-runs", type=int, default=3, help="exports per format (0: none)")
     ap.add_argument("--keep", type=Path, help="build (or reuse) the big file here")
+    ap.add_argument("--json", type=Path, help="also write the big file's numbers here")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ib-scale-files-") as tmp:
         big_path = args.keep or Path(tmp) / "big.duckdb"
@@ -425,6 +426,12 @@ def main(argv: list[str] | None = None) -> int:
             target = "2 s"
         print(f"{name:34}{ms(small50)}{ms(p50)}{ms(p95)}{target:>9}{p50 / small50:7.2f}x")
     print(f"\nService.load (big file): {b['load']}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "sessions": big["sessions"], "messages": big["messages"],
+            "startup_s": b["startup"], "indexed_s": b["indexed"],
+            "reads_s": {name: {"p50": percentile(v, 50), "p95": percentile(v, 95)}
+                        for name, v in b["reads"].items()}}, indent=1))
     return 0
 
 
