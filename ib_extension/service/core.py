@@ -242,9 +242,14 @@ class Service:
             self.workspaces.tick(now)
 
     # ---- persistence and publication -----------------------------------------------
-    def save(self, s: Session) -> None:
-        """Queue the session's row and tell live readers its new state."""
+    def save(self, s: Session, *, publish: bool = True) -> None:
+        """Queue the session's row and (unless the caller does it later) tell live readers
+        its new state."""
         self.store.save_session(s.to_row())
+        if publish:
+            self.publish_session(s)
+
+    def publish_session(self, s: Session) -> None:
         self.feed.publish(s.id, "session", self.view(s).model_dump(), audience="interviewer")
         self.feed.publish(s.id, "session", self.candidate_view(s).model_dump(),
                           audience="candidate")
@@ -279,7 +284,10 @@ class Service:
         if msg["status"] != "streaming":  # a streaming reply is indexed when it is over
             self._index_soon(msg["session_id"], msg["content"])
         if publish:
-            self.feed.publish(msg["session_id"], "message", message_view(msg).model_dump())
+            self.publish_message(msg)
+
+    def publish_message(self, msg: dict[str, Any]) -> None:
+        self.feed.publish(msg["session_id"], "message", message_view(msg).model_dump())
 
     def _index_soon(self, session_id: str, text: str) -> None:
         """Into the word index once the caller yields: off the way to the first token."""

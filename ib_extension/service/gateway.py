@@ -57,7 +57,9 @@ class Reply:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     usage_reported: bool = False  # the provider sent usage (else we count ourselves)
-    counted: int = 0  # completion tokens sent so far, by our count
+    # At least the completion tokens sent so far: their UTF-8 bytes (a token is at least
+    # one byte), set to tiktoken's exact count whenever that is taken (_past_cap).
+    counted: int = 0
     error: IBError | None = None  # set when the stream was cut off after it began
     cut_reason: str | None = None  # why it ended early: an error code, "client_stopped", "budget"
 
@@ -152,15 +154,18 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
         assistant: dict[str, Any] | None = None
         answering = False
         try:
-            await _log_request(service, s, req, estimate, service.now(),
-                               settings.max_message_chars)
+            user_msg = await _log_request(service, s, req, estimate, service.now(),
+                                          settings.max_message_chars)
             assistant = _message(s, "assistant", "", service.now(), status="streaming",
                                  prompt_tokens=estimate)
             assistant["id"] = reply.id
             answering = True
             yield "start", reply
             async with service.provider_slots:
-                service.save_message(assistant)
+                # The reply's row (its reservation) is on disk before the provider is
+                # called; live readers hear of the turn while the provider works on it.
+                service.save_message(assistant, publish=False)
+                asyncio.get_running_loop().call_soon(_announce, service, s, user_msg, assistant)
                 stream = service.provider.stream(model=s.model, messages=messages,
                                                  max_tokens=cap, options=options)
                 last_flush = time.monotonic()
@@ -258,7 +263,7 @@ def _absorb_all(reply: Reply, chunks: list[Any], cap: int,
     passed its cap (then nothing after the chunk that passed it is taken)."""
     deltas = []
     for chunk in chunks:
-        delta = _absorb(reply, chunk, model)
+        delta = _absorb(reply, chunk)
         if delta:
             deltas.append(delta)
         if _past_cap(reply, cap, model):
@@ -266,21 +271,22 @@ def _absorb_all(reply: Reply, chunks: list[Any], cap: int,
     return deltas, False
 
 
-def _absorb(reply: Reply, chunk: Any, model: str) -> dict[str, Any] | None:
+def _absorb(reply: Reply, chunk: Any) -> dict[str, Any] | None:
     """Add a provider chunk to the reply; return the delta to pass on, if any."""
     delta: dict[str, Any] = {}
     if chunk.text:
         reply.text.append(chunk.text)
-        reply.counted += tokens.count_tokens(chunk.text, model)
+        reply.counted += len(chunk.text.encode())
         delta["content"] = chunk.text
     if chunk.refusal:
         reply.refusal.append(chunk.refusal)
+        reply.counted += len(chunk.refusal.encode())
         delta["refusal"] = chunk.refusal
     if chunk.tool_calls:
         for tc in chunk.tool_calls:
             _merge_tool_call(reply.tool_calls, tc)
             args = (tc.get("function") or {}).get("arguments") or ""
-            reply.counted += tokens.count_tokens(args, model) if args else 0
+            reply.counted += len(args.encode())
         delta["tool_calls"] = chunk.tool_calls
     if chunk.finish_reason:
         reply.finish_reason = chunk.finish_reason
@@ -305,9 +311,13 @@ def _merge_tool_call(calls: list[dict[str, Any]], delta: dict[str, Any]) -> None
 
 def _past_cap(reply: Reply, cap: int, model: str) -> bool:
     """Whether the reply has passed its cap: a provider that ignores the cap is stopped
-    before its running cost passes the reservation. Summed per delta the count can only
-    run high, so the exact count is taken before stopping."""
-    return reply.counted > cap and _completion_count(reply, model) > cap
+    before its running cost passes the reservation. The bytes bound the tokens from
+    above, so tiktoken counts the reply only once the bound has passed the cap (then
+    the bound restarts from that count)."""
+    if reply.counted <= cap:
+        return False
+    reply.counted = _completion_count(reply, model)
+    return reply.counted > cap
 
 
 def _completion_count(reply: Reply, model: str) -> int:
@@ -370,10 +380,11 @@ def _not_admitted(service: Service, s: Session, gate: Gate, why: str, prompt: in
 
 
 async def _log_request(service: Service, s: Session, req: ChatRequest, estimate: int,
-                       now: float, max_chars: int) -> None:
+                       now: float, max_chars: int) -> dict[str, Any]:
     """Log the candidate's turn and flag what needs the interviewer's eye, durably,
-    before the provider is called. A flagged message is stored up to `max_chars` (the
-    limit of a candidate's message), with its full length."""
+    before the provider is called; the turn's message (`_announce` publishes it). A
+    flagged message is stored up to `max_chars` (the limit of a candidate's message),
+    with its full length."""
     replies = await service.replies(s)  # before this turn counts as a message
     turn = chat_log.candidate_turn(req.messages)
     user_msg = _message(s, "user", turn, now, prompt_tokens=estimate)
@@ -395,8 +406,18 @@ async def _log_request(service: Service, s: Session, req: ChatRequest, estimate:
                      {**item, "content": item["content"][:max_chars],
                       "chars": len(item["content"]), "message_id": user_msg["id"]},
                      audience="interviewer")
-    service.save_message(user_msg)  # journaled: durable before the provider is called
-    service.save(s)  # the count and last activity
+    service.save_message(user_msg, publish=False)  # journaled: durable before the call
+    service.save(s, publish=False)  # the count and last activity
+    return user_msg
+
+
+def _announce(service: Service, s: Session, user_msg: dict[str, Any],
+              assistant: dict[str, Any]) -> None:
+    """Tell live readers of the turn: the question, the session's new state, the reply
+    that is starting (before any of its deltas: the loop runs this first)."""
+    service.publish_message(user_msg)
+    service.publish_session(s)
+    service.publish_message(assistant)
 
 
 def _message(s: Session, role: str, content: str, now: float, **fields: Any) -> dict[str, Any]:
