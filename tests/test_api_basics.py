@@ -1,6 +1,8 @@
 """The service in a real Jupyter server: health, OpenAPI, create, chat via the openai SDK."""
 
+import gc
 
+import pytest
 from helpers import candidate_client
 
 
@@ -18,3 +20,19 @@ async def test_chat_roundtrip_with_openai_sdk(make_session, base_url, aio_interv
     s = (await aio_interviewer.get(f"/ib/api/sessions/{created['id']}")).json()
     assert s["tokens_used"] == reply.usage.prompt_tokens + reply.usage.completion_tokens
     assert s["status"] == "active"
+
+
+@pytest.fixture
+def gc_freeze_on(ib_config):
+    ib_config["gc_freeze"] = True  # before the server starts (the suite runs with it off)
+
+
+async def test_the_started_service_sets_its_heap_aside_from_the_collector_until_it_stops(
+        gc_freeze_on, jp_serverapp, ib_app, make_session):
+    assert gc.get_freeze_count() == 0
+    # What ServerApp.start calls once the loop runs (pytest-jupyter's server never starts)
+    await ib_app._start_jupyter_server_extension(jp_serverapp)
+    assert gc.get_freeze_count() > 10_000  # the server, its extensions, their modules
+    await make_session()  # and it serves
+    await ib_app.stop_extension()
+    assert gc.get_freeze_count() == 0
