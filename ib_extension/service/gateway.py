@@ -488,4 +488,5 @@ def _log_reply(service: Service, s: Session, reply: Reply, assistant: dict[str, 
         payload["reason"] = reply.cut_reason
     service.emit(s, kind, "system", payload)
     service.check_warnings(s)
-    service.save(s)
+    service.save(s, publish=False)  # journaled before the reply ends; readers hear it next
+    asyncio.get_running_loop().call_soon(service.publish_session, s)

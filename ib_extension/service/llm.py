@@ -84,13 +84,15 @@ class Provider:
     async def stream(self, *, model: str, messages: list[dict], max_tokens: int,
                      options: dict) -> AsyncIterator[list[Chunk]]:
         """Stream a completion, one list of chunks per read from the network (so the
-        relay writes and flushes once per read, not per chunk); the last chunk carries the
-        provider's usage, if it sent any."""
+        relay writes and flushes once per read, not per chunk), except that the first
+        chunk with an answer comes alone; the last chunk carries the provider's usage, if
+        it sent any."""
         body = fast_json.dumps({"model": model, "messages": messages, "stream": True,
                                 "stream_options": {"include_usage": True},
                                 self.cap_param: max_tokens, **options})
         response = await self._open(model, body)
         whole = False  # read to its end: the connection goes back to the pool
+        answered = False  # a chunk with something to relay has been yielded
         try:
             events = ServerSentEvents()
             reads = response.content.iter_any().__aiter__()
@@ -103,8 +105,15 @@ class Provider:
                 except Exception as e:  # the connection broke or timed out mid-stream
                     log.warning("provider stream broke: %s", redact(repr(e), self.api_key))
                     raise IBError("provider_error", STOPPED) from e
-                chunks = [self._chunk(event) for event in events.feed(data)]
-                if chunks:
+                pending = events.feed(data)
+                while pending:
+                    if answered:
+                        batch, pending = pending, []
+                    else:  # one at a time until the first answer: it goes out before the
+                        batch, pending = pending[:1], pending[1:]  # rest is even parsed
+                    chunks = [self._chunk(event) for event in batch]
+                    answered = answered or any(c.text or c.refusal or c.tool_calls
+                                               for c in chunks)
                     yield chunks
                 if events.done:  # read the body to its end, so the connection is reused
                     try:
