@@ -78,6 +78,27 @@ async def test_a_provider_that_ignores_the_cap_is_stopped_at_it(make_session, ba
     assert cut[-1]["payload"]["reason"] == "budget"
 
 
+async def test_a_reply_longer_in_bytes_than_its_cap_but_within_it_in_tokens_is_whole(
+        make_session, base_url, service):
+    """The cap is watched by the reply's bytes and checked with tiktoken once they pass
+    it: 70 tokens of text are about 300 bytes, past a cap of 80, and still go through."""
+    created = await make_session()
+    client = candidate_client(base_url, created["candidate_token"])
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
+        max_tokens=80, messages=[{"role": "user", "content": "Go [[tokens:70]]"}])
+    text, finish, usage = [], None, None
+    async for chunk in stream:
+        usage = chunk.usage or usage
+        if chunk.choices:
+            text.append(chunk.choices[0].delta.content or "")
+            finish = chunk.choices[0].finish_reason or finish
+    assert finish == "stop" and usage.completion_tokens == 70
+    assert len("".join(text).encode()) > 80
+    s = service.sessions[created["id"]]
+    assert s.ledger.used == usage.total_tokens
+
+
 async def test_the_provider_error_text_is_redacted_in_the_log(make_session, base_url, caplog):
     created = await make_session()
     client = candidate_client(base_url, created["candidate_token"])
