@@ -49,6 +49,9 @@ class Flaky(tornado.web.RequestHandler):
             self.finish({"error": {"message": "Bearer sk-secretsecretsecret is busy"}})
             return
         self.set_header("Content-Type", "text/event-stream")
+        if self.state.get("whole"):  # every event in one write
+            self.finish(REPLY)
+            return
         half = len(REPLY) // 2
         self.write(REPLY[:half])
         await self.flush()
@@ -158,3 +161,18 @@ async def test_the_environments_proxy_carries_the_call_unless_no_proxy_names_the
             await collect(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
         assert "could not be reached" in refused.value.message
         assert len(state["seen"]) == 1  # not through the proxy
+
+
+async def test_the_first_answer_of_a_read_comes_alone_and_the_rest_together():
+    """A read that holds the whole reply: its first chunk with text is handed on before
+    the rest of the read is parsed, the rest in one batch (one write to the candidate)."""
+    async with flaky_provider() as (url, state):
+        state["whole"] = True
+        provider = Provider(base_url=url + "/v1", api_key="k", timeout=5, max_retries=0)
+        try:
+            batches = [[c.text for c in read] async for read in provider.stream(
+                model="gpt-4o-mini", max_tokens=50, options={},
+                messages=[{"role": "user", "content": "hi"}])]
+        finally:
+            await provider.close()
+    assert batches == [["Hello"], [" there", ""]]
