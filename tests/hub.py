@@ -8,11 +8,13 @@ scopes ("ib-tests"), so tests can look at the hub from outside as an operator wo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -138,7 +140,10 @@ def _start_hub(tmp: Path, llm_url: str | None, ib_settings, extra_config: str) -
             [sys.executable, "-m", "ib_extension.cli", "hub", "--port", str(port),
              "--data-dir", str(data), "--config", str(config),
              *(["--llm-base-url", llm_url] if llm_url else ["--demo"]), *ib_settings],
-            stdout=out, stderr=subprocess.STDOUT, env=env)
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+            # as a shell starts a command in the background: SIGINT ignored (stop_hub
+            # checks that everything it started still stops)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     hub = Hub(f"http://127.0.0.1:{port}", data, proc, log)
 
     def ready() -> bool:
@@ -154,12 +159,23 @@ def _start_hub(tmp: Path, llm_url: str | None, ib_settings, extra_config: str) -
 
 
 def stop_hub(hub: Hub) -> None:
+    """Stop `ib hub` as an operator would (SIGTERM); it must take down everything it
+    started (the hub, its proxy, services and candidates' servers), none left behind."""
+    started = descendants(hub.proc.pid)
     hub.proc.terminate()
     try:
         hub.proc.wait(120)
     except subprocess.TimeoutExpired:
         hub.proc.kill()
         hub.proc.wait()
+    try:
+        wait_for(lambda: not running(started), "what ib hub started to stop", within=30)
+    except TimeoutError:
+        left = {pid: cmdline(pid) for pid in running(started)}
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        raise AssertionError(f"ib hub left these running: {left}") from None
     for user in hub.users:  # system users a test left behind (the service removes its own)
         try:
             pwd.getpwnam(user)
@@ -167,6 +183,40 @@ def stop_hub(hub: Hub) -> None:
             continue
         subprocess.run(["userdel", "--remove", user], capture_output=True)
     shutil.rmtree(hub.data_dir, ignore_errors=True)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid`, from /proc (each thread's children)."""
+    found, todo = set(), [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:  # gone meanwhile
+                continue
+            todo += [c for c in children if c not in found]
+            found.update(children)
+    return found
+
+
+def running(pids: set[int]) -> set[int]:
+    """Those of `pids` still running (a zombie has stopped; its parent reaps it)."""
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            alive.add(pid)
+    return alive
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return "?"
 
 
 # ---- a browser without JavaScript: httpx with its own cookie jar --------------------------

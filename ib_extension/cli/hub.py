@@ -232,6 +232,11 @@ def cmd_hub(args) -> int:
 
     env = {**os.environ, "IB_TOKEN": token}  # the hub's config hands it to the service, privately
     started = time.monotonic()
+    # Started in the background by a shell, this process ignores SIGINT, and so would the
+    # hub and every service it starts: each would then wait out JupyterHub's 30 s before
+    # its SIGTERM, one after another, and this command's grace would run out, leaving
+    # them behind. A handled signal is reset in a child, an ignored one is not.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     hub = subprocess.Popen([*command("jupyterhub"), "-f", str(config_file)],
                            cwd=hub_paths["hub"], env=env)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
