@@ -50,7 +50,7 @@ class Flaky(tornado.web.RequestHandler):
             return
         self.set_header("Content-Type", "text/event-stream")
         if self.state.get("whole"):  # every event in one write
-            self.finish(REPLY)
+            self.finish(self.state.get("reply", REPLY))
             return
         half = len(REPLY) // 2
         self.write(REPLY[:half])
@@ -176,3 +176,22 @@ async def test_the_first_answer_of_a_read_comes_alone_and_the_rest_together():
         finally:
             await provider.close()
     assert batches == [["Hello"], [" there", ""]]
+
+
+async def test_a_lone_surrogate_from_the_provider_becomes_a_replacement_character():
+    """JSON can escape half of a UTF-16 pair; the candidate's JSON, tiktoken and DuckDB
+    cannot take one, so the relay never passes one on."""
+    async with flaky_provider() as (url, state):
+        state["whole"] = True
+        state["reply"] = sse(  # json.dumps writes the lone halves as \ud800 and \udc00
+            {"choices": [{"index": 0, "delta": {"content": "a\ud800b", "refusal": "\udc00"},
+                          "finish_reason": None}]},
+            {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "c1",
+                          "function": {"name": "f", "arguments": "{\"x\": \"\udc00\"}"}}]},
+                          "finish_reason": "tool_calls"}]})
+        chunks = await collect(base_url=url + "/v1", api_key="k", max_retries=0)
+    assert b"\\ud800" in state["reply"]  # sent escaped, as a provider would
+    assert chunks[0].text == "a\ufffdb" and chunks[0].refusal == "\ufffd"
+    assert chunks[1].tool_calls[0]["function"]["arguments"] == '{"x": "\ufffd"}'
+    for c in chunks:  # all of it UTF-8 now
+        (c.text + c.refusal + json.dumps(c.tool_calls, ensure_ascii=False)).encode()

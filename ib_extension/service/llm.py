@@ -239,13 +239,23 @@ class ServerSentEvents:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+    """A delta's text. A lone UTF-16 surrogate, which JSON lets a provider escape
+    (`"\\ud800"`), becomes U+FFFD: nothing after this (the candidate's JSON, tiktoken,
+    DuckDB) takes one."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
 
 
 def _without_nulls(value: Any) -> Any:
+    """A tool call's delta without its null fields, its text as `_text` makes it."""
     if isinstance(value, dict):
         return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    return value
+    return _text(value) if isinstance(value, str) else value
 
 
 def env_proxy(url: str) -> str | None:
