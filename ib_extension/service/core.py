@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -282,19 +283,21 @@ class Service:
             msg["seq"] = self._message_seq
         self.store.save_message(msg)
         if msg["status"] != "streaming":  # a streaming reply is indexed when it is over
-            self._index_soon(msg["session_id"], msg["content"])
+            self.soon(self.words.add, msg["session_id"], msg["content"])
         if publish:
             self.publish_message(msg)
 
     def publish_message(self, msg: dict[str, Any]) -> None:
         self.feed.publish(msg["session_id"], "message", message_view(msg).model_dump())
 
-    def _index_soon(self, session_id: str, text: str) -> None:
-        """Into the word index once the caller yields: off the way to the first token."""
+    @staticmethod
+    def soon(fn: Callable[..., Any], *args: Any) -> None:
+        """`fn(*args)` once the caller yields to the loop, off the way to the first token
+        (at once when no loop runs: loading, tools)."""
         try:
-            asyncio.get_running_loop().call_soon(self.words.add, session_id, text)
-        except RuntimeError:  # no loop running (loading, tools)
-            self.words.add(session_id, text)
+            asyncio.get_running_loop().call_soon(fn, *args)
+        except RuntimeError:
+            fn(*args)
 
     # ---- lookups -----------------------------------------------------------------
     def get(self, session_id: str) -> Session:

@@ -165,7 +165,7 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
                 # The reply's row (its reservation) is on disk before the provider is
                 # called; live readers hear of the turn while the provider works on it.
                 service.save_message(assistant, publish=False)
-                asyncio.get_running_loop().call_soon(_announce, service, s, user_msg, assistant)
+                service.soon(_announce, service, s, user_msg, assistant)
                 stream = service.provider.stream(model=s.model, messages=messages,
                                                  max_tokens=cap, options=options)
                 last_flush = time.monotonic()
@@ -489,4 +489,4 @@ def _log_reply(service: Service, s: Session, reply: Reply, assistant: dict[str, 
     service.emit(s, kind, "system", payload)
     service.check_warnings(s)
     service.save(s, publish=False)  # journaled before the reply ends; readers hear it next
-    asyncio.get_running_loop().call_soon(service.publish_session, s)
+    service.soon(service.publish_session, s)

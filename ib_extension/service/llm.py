@@ -244,6 +244,8 @@ def _text(value: Any) -> str:
     DuckDB) takes one."""
     if not isinstance(value, str):
         return ""
+    if value.isascii():  # most deltas: no copy to check
+        return value
     try:
         value.encode()
     except UnicodeEncodeError:
