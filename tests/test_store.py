@@ -45,7 +45,7 @@ def event_row(s, event_id: int, type_: str, **payload):
 def store(tmp_path, request):
     # Batches held back: only a read (or closing) moves the journal in. Every batch goes
     # the one way or the other, whatever its size.
-    store = Store(tmp_path / "ib.duckdb", batch_seconds=3600, file_import_rows=request.param)
+    store = Store(tmp_path / "ib.duckdb", batch_seconds=3600, file_import_keys=request.param)
     store.open()
     yield store
     store.close()
@@ -60,8 +60,8 @@ def test_a_batch_keeps_the_latest_row_of_each_key_and_every_character(store, cap
     store.save_session(row)
     question = message_row(s, 1, "user", AWKWARD)
     reply = message_row(s, 2, "assistant", "", status="streaming")
-    store.save_message(question)
-    store.save_message(reply)
+    store.save_message(question, new=True)  # first writes, as Service.save_message does
+    store.save_message(reply, new=True)
     store.save_message({**reply, "content": "Half"})
     store.save_message({**reply, "content": AWKWARD, "status": "complete",
                         "completion_tokens": 12})
@@ -92,6 +92,24 @@ def test_rows_written_again_replace_the_committed_ones(store):
     assert (saved["status"], saved["started_at"]) == ("active", 1_767_225_601.5)
 
 
+def test_a_new_row_rewritten_in_a_later_batch_replaces_the_committed_one(store):
+    """Only rewritten keys are deleted as a batch moves in: a reply's first row goes in as
+    new, its final row comes in the next batch and must replace it, not sit beside it."""
+    s, row = session_row()
+    store.save_session(row)
+    reply = message_row(s, 1, "assistant", "", status="streaming")
+    store.save_message(reply, new=True)
+    store.save_event(event_row(s, 1, "chat.completed", message_id=reply["id"],
+                               prompt_tokens=3, completion_tokens=0, latency_ms=40))
+    assert [m["status"] for m in read(store, store.messages, s.id)] == ["streaming"]
+    store.save_message({**reply, "content": "Done.", "status": "complete"})
+    store.save_event(event_row(s, 2, "chat.completed", message_id=reply["id"],
+                               prompt_tokens=3, completion_tokens=2, latency_ms=40))
+    assert [(m["content"], m["status"]) for m in read(store, store.messages, s.id)] == [
+        ("Done.", "complete")]
+    assert [e["id"] for e in read(store, store.events, s.id)] == [1, 2]
+
+
 def test_a_row_duckdb_refuses_keeps_none_of_the_others_out(store, caplog):
     s, row = session_row()
     store.save_session(row)
@@ -104,6 +122,31 @@ def test_a_row_duckdb_refuses_keeps_none_of_the_others_out(store, caplog):
     assert read(store, store.load_sessions)[0]["id"] == s.id
     assert "could not be written" in caplog.text
     assert not list(store._journal.directory.glob("*.jsonl")), "the segment is gone"
+
+
+def test_a_replay_replaces_committed_rows_whatever_the_last_process_knew(tmp_path):
+    """Which keys a killed process had rewritten died with it: a replay deletes every key
+    its segments hold, so a rewrite of a committed row replaces it."""
+    path = tmp_path / "ib.duckdb"
+    s, row = session_row()
+    store = Store(path)
+    store.open()
+    reply = message_row(s, 1, "assistant", "Half", status="streaming")
+    store.save_message(reply, new=True)
+    store.close()
+    journal = Journal(path.with_name(path.name + ".journal"))
+    journal.open()
+    journal.append("messages", _encode(TABLES["messages"][0],
+                                       {**reply, "content": "Whole.", "status": "complete"}))
+    journal.close()
+
+    store = Store(path)
+    store.open()
+    try:
+        assert [(m["content"], m["status"]) for m in read(store, store.messages, s.id)] == [
+            ("Whole.", "complete")]
+    finally:
+        store.close()
 
 
 def test_a_killed_writes_partial_last_line_is_skipped_and_the_rest_replayed(tmp_path):

@@ -278,10 +278,11 @@ class Service:
         return row
 
     def save_message(self, msg: dict[str, Any], *, publish: bool = True) -> None:
-        if "seq" not in msg:
+        new = "seq" not in msg  # its first write: a new id
+        if new:
             self._message_seq += 1
             msg["seq"] = self._message_seq
-        self.store.save_message(msg)
+        self.store.save_message(msg, new=new)
         if msg["status"] != "streaming":  # a streaming reply is indexed when it is over
             self.soon(self.words.add, msg["session_id"], msg["content"])
         if publish:
