@@ -22,7 +22,7 @@ its question, as a candidate's client resends it each turn. The conversation is 
 through ib first, turn by turn (questions of 7,500 characters, replies of 1,000 tokens),
 so that its replies are the service's own; then each measured request asks a new
 question after it, on every path. It also times, in this process, the service's prompt
-estimate of such a turn (`tokens.ConversationCounts`, which the service keeps per
+estimate of such a turn (`ConversationCache`, which the service keeps per
 session) beside a count of the whole request.
 """
 
@@ -133,15 +133,17 @@ def make_history(client: openai.OpenAI, model: str, tokens: int) -> tuple[list[d
 
 def estimate_times(history: list[dict], model: str, turns: int = 50) -> dict:
     """Milliseconds of the service's prompt estimate for a new turn after `history`, with
-    the counts it keeps per conversation, and of counting the whole request afresh."""
+    the counts it keeps per conversation, and of counting the whole request afresh. Each
+    turn's messages are parsed anew from JSON, as the service gets them."""
     from ib_extension.service import tokens
+    from ib_extension.service.conversation_cache import ConversationCache
 
     asking = Asking(1, history)
-    counts = tokens.ConversationCounts(model)
+    counts = ConversationCache(model)
     counts.count(asking.next())  # the turns before: counted once
     kept, whole = [], []
     for _ in range(turns):
-        messages = asking.next()
+        messages = json.loads(json.dumps(asking.next()))
         started = time.perf_counter()
         counts.count(messages)
         kept.append(time.perf_counter() - started)

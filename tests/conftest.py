@@ -53,6 +53,7 @@ def ib_config(fake_llm_url, tmp_path):
         "llm_timeout": 10.0,
         "tick_seconds": 3600.0,  # tests drive the clock and call tick() themselves
         "gc_freeze": False,  # one process runs many servers (test_api_basics turns it on)
+        "keep_freed_memory": False,  # likewise: it would outlast the server
     }
 
 

@@ -79,7 +79,7 @@ async def collect(**provider_settings) -> list:
         chunks = []
         async for read in provider.stream(model="gpt-4o-mini", max_tokens=50,
                                           options={"user": "s1"},
-                                          messages=[{"role": "user", "content": "hi"}]):
+                                          messages=b'[{"role":"user","content":"hi"}]'):
             chunks += read
         return chunks
     finally:
@@ -100,6 +100,7 @@ async def test_retries_busy_and_failing_answers_then_streams():
     assert sent["body"]["stream"] is True and sent["body"]["stream_options"] == {
         "include_usage": True}
     assert sent["body"]["max_completion_tokens"] == 50 and sent["body"]["user"] == "s1"
+    assert sent["body"]["messages"] == [{"role": "user", "content": "hi"}]
 
 
 @pytest.mark.parametrize("statuses, calls, sentence", [
@@ -172,7 +173,7 @@ async def test_the_first_answer_of_a_read_comes_alone_and_the_rest_together():
         try:
             batches = [[c.text for c in read] async for read in provider.stream(
                 model="gpt-4o-mini", max_tokens=50, options={},
-                messages=[{"role": "user", "content": "hi"}])]
+                messages=b'[{"role":"user","content":"hi"}]')]
         finally:
             await provider.close()
     assert batches == [["Hello"], [" there", ""]]

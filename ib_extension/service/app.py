@@ -132,6 +132,12 @@ class IBExtension(ExtensionApp):
                           "those objects, which took a 90 ms pause every few seconds under "
                           "load. Off where the service shares its process with others (the "
                           "test suite).")
+    keep_freed_memory = Bool(True, config=True,
+                             help="glibc only: serve memory blocks under 16 MB from the heap "
+                                  "and keep up to 64 MB of freed heap for reuse, instead of "
+                                  "mapping big blocks afresh from the kernel each time (page "
+                                  "faults cost 1.4 ms of CPU per request at 100k tokens of "
+                                  "history).")
     tick_seconds = Float(1.0, config=True,
                          help="How often the service checks clocks (expiry, time warnings).")
     challenge_dirs = List(Unicode(), config=True,
@@ -350,6 +356,7 @@ class IBExtension(ExtensionApp):
         self.handlers.extend(handlers())
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
+        from .memory import keep_freed_memory
         from .voila_static import route_before_voila
 
         route_before_voila(serverapp.web_app)  # every extension's routes are in by now
@@ -358,6 +365,8 @@ class IBExtension(ExtensionApp):
             if self.gc_freeze:  # the start-up's garbage first, or it would stay for good
                 gc.collect()
                 gc.freeze()
+            if self.keep_freed_memory and not keep_freed_memory():
+                self.log.info("keep_freed_memory: the C library is not glibc; left as it is")
 
     async def stop_extension(self) -> None:
         ticker = getattr(self, "_ticker", None)

@@ -26,6 +26,7 @@ from ..grading.sandbox import SandboxUnavailable
 from . import tokens
 from .admission import Gate
 from .budget import Ledger
+from .conversation_cache import ConversationCache
 from .feed import Feed
 from .idempotency import Idempotency
 from .quotas import Quota, Usage
@@ -126,7 +127,7 @@ class Service:
         # session id -> the cut-off events of its running (or waiting) chat requests
         self.streams: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._gates: dict[str, Gate] = {}
-        self._conversations: dict[str, tokens.ConversationCounts] = {}
+        self._conversations: dict[str, ConversationCache] = {}
         self._replies: dict[str, list[str]] = {}  # session id -> the replies it was given
         self.flagged_seen: dict[str, set[str]] = defaultdict(set)
         self.load_seconds = 0.0  # how long load() took (the start-up log says it)
@@ -552,13 +553,13 @@ class Service:
             gate = self._gates[s.id] = Gate(s.ledger, self.config.max_provider_calls_per_session)
         return gate
 
-    def conversation_counts(self, s: Session) -> tokens.ConversationCounts:
-        """The token counts of the session's conversation so far (each turn counts only
-        its new messages); dropped when the session ends."""
-        counts = self._conversations.get(s.id)
-        if counts is None:
-            counts = self._conversations[s.id] = tokens.ConversationCounts(s.model)
-        return counts
+    def conversation(self, s: Session) -> ConversationCache:
+        """The session's conversation as last sent, with each message's tokens and JSON
+        (each turn counts and encodes only its new messages); dropped when it ends."""
+        cache = self._conversations.get(s.id)
+        if cache is None:
+            cache = self._conversations[s.id] = ConversationCache(s.model)
+        return cache
 
     async def replies(self, s: Session) -> list[str]:
         """The replies this session was given (read from the file once, then kept)."""

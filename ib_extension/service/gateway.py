@@ -24,6 +24,7 @@ from ..api.errors import IBError
 from . import chat_log, injection, provider_request, tokens
 from .admission import Gate, NotAdmitted
 from .budget import Ledger
+from .conversation_cache import ConversationCache
 from .core import Service
 from .sessions import Session, new_id, used_up
 
@@ -96,11 +97,11 @@ def budget_refusal(ledger: Ledger, prompt: int, smallest: int) -> IBError:
 
 
 def shortest_request(settings: Settings, s: Session, system: dict[str, Any],
-                     counts: tokens.ConversationCounts) -> int:
+                     conversation: ConversationCache) -> int:
     """Tokens the shortest possible request reserves: the service's instructions (the
     `system` message), an empty question, one token of reply. The session publishes its
     budget as used up below it."""
-    estimate = counts.count([system, {"role": "user", "content": ""}], keep=False)
+    estimate = conversation.count([system, {"role": "user", "content": ""}], keep=False)
     return s.ledger.prompt_reserve(estimate, settings.prompt_margin) + 1
 
 
@@ -119,8 +120,8 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
     service.candidate_seen(s)
     system = {"role": "system",
               "content": system_prompt(settings, s, service.config.assist_policies)}
-    counts = service.conversation_counts(s)
-    s.shortest_request = shortest_request(settings, s, system, counts)
+    conversation = service.conversation(s)
+    s.shortest_request = shortest_request(settings, s, system, conversation)
     refusal = s.chat_refusal(now) or _rate_refusal(service, s, now)
     if refusal is not None:
         raise service.refuse(s, refusal)
@@ -130,7 +131,7 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
     options = provider_request.options(req, s.id)
     estimate = tokens.count_prompt_tokens(messages, s.model, tools=options.get("tools"),
                                           response_format=options.get("response_format"),
-                                          counts=counts)
+                                          conversation=conversation)
     prompt_reserve = s.ledger.prompt_reserve(estimate, settings.prompt_margin)
     wanted = min(x for x in (req.max_completion_tokens, req.max_tokens,
                              settings.completion_cap) if x)
@@ -166,7 +167,9 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
                 # called; live readers hear of the turn while the provider works on it.
                 service.save_message(assistant, publish=False)
                 service.soon(_announce, service, s, user_msg, assistant)
-                stream = service.provider.stream(model=s.model, messages=messages,
+                _mj = conversation.json(messages)
+                stream = service.provider.stream(model=s.model,
+                                                 messages=_mj,
                                                  max_tokens=cap, options=options)
                 last_flush = time.monotonic()
                 async with aclosing(_until(stream, cut, disconnected)) as reads:

@@ -81,15 +81,16 @@ class Provider:
         self.cap_param = completion_cap_param
         self.api_key = api_key
 
-    async def stream(self, *, model: str, messages: list[dict], max_tokens: int,
+    async def stream(self, *, model: str, messages: bytes, max_tokens: int,
                      options: dict) -> AsyncIterator[list[Chunk]]:
         """Stream a completion, one list of chunks per read from the network (so the
         relay writes and flushes once per read, not per chunk), except that the first
         chunk with an answer comes alone; the last chunk carries the provider's usage, if
-        it sent any."""
-        body = fast_json.dumps({"model": model, "messages": messages, "stream": True,
+        it sent any. `messages` is their JSON array (ConversationCache.json)."""
+        head = fast_json.dumps({"model": model, "stream": True,
                                 "stream_options": {"include_usage": True},
                                 self.cap_param: max_tokens, **options})
+        body = head[:-1] + b',"messages":' + messages + b"}"
         response = await self._open(model, body)
         whole = False  # read to its end: the connection goes back to the pool
         answered = False  # a chunk with something to relay has been yielded

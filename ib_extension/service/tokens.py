@@ -27,8 +27,12 @@ import re
 import tempfile
 import uuid
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import tiktoken
+
+if TYPE_CHECKING:
+    from .conversation_cache import ConversationCache
 
 FALLBACK_ENCODING = "o200k_base"
 
@@ -114,41 +118,9 @@ def count_message_tokens(messages: list[dict], model: str) -> int:
     return total
 
 
-class ConversationCounts:
-    """A conversation's message counts, kept between its requests: each request resends
-    the whole history, and counting only the messages not seen before keeps a turn's
-    estimate as cheap at 100k tokens of history as at the start. Only the last request's
-    messages are kept, so the memory is one conversation's."""
-
-    def __init__(self, model: str):
-        self.model = model
-        self._counts: dict[tuple, int] = {}
-
-    def count(self, messages: list[dict], *, keep: bool = True) -> int:
-        """`count_message_tokens(messages, model)`, reusing earlier counts; `keep=False`
-        counts without making these the conversation's messages."""
-        seen, counts = self._counts, {}
-        keys = [_message_key(m) for m in messages]
-        for key, message in zip(keys, messages, strict=True):
-            n = seen.get(key)
-            if n is None:
-                n = count_message_tokens([message], self.model) - REPLY_PRIMING_TOKENS
-            counts[key] = n
-        if keep:
-            self._counts = counts
-        return REPLY_PRIMING_TOKENS + sum(counts[key] for key in keys)
-
-
-def _message_key(message: dict) -> tuple:
-    if not isinstance(message, dict):
-        raise TypeError(f"messages must be dicts, got {type(message).__name__}")
-    return tuple((k, v if isinstance(v, str) else json.dumps(v, sort_keys=True))
-                 for k, v in message.items())
-
-
 def count_prompt_tokens(messages: list[dict], model: str, *, tools: list[dict] | None = None,
                         response_format: dict | None = None,
-                        counts: ConversationCounts | None = None) -> int:
+                        conversation: ConversationCache | None = None) -> int:
     """Prompt tokens of a chat request: its messages, tool definitions and output schema.
 
     Tool definitions follow the cookbook's published formula, extended to what it leaves
@@ -157,7 +129,8 @@ def count_prompt_tokens(messages: list[dict], model: str, *, tools: list[dict] |
     under. A json_schema response format counts its name and schema as JSON text: OpenAI
     publishes no formula for it.
     """
-    total = counts.count(messages) if counts else count_message_tokens(messages, model)
+    total = (conversation.count(messages) if conversation
+             else count_message_tokens(messages, model))
     if tools:
         total += count_tool_tokens(tools, model)
     if response_format and response_format.get("type") == "json_schema":
