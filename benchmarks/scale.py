@@ -385,6 +385,51 @@ def measure(db: Path, info: dict, runs: int, export_runs: int) -> dict:
         return {"startup": up, "indexed": indexed, "load": load_seconds(log), "reads": res}
 
 
+TURNS_PER_BATCH = 20
+
+
+def write_batches(db: Path, rounds: int = 12) -> list[float]:
+    """Process CPU seconds of moving a batch of chat turns into a copy of the file, as the
+    service's journal mover does: each turn a new question and reply, the reply rewritten
+    when it ends, its session's row and a chat.completed event, written the way the
+    service writes them (`Service.save_message` marks first writes new)."""
+    with tempfile.TemporaryDirectory(prefix="ib-scale-batches-") as tmp:
+        copy = Path(tmp) / db.name
+        copy.write_bytes(db.read_bytes())
+        store = Store(copy, batch_seconds=3600)  # only the reads below move the journal
+        store.open()
+        try:
+            sessions = [Session.from_row(r) for r in store.submit(store.load_sessions).result()]
+            seq = store.submit(store.max_message_seq).result()
+            event_id = store.submit(store.max_event_id).result()
+            cpu = []
+            for r in range(rounds):
+                for s in sessions[r * TURNS_PER_BATCH:(r + 1) * TURNS_PER_BATCH]:
+                    at = (s.started_at or T0) + 1
+                    question = _message(s, "user", "And in O(n log n)?", at, seq=seq + 1)
+                    reply = _message(s, "assistant", "", at, seq=seq + 2, status="streaming")
+                    seq += 2
+                    store.save_message(question, new=True)
+                    store.save_message(reply, new=True)
+                    s.message_count += 2
+                    store.save_session(s.to_row())
+                    store.save_message({**reply, "content": "Sort, then scan once.",
+                                        "status": "complete", "completion_tokens": 6})
+                    event_id += 1
+                    store.save_event({"id": event_id, "session_id": s.id,
+                                      "type": "chat.completed", "actor": "system", "at": at,
+                                      "payload": Encoded(json.dumps(
+                                          {"message_id": reply["id"], "prompt_tokens": 40,
+                                           "completion_tokens": 6, "latency_ms": 900}))})
+                    store.save_session(s.to_row())
+                started = time.process_time()  # every thread's: DuckDB's too
+                store.submit(lambda: None).result()
+                cpu.append(time.process_time() - started)
+            return cpu
+        finally:
+            store.close()
+
+
 def ms(v: float) -> str:
     return f"{v * 1000:9.1f}ms" if v < 10 else f"{v:9.1f} s"
 
@@ -410,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         s = measure(small_path, small, args.runs, args.export_runs)
         print(f"measuring the big file ({args.sessions} sessions)...", file=sys.stderr)
         b = measure(big_path, big, args.runs, args.export_runs)
+        print("moving write batches into both files...", file=sys.stderr)
+        s["batches"], b["batches"] = write_batches(small_path), write_batches(big_path)
     print(f"\nbig file: {big['sessions']} sessions, {big['messages']} messages, "
           f"{big['events']} events, {big['bytes'] / 1e6:.0f} MB; small file: "
           f"{small['sessions']} sessions, {small['messages']} messages")
@@ -425,13 +472,18 @@ def main(argv: list[str] | None = None) -> int:
         if name.startswith(("ib export", "render")):
             target = "2 s"
         print(f"{name:34}{ms(small50)}{ms(p50)}{ms(p95)}{target:>9}{p50 / small50:7.2f}x")
+    small50, p50 = percentile(s["batches"], 50), percentile(b["batches"], 50)
+    print(f"{f'write batch of {TURNS_PER_BATCH} chat turns (CPU)':34}{ms(small50)}{ms(p50)}"
+          f"{ms(percentile(b['batches'], 95))}{'':>9}{p50 / small50:7.2f}x")
     print(f"\nService.load (big file): {b['load']}")
     if args.json:
         args.json.write_text(json.dumps({
             "sessions": big["sessions"], "messages": big["messages"],
             "startup_s": b["startup"], "indexed_s": b["indexed"],
             "reads_s": {name: {"p50": percentile(v, 50), "p95": percentile(v, 95)}
-                        for name, v in b["reads"].items()}}, indent=1))
+                        for name, v in b["reads"].items()},
+            "write_batch_s": {"p50": percentile(b["batches"], 50),
+                              "small_p50": percentile(s["batches"], 50)}}, indent=1))
     return 0
 
 
