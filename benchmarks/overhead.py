@@ -3,6 +3,7 @@ front of the same offline demo model, in the same run.
 
     python benchmarks/overhead.py [--runs 400] [--warmup 10] [--reply-tokens 50]
                                   [--latency 0] [--tokens-per-second 0] [--no-litellm]
+                                  [--no-relay]
                                   [--history-tokens 0] [--json FILE]
 
 It starts the demo model, `ib serve` (per-session rate limit off, a budget no run
@@ -10,11 +11,15 @@ reaches) and, when `make bench` has made its virtualenv, a LiteLLM proxy as real
 processes on free loopback ports, and makes one session. Then, with the official
 `openai` SDK, it sends the same chat three ways (direct to the demo model, via ib, via
 LiteLLM), round-robin so that drift on the machine hits all alike: first `--runs`
-streamed requests per target, then `--runs` not streamed. It prints p50/p95/p99
-(nearest rank) of time to first token and total time, the milliseconds ib and LiteLLM
-add over direct (percentile minus the same percentile of direct), ib's added as a
-fraction of LiteLLM's, and the CPU time the service and the proxy spent per streamed
-request (utime+stime from /proc over the streamed block, divided by its requests).
+streamed requests per target, then `--runs` not streamed. Then, in a pass of its own
+against direct calls again, the bare relay (benchmarks/relay.py: tornado's server and
+aiohttp's client passing bytes on, nothing else), the floor of a Python hop; its own pass
+keeps the main block's length, over which the CPU per request is taken, what it was.
+It prints p50/p95/p99 (nearest rank) of time to first token and total time, the
+milliseconds ib, LiteLLM and the relay add over direct (percentile minus the same
+percentile of direct), ib's added as a fraction of LiteLLM's, and the CPU time the
+service and the proxies spent per streamed request (utime+stime from /proc over the
+streamed block, divided by its requests).
 Not a test: nothing is asserted.
 
 With `--history-tokens N` every request carries a conversation of about N tokens before
@@ -199,8 +204,9 @@ def measure(targets: list[Target], args, model: str, ask: Asking) -> None:
             t.idle_share_ms = t.idle_ms_per_s * streamed_seconds / args.runs
 
 
-def results(targets: list[Target]) -> dict:
-    """The numbers the table shows, by metric: {"streamed TTFT p50": {"direct": ms, ...}}."""
+def results(targets: list[Target], floor: list[Target]) -> dict:
+    """The numbers the table shows, by metric: {"streamed TTFT p50": {"direct": ms, ...}}.
+    `floor`: the bare relay's own pass, [direct, relay] (or none)."""
     by_name = {t.name: t for t in targets}
     direct = by_name["direct"]
     rows: dict[str, dict] = {}
@@ -216,12 +222,16 @@ def results(targets: list[Target]) -> dict:
             for name in ("ib", "litellm"):
                 have = row.get(name) is not None
                 row[f"{name} added"] = row[name] - row["direct"] if have else None
+            if floor:  # against the direct calls of its own pass
+                relay, base = (procs.percentile([getattr(s, attr) for s in getattr(t, kind)],
+                                                p) * 1000 for t in reversed(floor))
+                row["relay"], row["relay added"] = relay, relay - base
             row["ib/litellm"] = (row["ib added"] / row["litellm added"]
                                  if row["litellm added"] and row["litellm added"] > 0 else None)
             rows[f"{label} p{p}"] = row
-    rows["CPU per streamed request"] = {t.name: t.cpu_ms for t in targets}
+    rows["CPU per streamed request"] = {t.name: t.cpu_ms for t in targets + floor[1:]}
     rows["CPU per streamed request"]["direct"] = None
-    rows["  of which idle rate"] = {t.name: t.idle_share_ms for t in targets}
+    rows["  of which idle rate"] = {t.name: t.idle_share_ms for t in targets + floor[1:]}
     rows["  of which idle rate"]["direct"] = None
     if direct.streamed is None:
         raise RuntimeError("no direct measurements")
@@ -236,7 +246,7 @@ def _ms(v: float | None, absent: str = "—", sign: bool = False) -> str:
 
 def table(rows: dict, litellm_absent: str) -> str:
     head = (f"{'':26}{'direct':>10}{'via ib':>10}{'via LiteLLM':>15}"
-            f"{'ib added':>11}{'LiteLLM added':>15}{'ib/LiteLLM':>12}")
+            f"{'ib added':>11}{'LiteLLM added':>15}{'ib/LiteLLM':>12}{'relay added':>13}")
     lines = [head]
     for label, row in rows.items():
         ratio = row.get("ib/litellm")
@@ -245,7 +255,9 @@ def table(rows: dict, litellm_absent: str) -> str:
             f"{_ms(row.get('litellm'), litellm_absent):>15}"
             f"{_ms(row.get('ib added'), '', True):>11}"
             f"{_ms(row.get('litellm added'), '', True):>15}"
-            f"{'' if ratio is None else f'{ratio:.2f}':>12}")
+            f"{'' if ratio is None else f'{ratio:.2f}':>12}"
+            # latency rows: what the bare relay adds; CPU rows: the relay's own CPU
+            f"{_ms(row.get('relay added', row.get('relay')), '', 'relay added' in row):>13}")
     return "\n".join(lines)
 
 
@@ -264,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokens-per-second", type=float, default=0.0,
                     help="the demo model's streaming pace (0 = as fast as it can)")
     ap.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    ap.add_argument("--no-relay", action="store_true",
+                    help="leave out the bare relay (benchmarks/relay.py, the floor of a hop)")
     ap.add_argument("--history-tokens", type=int, default=0,
                     help="a conversation of about this many tokens before each question "
                          "(made through ib first)")
@@ -295,6 +309,14 @@ def main(argv: list[str] | None = None) -> int:
                        service.pid),
                 Target("litellm", None),
             ]
+            floor: list[Target] = []
+            if not args.no_relay:
+                relay, relay_url = procs.start_relay(workdir, llm_url)
+                running.append(relay)
+                floor = [Target("direct", openai.OpenAI(base_url=llm_url, api_key="bench",
+                                                        max_retries=0)),
+                         Target("relay", openai.OpenAI(base_url=relay_url, api_key="bench",
+                                                       max_retries=0), relay.pid)]
             if use_litellm:
                 proxy, proxy_url, key = procs.start_litellm(workdir, llm_url, model)
                 running.append(proxy)
@@ -306,13 +328,15 @@ def main(argv: list[str] | None = None) -> int:
                 _check_budget(http_budget(url, token, session), billed, args)
                 ask, estimate = Asking(args.reply_tokens, history), estimate_times(history, model)
             measure(targets, args, model, ask)
-            for t in targets:
+            if floor:  # a pass of its own: the main block's CPU per request stays as it was
+                measure(floor, args, model, ask)
+            for t in targets + floor:
                 if t.client is not None:
                     t.client.close()
         finally:
             procs.stop(running)
 
-    rows = results(targets)
+    rows = results(targets, floor)
     pace = (f"{args.tokens_per_second:g} tokens/s" if args.tokens_per_second
             else "as fast as it can")
     settings = procs.service_settings(procs.BENCH_CONFIG)

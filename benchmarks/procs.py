@@ -127,6 +127,16 @@ def start_service(workdir: Path, llm_url: str, token: str, settings: dict | None
     return proc, url
 
 
+def start_relay(workdir: Path, llm_url: str) -> tuple[subprocess.Popen, str]:
+    """The bare relay (benchmarks/relay.py) in front of `llm_url`; it and its /v1 URL."""
+    port = free_port()
+    proc = _popen([sys.executable, str(Path(__file__).with_name("relay.py")), "--port",
+                   str(port), "--upstream", llm_url], workdir, f"relay-{port}.log")
+    url = f"http://127.0.0.1:{port}/v1"
+    wait_up(url + "/models", proc)
+    return proc, url
+
+
 def litellm_installed() -> bool:
     return (LITELLM_VENV / "bin" / "litellm").exists()
 

@@ -21,7 +21,8 @@ def test_scale_builds_its_files_and_measures_every_read(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "big file: 12 sessions, 240 messages" in out.stdout
     for read in ("start-up (to /health)", "session list", "messages, biggest",
-                 "history search", "feed poll", "record, biggest"):
+                 "history search", "feed poll", "record, biggest",
+                 "write batch of 20 chat turns (CPU)"):
         assert f"\n{read} " in out.stdout, (read, out.stdout)
 
 
@@ -39,6 +40,7 @@ def test_overhead_carries_a_conversation_made_through_the_service(tmp_path):
     assert data["history_tokens"] >= 12000
     assert data["estimate_ms"]["turn p50"] > 0
     assert data["rows"]["streamed TTFT p50"]["ib added"] is not None
+    assert data["rows"]["streamed TTFT p50"]["relay added"] is not None  # the bare relay ran
     store = duckdb.connect(str(next((tmp_path / "logs").glob("data-*/*.duckdb"))),
                            read_only=True)
     flagged = store.execute("SELECT count(*) FROM events WHERE type = 'chat.flagged_message'")
