@@ -15,7 +15,7 @@ import tornado.netutil
 import tornado.web
 
 from ib_extension.api.errors import IBError
-from ib_extension.service.llm import Provider
+from ib_extension.service.llm import Provider, ServerSentEvents
 
 
 def sse(*chunks: dict) -> bytes:
@@ -196,3 +196,29 @@ async def test_a_lone_surrogate_from_the_provider_becomes_a_replacement_characte
     assert chunks[1].tool_calls[0]["function"]["arguments"] == '{"x": "\ufffd"}'
     for c in chunks:  # all of it UTF-8 now
         (c.text + c.refusal + json.dumps(c.tool_calls, ensure_ascii=False)).encode()
+
+
+async def test_bytes_that_are_not_utf8_become_replacement_characters():
+    async with flaky_provider() as (url, state):
+        state["whole"] = True
+        state["reply"] = (b'data: {"choices": [{"index": 0, "delta": {"content": "a\xffb"}, '
+                          b'"finish_reason": "stop"}]}\n\ndata: [DONE]\n\n')
+        chunks = await collect(base_url=url + "/v1", api_key="k", max_retries=0)
+    assert [c.text for c in chunks] == ["a\ufffdb"]
+
+
+# One stream in the event format's every form: comments, named events, a data field
+# without its space, data over several lines; after [DONE], nothing is read.
+EVENTS = [b": keep-alive", b'data: {"a": 1}', b"event: delta\ndata: {\"b\": 2}",
+          b"data:{\"c\": 3}", b"data: {\"d\":\ndata: 4}", b"data: [DONE]", b"data: {\"e\": 5}"]
+EXPECTED = [b'{"a": 1}', b'{"b": 2}', b'{"c": 3}', b'{"d":\n4}']
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
+def test_server_sent_events_come_whole_wherever_the_reads_cut_the_stream(end):
+    stream = b"".join(e.replace(b"\n", end) + end + end for e in EVENTS)
+    for cut in range(len(stream) + 1):
+        for parts in ([stream[:cut], stream[cut:]], [stream[:cut], b"", stream[cut:]]):
+            events = ServerSentEvents()
+            got = [e for part in parts if not events.done for e in events.feed(part)]
+            assert (got, events.done) == (EXPECTED, True), (end, cut)

@@ -180,12 +180,15 @@ class Provider:
         log.warning("provider call failed: %s", redact(repr(e), self.api_key))
         return IBError("provider_error", sentence)
 
-    def _chunk(self, event: str) -> Chunk:
+    def _chunk(self, event: bytes) -> Chunk:
         try:
             data = fast_json.loads(event)
-        except ValueError as e:
-            log.warning("provider sent an event that is not JSON: %.200r", event)
-            raise IBError("provider_error", STOPPED) from e
+        except ValueError:
+            try:  # bytes that are not UTF-8 read as U+FFFD, as the event format decodes them
+                data = fast_json.loads(event.decode("utf-8", "replace"))
+            except ValueError as e:
+                log.warning("provider sent an event that is not JSON: %.200r", event)
+                raise IBError("provider_error", STOPPED) from e
         if not isinstance(data, dict) or "error" in data:
             log.warning("provider error in its stream: %s",
                         redact(str(data)[:500], self.api_key))
@@ -213,14 +216,15 @@ class Provider:
 
 
 class ServerSentEvents:
-    """Splits a byte stream into the `data` of its server-sent events, across reads."""
+    """Splits a byte stream into the `data` of its server-sent events, across reads (lines
+    end in LF or CRLF, as every provider's do)."""
 
     def __init__(self) -> None:
         self._rest = b""
-        self._data: list[str] = []
+        self._data: list[bytes] = []
         self.done = False  # the OpenAI stream's closing `data: [DONE]` arrived
 
-    def feed(self, data: bytes) -> list[str]:
+    def feed(self, data: bytes) -> list[bytes]:
         lines = (self._rest + data).split(b"\n")
         self._rest = lines.pop()
         events = []
@@ -228,14 +232,14 @@ class ServerSentEvents:
             line = raw.rstrip(b"\r")
             if not line:  # a blank line ends an event
                 if self._data:
-                    event = "\n".join(self._data)
+                    event = b"\n".join(self._data)
                     self._data = []
-                    if event == "[DONE]":
+                    if event == b"[DONE]":
                         self.done = True
                         return events
                     events.append(event)
             elif line.startswith(b"data:"):
-                self._data.append(line[5:].removeprefix(b" ").decode("utf-8", "replace"))
+                self._data.append(line[5:].removeprefix(b" "))
         return events
 
 
