@@ -139,9 +139,9 @@ ROWS_PER_STATEMENT = 500
 # From this many distinct keys a batch is read by DuckDB from the journal's files; below,
 # its rows are bound from Python, the latest of each key only. A chat turn writes six rows
 # of three new keys (a session's row is rewritten every turn). Measured per batch of such
-# turns, in process CPU: at 10 keys 6 ms bound against 11 ms read by DuckDB, at 60 keys
-# both 13 ms, at 240 keys 31 against 16 ms.
-FILE_IMPORT_KEYS = 64
+# turns, in process CPU: at 10 keys 6 ms bound against 10 ms read by DuckDB, at 120 keys
+# both 14-15 ms, at 240 keys 29 against 15 ms.
+FILE_IMPORT_KEYS = 100
 # How long the journal's mover lets rows gather before moving them into DuckDB together
 # (the default of IBExtension.database_batch_seconds).
 BATCH_SECONDS = 0.5
@@ -183,11 +183,12 @@ class Store:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._journal = Journal(self.path.with_name(self.path.name + ".journal"))
         self._pending = 0  # rows journaled, not yet in DuckDB
-        # table -> keys the pending rows rewrite (written before): only those are deleted
-        # as the batch moves in. A DELETE by every key of the batch joins against the
-        # whole table: 30 ms of CPU per batch at a million messages.
+        # table -> keys the pending rows rewrite that may be in DuckDB already: only those
+        # are deleted as the batch moves in. A DELETE by every key of the batch joins
+        # against the whole table: 30 ms of CPU per batch at a million messages.
         self._rewritten: dict[str, set[Any]] = {}
         self._keys: set[tuple[str, Any]] = set()  # (table, key) of the pending rows
+        self._new: set[tuple[str, Any]] = set()  # those first written in this batch
         self._json_types: dict[str, str] = {}  # table -> read_json's columns={...}
         self._cond = threading.Condition()
         self._closing = False
@@ -290,8 +291,11 @@ class Store:
         values = _encode(columns, row)
         with self._cond:
             self._journal.append(table, values)
-            self._keys.add((table, values[key]))
-            if not new:
+            keyed = (table, values[key])
+            self._keys.add(keyed)
+            if new:
+                self._new.add(keyed)
+            elif keyed not in self._new:  # a reply's rows within one batch need no DELETE
                 self._rewritten.setdefault(table, set()).add(values[key])
             self._pending += 1
             if self._pending == 1:
@@ -315,7 +319,7 @@ class Store:
         with self._cond:
             if not self._pending:
                 return
-            keys, self._keys, self._pending = len(self._keys), set(), 0
+            keys, self._keys, self._new, self._pending = len(self._keys), set(), set(), 0
             rewritten, self._rewritten = self._rewritten, {}
             segment = self._journal.rotate()
         self._move(segment, rewritten, by_file=keys >= self.file_import_keys)
