@@ -35,6 +35,26 @@ async def test_stream_and_non_stream_agree_and_are_logged(make_session, base_url
 
 
 
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "not streamed"])
+async def test_live_readers_get_the_whole_reply_before_its_final_message(
+        make_session, base_url, service, stream):
+    """The feed carries a reply's text in pieces gathered over DELTA_SECONDS: together
+    they are the reply, and they all come before the reply's final message."""
+    created = await make_session()
+    cursor = service.feed.cursor
+    client = candidate_client(base_url, created["candidate_token"])
+    ask = [{"role": "user", "content": "Explain sorting [[tokens:300]]"}]
+    reply = await client.chat.completions.create(model="gpt-4o-mini", messages=ask,
+                                                 stream=stream)
+    text = (await collect(reply))[0] if stream else reply.choices[0].message.content
+    items, _ = service.feed.since(cursor, lambda it: it["kind"] in ("delta", "message"))
+    final = next(i for i, it in enumerate(items) if it["kind"] == "message"
+                 and it["data"]["role"] == "assistant" and it["data"]["status"] == "complete")
+    assert "".join(it["data"]["text"] for it in items[:final] if it["kind"] == "delta") == text
+    assert not [it for it in items[final:] if it["kind"] == "delta"]
+
+
+
 @pytest.mark.parametrize("how,code", [("pause", "session_paused"), ("lock", "session_locked"),
                                       ("end", "session_ended"), ("expire", "time_up")])
 async def test_running_stream_is_cut_off_and_charged_for_what_was_sent(

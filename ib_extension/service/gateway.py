@@ -32,6 +32,7 @@ log = logging.getLogger("ib_extension.service.gateway")
 
 # How often a streaming reply's text is written to the file (so a crash loses at most this).
 FLUSH_SECONDS = 0.5
+DELTA_SECONDS = 0.05  # the live feed gets a reply's text at most this often
 INTERNAL = "Something went wrong in the service; it has been logged."
 
 
@@ -167,18 +168,15 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
                 # called; live readers hear of the turn while the provider works on it.
                 service.save_message(assistant, publish=False)
                 service.soon(_announce, service, s, user_msg, assistant)
-                _mj = conversation.json(messages)
                 stream = service.provider.stream(model=s.model,
-                                                 messages=_mj,
+                                                 messages=conversation.json(messages),
                                                  max_tokens=cap, options=options)
                 last_flush = time.monotonic()
+                live = _LiveText(service, s.id, reply.id)
                 async with aclosing(_until(stream, cut, disconnected)) as reads:
                     async for chunks in reads:
                         deltas, over = _absorb_all(reply, chunks, cap, s.model)
-                        text = "".join(d.get("content") or "" for d in deltas)
-                        if text:  # live readers follow the text, one item per read
-                            service.feed.publish(s.id, "delta", {"message_id": reply.id,
-                                                                 "text": text})
+                        live.add("".join(d.get("content") or "" for d in deltas))
                         if deltas:
                             yield "deltas", deltas
                         if over:
@@ -190,6 +188,7 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
                             assistant["content"] = reply.content
                             service.save_message(assistant, publish=False)
                             last_flush = time.monotonic()
+                live.publish()
             if cut.is_set():
                 code, sentence = getattr(cut, "reason", ("session_ended", "The reply was cut off."))
                 reply.error = IBError(code, sentence)
@@ -211,6 +210,30 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
         yield "end", reply
     finally:
         service.streams[s.id].discard(cut)
+
+
+class _LiveText:
+    """A reply's text for live readers: the first piece at once, then what came in each
+    DELTA_SECONDS as one item (a provider's reads come every few milliseconds; a person
+    reads no faster, and each item is work for the service and every reader)."""
+
+    def __init__(self, service: Service, session_id: str, message_id: str):
+        self.service, self.session_id, self.message_id = service, session_id, message_id
+        self.pending: list[str] = []
+        self.last = -math.inf
+
+    def add(self, text: str) -> None:
+        if text:
+            self.pending.append(text)
+            if time.monotonic() - self.last >= DELTA_SECONDS:
+                self.publish()
+
+    def publish(self) -> None:
+        if self.pending:
+            self.service.feed.publish(self.session_id, "delta", {
+                "message_id": self.message_id, "text": "".join(self.pending)})
+            self.pending.clear()
+            self.last = time.monotonic()
 
 
 async def _until(stream: AsyncIterator, *stops: asyncio.Event) -> AsyncIterator:
