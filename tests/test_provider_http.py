@@ -5,6 +5,7 @@ that fails on cue and then answers in OpenAI's streaming wire format."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -48,7 +49,21 @@ class Flaky(tornado.web.RequestHandler):
             self.set_header("Retry-After", "0.01")
             self.finish({"error": {"message": "Bearer sk-secretsecretsecret is busy"}})
             return
+        if "hold" in self.state:  # a provider gone silent: before its answer's head, or
+            if self.state.get("hold_after") is None:  # after the first event
+                await self.state["hold"].wait()
+                return
         self.set_header("Content-Type", "text/event-stream")
+        if "hold" in self.state or "pace" in self.state:  # an event at a time
+            events = [e + b"\n\n" for e in REPLY.split(b"\n\n") if e]
+            for i, event in enumerate(events):
+                self.write(event)
+                await self.flush()
+                if i == self.state.get("hold_after"):
+                    await self.state["hold"].wait()
+                    return
+                await asyncio.sleep(self.state.get("pace", 0))  # the provider's own pace
+            return
         if self.state.get("whole"):  # every event in one write
             self.finish(self.state.get("reply", REPLY))
             return
@@ -222,3 +237,27 @@ def test_server_sent_events_come_whole_wherever_the_reads_cut_the_stream(end):
             events = ServerSentEvents()
             got = [e for part in parts if not events.done for e in events.feed(part)]
             assert (got, events.done) == (EXPECTED, True), (end, cut)
+
+
+@pytest.mark.parametrize("hold_after, sentence", [(None, "did not answer in time"),
+                                                  (0, "stopped answering")],
+                         ids=["before the head", "mid-stream"])
+async def test_a_provider_gone_silent_ends_the_call_after_its_timeout(hold_after, sentence):
+    async with flaky_provider() as (url, state):
+        state.update(hold=asyncio.Event(), hold_after=hold_after)
+        try:
+            with pytest.raises(IBError) as stopped:
+                await collect(base_url=url + "/v1", api_key="k", max_retries=0, timeout=0.5)
+        finally:
+            state["hold"].set()
+    assert stopped.value.code == "provider_error" and sentence in stopped.value.message
+
+
+async def test_a_slow_steady_stream_is_not_cut_however_long_it_takes():
+    """The timeout bounds each wait for the provider's next bytes, not the whole reply:
+    four events 0.3 s apart outlast a 1 s timeout and arrive whole."""
+    async with flaky_provider() as (url, state):
+        state["pace"] = 0.3
+        chunks = await collect(base_url=url + "/v1", api_key="k", max_retries=0, timeout=1.0)
+    assert "".join(c.text for c in chunks) == "Hello there"
+    assert chunks[-1].completion_tokens == 2

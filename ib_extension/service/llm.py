@@ -59,10 +59,12 @@ class Provider:
                  completion_cap_param: str = "max_completion_tokens",
                  azure_api_version: str = "", connections: int = 100):
         # Up to one kept-alive connection per call in flight. `timeout` bounds getting a
-        # connection and each wait for the provider's next bytes, as the SDK's did; a long
-        # reply that keeps coming is not cut.
+        # connection, the wait for the answer's head and each wait for the provider's next
+        # bytes, as the SDK's did; a long reply that keeps coming is not cut. (The waits
+        # for bytes are _ReadWatch's, not aiohttp's sock_read.)
         self._connections = connections
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
+        self.timeout = timeout
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout)
         self._http: aiohttp.ClientSession | None = None  # made in the loop that uses it
         self._base = base_url.rstrip("/")
         # The environment's proxy for the provider, read once: aiohttp's trust_env reads
@@ -94,12 +96,15 @@ class Provider:
         response = await self._open(model, body)
         whole = False  # read to its end: the connection goes back to the pool
         answered = False  # a chunk with something to relay has been yielded
+        watch = _ReadWatch(response, self.timeout)
         try:
             events = ServerSentEvents()
             reads = response.content.iter_any().__aiter__()
             while True:
                 try:
+                    watch.since = watch.loop.time()
                     data = await reads.__anext__()
+                    watch.since = None
                 except StopAsyncIteration:
                     whole = True
                     return
@@ -125,6 +130,7 @@ class Provider:
                         log.debug("provider body after [DONE] broke", exc_info=True)
                     return
         finally:
+            watch.close()
             if whole:
                 response.release()
             else:  # cut off: closing the connection tells the provider to stop
@@ -148,8 +154,10 @@ class Provider:
         for attempt in range(self.max_retries + 1):
             last = attempt == self.max_retries
             try:
-                response = await http.post(url, params=self._params, headers=self._headers,
-                                           data=body, proxy=self._proxy)
+                async with asyncio.timeout(self.timeout):  # until the answer's head
+                    response = await http.post(url, params=self._params,
+                                               headers=self._headers, data=body,
+                                               proxy=self._proxy)
             except TimeoutError as e:  # aiohttp's timeouts are TimeoutErrors too
                 if last:
                     raise self._failed(TIMED_OUT, e) from e
@@ -164,7 +172,8 @@ class Provider:
                     _read_in_small_pieces(response)
                     return response
                 try:
-                    detail = (await _head(response, 2000)).decode("utf-8", "replace")
+                    async with asyncio.timeout(self.timeout):
+                        detail = (await _head(response, 2000)).decode("utf-8", "replace")
                 except (aiohttp.ClientError, TimeoutError) as e:  # the status says enough
                     detail = repr(e)
                 response.close()
@@ -213,6 +222,35 @@ class Provider:
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
+
+
+class _ReadWatch:
+    """Ends a read of the answer that has waited `seconds` for bytes (as aiohttp's
+    sock_read would) with one timer per call, re-armed when it fires; sock_read made and
+    dropped a timer for every read, 5 % of the event loop's time at 200 streams. Only
+    time spent waiting counts: a candidate who reads slowly holds the relay back, and
+    that is not the provider's silence."""
+
+    def __init__(self, response: aiohttp.ClientResponse, seconds: float):
+        self.response, self.seconds = response, seconds
+        self.loop = asyncio.get_running_loop()
+        self.since: float | None = None  # when the read now waiting began
+        self._timer: asyncio.TimerHandle | None = self.loop.call_later(seconds, self._check)
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        if self.since is not None and now - self.since >= self.seconds:
+            self._timer = None
+            self.response.content.set_exception(aiohttp.ServerTimeoutError(
+                f"no bytes from the provider for {self.seconds:g} s"))
+            return
+        start = now if self.since is None else self.since
+        self._timer = self.loop.call_at(start + self.seconds, self._check)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class ServerSentEvents:
