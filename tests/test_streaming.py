@@ -7,7 +7,7 @@ import openai
 import pytest
 from helpers import candidate_client, wait_for_async
 
-from ib_extension.service import tokens
+from ib_extension.service import gateway, tokens
 
 
 async def collect(stream):
@@ -33,6 +33,21 @@ async def test_stream_and_non_stream_agree_and_are_logged(make_session, base_url
     assert rows[-1]["content"] == text and rows[-1]["status"] == "complete"
     assert rows[-1]["completion_tokens"] == usage.completion_tokens
 
+
+
+async def test_text_held_back_for_the_live_feed_goes_out_when_its_time_is_up(service):
+    """A provider that pauses after a token must not hold that token back from the
+    interviewer's live view until its next one: what waits goes out after DELTA_SECONDS."""
+    live = gateway._LiveText(service, "s1", "m1")
+    cursor = service.feed.cursor
+    live.add("Sort")  # the first piece: at once
+    live.add(" it")  # within DELTA_SECONDS of it: held back
+    first, _ = service.feed.since(cursor, lambda it: True)
+    assert [it["data"]["text"] for it in first] == ["Sort"]
+    # No more text comes (the provider pauses): the held piece goes out on its own.
+    held, _ = await service.feed.wait(first[-1]["seq"], timeout=5, keep=lambda it: True)
+    assert [(it["kind"], it["data"]) for it in held] == [
+        ("delta", {"message_id": "m1", "text": " it"})]
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["streamed", "not streamed"])

@@ -173,22 +173,24 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
                                                  max_tokens=cap, options=options)
                 last_flush = time.monotonic()
                 live = _LiveText(service, s.id, reply.id)
-                async with aclosing(_until(stream, cut, disconnected)) as reads:
-                    async for chunks in reads:
-                        deltas, over = _absorb_all(reply, chunks, cap, s.model)
-                        live.add("".join(d.get("content") or "" for d in deltas))
-                        if deltas:
-                            yield "deltas", deltas
-                        if over:
-                            reply.cut_reason, reply.finish_reason = "budget", "length"
-                            break
-                        if s.status == "active" and s.time_left(service.now()) <= 0:
-                            service.tick()  # time ran out mid-stream: expiring cuts us
-                        if time.monotonic() - last_flush > FLUSH_SECONDS:
-                            assistant["content"] = reply.content
-                            service.save_message(assistant, publish=False)
-                            last_flush = time.monotonic()
-                live.publish()
+                try:
+                    async with aclosing(_until(stream, cut, disconnected)) as reads:
+                        async for chunks in reads:
+                            deltas, over = _absorb_all(reply, chunks, cap, s.model)
+                            live.add("".join(d.get("content") or "" for d in deltas))
+                            if deltas:
+                                yield "deltas", deltas
+                            if over:
+                                reply.cut_reason, reply.finish_reason = "budget", "length"
+                                break
+                            if s.status == "active" and s.time_left(service.now()) <= 0:
+                                service.tick()  # time ran out mid-stream: expiring cuts us
+                            if time.monotonic() - last_flush > FLUSH_SECONDS:
+                                assistant["content"] = reply.content
+                                service.save_message(assistant, publish=False)
+                                last_flush = time.monotonic()
+                finally:  # what is held back goes out before the reply's final message
+                    live.publish()
             if cut.is_set():
                 code, sentence = getattr(cut, "reason", ("session_ended", "The reply was cut off."))
                 reply.error = IBError(code, sentence)
@@ -215,25 +217,34 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
 class _LiveText:
     """A reply's text for live readers: the first piece at once, then what came in each
     DELTA_SECONDS as one item (a provider's reads come every few milliseconds; a person
-    reads no faster, and each item is work for the service and every reader)."""
+    reads no faster, and each item is work for the service and every reader). Text held
+    back goes out when its DELTA_SECONDS are up, even if the provider pauses."""
 
     def __init__(self, service: Service, session_id: str, message_id: str):
         self.service, self.session_id, self.message_id = service, session_id, message_id
         self.pending: list[str] = []
+        self.loop = asyncio.get_running_loop()
         self.last = -math.inf
+        self.timer: asyncio.TimerHandle | None = None
 
     def add(self, text: str) -> None:
-        if text:
-            self.pending.append(text)
-            if time.monotonic() - self.last >= DELTA_SECONDS:
-                self.publish()
+        if not text:
+            return
+        self.pending.append(text)
+        if self.loop.time() - self.last >= DELTA_SECONDS:
+            self.publish()
+        elif self.timer is None:
+            self.timer = self.loop.call_at(self.last + DELTA_SECONDS, self.publish)
 
     def publish(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.pending:
             self.service.feed.publish(self.session_id, "delta", {
                 "message_id": self.message_id, "text": "".join(self.pending)})
             self.pending.clear()
-            self.last = time.monotonic()
+            self.last = self.loop.time()
 
 
 async def _until(stream: AsyncIterator, *stops: asyncio.Event) -> AsyncIterator:
