@@ -311,3 +311,24 @@ def test_tool_call_history_is_estimated_at_or_above_what_is_billed(pairs, billed
     messages += [call, result] * pairs
     estimate = tokens.count_prompt_tokens(messages, "gpt-3.5-turbo")
     assert billed <= estimate <= 1.5 * billed
+
+
+async def test_the_service_loads_its_models_encodings_before_any_request(service, tmp_path):
+    """The first load of an encoding decodes its BPE file (a quarter of a second): done
+    by `Service.load`, not by the first request, which would hold every stream."""
+    from ib_extension.service.core import Service
+    from ib_extension.service.store import Store
+
+    tokens._load_encoding.cache_clear()
+    fresh = Service(service.config, Store(tmp_path / "ib.duckdb"), service.clock,
+                    service.provider)
+    fresh.load()
+    try:
+        loaded = tokens._load_encoding.cache_info()
+        assert loaded.currsize == len({tokens.encoding_name_for(m)
+                                       for m in service.config.models}) >= 1
+        for model in service.config.models:
+            tokens.count_tokens("How do I sort a list?", model)
+        assert tokens._load_encoding.cache_info().misses == loaded.misses  # none loaded now
+    finally:
+        await fresh.close()

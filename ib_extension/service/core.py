@@ -167,6 +167,7 @@ class Service:
         if self.challenges is not None:
             for challenge_id, source in self.store.submit(self.store.challenges).result():
                 self._add_challenge_source(source, f"custom:{challenge_id}")
+        tokens.preload(self.config.models)
         self.load_seconds = time.perf_counter() - started
         self._reader = self.store.reader()
         self._filling = threading.Thread(target=self._fill_words, args=(self._reader,),
