@@ -52,6 +52,9 @@ def test_a_turn_counts_and_encodes_only_its_new_messages(made):
     made["counted"].clear(), made["encoded"].clear()
     assert turn(cache, longer) == fresh(longer)
     assert made["counted"] == made["encoded"] == longer[len(short):]  # the four new only
+    # The JSON of a list the estimate did not just match is matched afresh.
+    assert json.loads(cache.json([dict(m) for m in short])) == short
+    assert made["encoded"] == longer[len(short):]  # nothing encoded again
     # A message repeated in one request counts (and is sent) each time it appears.
     twice = longer + [longer[1]]
     assert turn(cache, twice) == fresh(twice)

@@ -55,7 +55,8 @@ class Flaky(tornado.web.RequestHandler):
                 return
         self.set_header("Content-Type", "text/event-stream")
         if "hold" in self.state or "pace" in self.state:  # an event at a time
-            events = [e + b"\n\n" for e in REPLY.split(b"\n\n") if e]
+            reply = self.state.get("reply", REPLY)
+            events = [e + b"\n\n" for e in reply.split(b"\n\n") if e]
             for i, event in enumerate(events):
                 self.write(event)
                 await self.flush()
@@ -255,9 +256,15 @@ async def test_a_provider_gone_silent_ends_the_call_after_its_timeout(hold_after
 
 async def test_a_slow_steady_stream_is_not_cut_however_long_it_takes():
     """The timeout bounds each wait for the provider's next bytes, not the whole reply:
-    four events 0.3 s apart outlast a 1 s timeout and arrive whole."""
+    ten events 0.3 s apart outlast a 2 s timeout and arrive whole (each wait is far
+    inside it, so a busy machine does not turn one into a timeout)."""
+    words = [f"w{i} " for i in range(9)]
     async with flaky_provider() as (url, state):
         state["pace"] = 0.3
-        chunks = await collect(base_url=url + "/v1", api_key="k", max_retries=0, timeout=1.0)
-    assert "".join(c.text for c in chunks) == "Hello there"
-    assert chunks[-1].completion_tokens == 2
+        state["reply"] = sse(*[{"choices": [{"index": 0, "delta": {"content": w},
+                                             "finish_reason": None}]} for w in words],
+                             {"choices": [], "usage": {"prompt_tokens": 7,
+                                                       "completion_tokens": 9}})
+        chunks = await collect(base_url=url + "/v1", api_key="k", max_retries=0, timeout=2.0)
+    assert "".join(c.text for c in chunks) == "".join(words)
+    assert chunks[-1].completion_tokens == 9

@@ -32,6 +32,7 @@ class ConversationCache:
     def __init__(self, model: str):
         self.model = model
         self._last: list[_Message] = []
+        self._last_sent: list[dict[str, Any]] | None = None  # the list `_last` matched
 
     def count(self, messages: list[dict[str, Any]], *, keep: bool = True) -> int:
         """`count_message_tokens(messages, model)`, counting only messages not seen before;
@@ -41,16 +42,17 @@ class ConversationCache:
             if m.tokens is None:
                 m.tokens = count_message_tokens([m.message], self.model) - REPLY_PRIMING_TOKENS
         if keep:
-            self._last = known
+            self._last, self._last_sent = known, messages
         return REPLY_PRIMING_TOKENS + sum(m.tokens for m in known)  # type: ignore[misc]
 
     def json(self, messages: list[dict[str, Any]]) -> bytes:
-        """`messages` as a JSON array, encoding only messages not seen before."""
-        known = self._match(messages)
+        """`messages` as a JSON array, encoding only messages not seen before (a turn's
+        estimate has just matched them: that match is used again)."""
+        known = self._last if messages is self._last_sent else self._match(messages)
         for m in known:
             if m.json is None:
                 m.json = fast_json.dumps(m.message)
-        self._last = known
+        self._last, self._last_sent = known, messages
         return b"[" + b",".join(m.json for m in known) + b"]"  # type: ignore[misc]
 
     def _match(self, messages: list[dict[str, Any]]) -> list[_Message]:

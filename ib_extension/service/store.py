@@ -186,7 +186,7 @@ class Store:
         # table -> keys the pending rows rewrite that may be in DuckDB already: only those
         # are deleted as the batch moves in. A DELETE by every key of the batch joins
         # against the whole table: 30 ms of CPU per batch at a million messages.
-        self._rewritten: dict[str, set[Any]] = {}
+        self._rewritten: Rewritten = {}
         self._keys: set[tuple[str, Any]] = set()  # (table, key) of the pending rows
         self._new: set[tuple[str, Any]] = set()  # those first written in this batch
         self._json_types: dict[str, str] = {}  # table -> read_json's columns={...}
