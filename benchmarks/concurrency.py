@@ -3,13 +3,14 @@ to the same load sent straight to the demo model, paced like a real provider.
 
     python benchmarks/concurrency.py [--n 10,50,100,200,500] [--window 15] [--warmup 3]
                                      [--latency 0.2] [--tokens-per-second 50]
-                                     [--reply-tokens 50] [--litellm] [--json FILE]
+                                     [--reply-tokens 50] [--litellm] [--relay]
+                                     [--json FILE]
 
 It starts the demo model, paced (first token after --latency s, then
 --tokens-per-second), as a real process. For each N it runs the same client code twice
-(three times with --litellm): N streaming loops straight to the demo model, then N
-sessions through a fresh `ib serve` (config: rate_limit_per_minute = 0, the rest at the
-package's defaults, printed in the header). The sessions are made through the API
+(once more each with --relay and --litellm): N streaming loops straight to the demo
+model, then N sessions through a fresh `ib serve` (config: rate_limit_per_minute = 0,
+the rest at the package's defaults, printed in the header). The sessions are made through the API
 before anything is timed, each with its own candidate token. Every loop sends one
 streamed chat after the other (`stream_options.include_usage`); after an error it waits
 a second, like a client's backoff. The loops' starts are spread over one request's
@@ -17,7 +18,8 @@ ideal time (latency + reply at the pace), so that arrivals are spread out as peo
 are, not N at one instant every cycle. The first --warmup seconds are not counted; then,
 for --window seconds, it counts requests that start in the window (their time to first
 token) and requests that end in it (requests/s), samples the gateway's RSS (VmRSS) and
-reads CPU time (utime+stime) of the gateway, the demo model and this client from /proc.
+reads CPU time (utime+stime) of the gateway (and of its threads but the main one), the
+demo model and this client from /proc.
 After the window no loop starts a request; those in flight finish.
 
 Then it asks the service for every session (GET /ib/api/sessions/{id}, as the
@@ -205,20 +207,30 @@ async def chat_loop(conn: Connection, delay: float, stop_at: float, timeout: flo
         conn.close()
 
 
+SIDE = "gateway side threads"  # of the gateway's CPU, its threads but the main one
+
+
 async def sample(run: Run, pids: dict[str, int | None], gateway: str | None,
                  done: asyncio.Event, warmup: float) -> None:
-    """CPU of each pid over the window; the gateway's peak RSS over the window."""
+    """CPU of each pid over the window (and of the gateway's side threads); the gateway's
+    peak RSS over the window."""
     await asyncio.sleep(warmup)
     peak = 0
     # Not the client's children: the demo model and the service are its children.
-    before = {k: procs.cpu_seconds(p, tree=k != "client") for k, p in pids.items() if p}
+    def now() -> dict[str, float]:
+        cpu = {k: procs.cpu_seconds(p, tree=k != "client") for k, p in pids.items() if p}
+        if gateway and pids.get(gateway):
+            cpu[SIDE] = procs.side_thread_cpu_seconds(pids[gateway])
+        return cpu
+
+    before = now()
     began = time.monotonic()
     while time.monotonic() < run.t0 + run.window and not done.is_set():
         if gateway and pids.get(gateway):
             peak = max(peak, procs.rss_bytes(pids[gateway]))
         await asyncio.sleep(0.25)
     spent = time.monotonic() - began
-    after = {k: procs.cpu_seconds(p, tree=k != "client") for k, p in pids.items() if p}
+    after = now()
     run.cpu = {k: (after[k] - before[k]) / spent * 100 for k in before}
     if gateway and pids.get(gateway):
         run.rss_peak_mb = peak / 1e6
@@ -330,7 +342,7 @@ def _num(v: float) -> float | None:
 def report(runs: dict[int, dict[str, Run]], args) -> str:
     head = (f"{'N':>4} {'path':8}{'req/s':>8}{'ideal':>7}{'vs direct':>10}"
             f"{'TTFT p50':>11}{'p99':>11}{'added p50':>12}{'p99':>11}"
-            f"{'gw CPU':>8}{'gw RSS':>9}{'demo CPU':>9}{'client':>8}{'errors':>8}"
+            f"{'gw CPU':>8}{'side':>6}{'gw RSS':>9}{'demo CPU':>9}{'client':>8}{'errors':>8}"
             f"{'mischarged':>12}")
     lines = [head]
     notes = []
@@ -352,6 +364,7 @@ def report(runs: dict[int, dict[str, Run]], args) -> str:
                 f"{n:>4} {name:8}{run.rps():>8.1f}{ideal_rps(n, args):>7.0f}{ratio:>10}"
                 f"{_ms(p50):>11}{_ms(p99):>11}{added or '':>23}"
                 f"{'' if gw_cpu is None else f'{gw_cpu:.0f}%':>8}"
+                f"{'' if SIDE not in run.cpu else f'{run.cpu[SIDE]:.0f}%':>6}"
                 f"{'' if run.rss_peak_mb is None else f'{run.rss_peak_mb:.0f}MB':>9}"
                 f"{run.cpu.get('demo', 0):>8.0f}%{run.cpu.get('client', 0):>7.0f}%"
                 f"{sum(run.errors().values()):>8}"
@@ -402,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=180.0, help="one request's longest time")
     ap.add_argument("--litellm", action="store_true",
                     help="also through a LiteLLM proxy (make bench's virtualenv)")
+    ap.add_argument("--relay", action="store_true",
+                    help="also through a bare relay (benchmarks/relay.py): the floor of a hop")
     procs.add_output_args(ap)
     args = ap.parse_args(argv)
     try:
@@ -431,7 +446,10 @@ def main(argv: list[str] | None = None) -> int:
             llm, llm_url = procs.start_demo_model(workdir, args.latency, args.tokens_per_second)
             running.append(llm)
             model = "gpt-4o-mini"  # the service's default model; the demo answers to any
-            proxy = None
+            proxy = relay = None
+            if args.relay:
+                relay, relay_url = procs.start_relay(workdir, llm_url)
+                running.append(relay)
             if args.litellm:
                 proxy, proxy_url, proxy_key = procs.start_litellm(workdir, llm_url, model)
                 running.append(proxy)
@@ -460,6 +478,12 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     procs.stop([service])
                 phases.done("service stopped")
+                if relay is not None:
+                    run = paths["relay"] = Run("relay", n, args.window)
+                    asyncio.run(load(run, relay_url, ["bench"] * n, model, args,
+                                     {"gateway": relay.pid, "demo": llm.pid, "client": me},
+                                     "gateway"))
+                    phases.done("relay")
                 if proxy is not None:
                     run = paths["litellm"] = Run("litellm", n, args.window)
                     asyncio.run(load(run, proxy_url, [proxy_key] * n, model, args,
@@ -475,7 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\nreq/s: requests that ended in the window without error / window; ideal: N / "
           "(latency + reply at the pace); vs direct: req/s / direct's at the same N.\n"
           "added: TTFT percentile minus direct's at the same N. CPU: % of one core over the "
-          "window (gw: the gateway's process and children). RSS: the gateway's peak VmRSS.")
+          "window (gw: the gateway's process and children; side: of that, its threads "
+          "but the main one,\nib's DuckDB and journal threads). RSS: the gateway's peak "
+          "VmRSS. relay: a bare relay (benchmarks/relay.py), the floor of a Python hop.")
     if args.json:
         args.json.write_text(json.dumps({"settings": settings, "runs": as_json(runs, args)},
                                         indent=1))

@@ -85,6 +85,7 @@ class Target:
     cpu_ms: float | None = None  # per streamed request
     idle_ms_per_s: float | None = None  # CPU while no request runs
     idle_share_ms: float | None = None  # that idle rate over the streamed block, per request
+    side_ms: float | None = None  # of cpu_ms, what threads other than the main one spent
 
 
 def round_robin(targets: list[Target], runs: int, fn, model: str, ask: Asking,
@@ -191,16 +192,20 @@ def measure(targets: list[Target], args, model: str, ask: Asking) -> None:
         if t.pid:
             t.idle_ms_per_s = (procs.cpu_seconds(t.pid) - idle[t.name]) * 1000 / IDLE_SECONDS
 
-    before = {t.name: procs.cpu_seconds(t.pid) for t in live if t.pid}
+    gateways = [t for t in live if t.pid]
+    before = {t.name: (procs.cpu_seconds(t.pid), procs.side_thread_cpu_seconds(t.pid))
+              for t in gateways}
     started = time.monotonic()
     streamed = round_robin(live, args.runs, timed_stream, model, ask)
     streamed_seconds = time.monotonic() - started
-    after = {t.name: procs.cpu_seconds(t.pid) for t in live if t.pid}
+    after = {t.name: (procs.cpu_seconds(t.pid), procs.side_thread_cpu_seconds(t.pid))
+             for t in gateways}
     plain = round_robin(live, args.runs, timed_plain, model, ask)
     for t in live:
         t.streamed, t.plain = streamed[t.name], plain[t.name]
         if t.pid:
-            t.cpu_ms = (after[t.name] - before[t.name]) * 1000 / args.runs
+            t.cpu_ms, t.side_ms = ((a - b) * 1000 / args.runs
+                                   for a, b in zip(after[t.name], before[t.name], strict=True))
             t.idle_share_ms = t.idle_ms_per_s * streamed_seconds / args.runs
 
 
@@ -233,6 +238,8 @@ def results(targets: list[Target], floor: list[Target]) -> dict:
     rows["CPU per streamed request"]["direct"] = None
     rows["  of which idle rate"] = {t.name: t.idle_share_ms for t in targets + floor[1:]}
     rows["  of which idle rate"]["direct"] = None
+    rows["  of which side threads"] = {t.name: t.side_ms for t in targets + floor[1:]}
+    rows["  of which side threads"]["direct"] = None
     if direct.streamed is None:
         raise RuntimeError("no direct measurements")
     return rows
@@ -361,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
           "ib/LiteLLM = ib added / LiteLLM added.\nCPU = utime+stime of the gateway's "
           "process (and children) over the streamed block / its requests; of which idle "
           f"rate = its CPU rate over {IDLE_SECONDS:g} s with no request, times the block's "
-          "duration / its requests\n(what it would have spent anyway).")
+          "duration / its requests\n(what it would have spent anyway); of which side threads = "
+          "the CPU of its threads other than the main one (ib: DuckDB's and the journal's).")
     if args.json:
         args.json.write_text(json.dumps({"runs": args.runs, "reply_tokens": args.reply_tokens,
                                          "litellm": use_litellm, "rows": rows,

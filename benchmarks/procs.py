@@ -204,8 +204,9 @@ def stop(procs: list[subprocess.Popen]) -> None:
 
 
 # ---- /proc --------------------------------------------------------------------------
-def _stat_fields(pid: int) -> list[str]:
-    with open(f"/proc/{pid}/stat") as f:
+def _stat_fields(pid: int, task: str = "") -> list[str]:
+    """The fields of /proc/<pid>/stat (of thread `task`'s, if given)."""
+    with open(f"/proc/{pid}/task/{task}/stat" if task else f"/proc/{pid}/stat") as f:
         raw = f.read()
     return raw[raw.rindex(")") + 2:].split()  # after "pid (comm) "; comm may hold spaces
 
@@ -240,6 +241,21 @@ def cpu_seconds(pid: int, tree: bool = True) -> float:
         total += int(fields[11]) + int(fields[12])  # utime, stime
         if tree:
             total += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return total / CLOCK_TICKS
+
+
+def side_thread_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of `pid`'s live threads other than its main one (the ib
+    service's: the DuckDB thread and the journal's mover; its event loop is the main)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        if int(tid) == pid:
+            continue
+        try:
+            fields = _stat_fields(pid, tid)
+        except OSError:
+            continue  # ended meanwhile
+        total += int(fields[11]) + int(fields[12])
     return total / CLOCK_TICKS
 
 

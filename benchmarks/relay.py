@@ -25,8 +25,8 @@ class Relay(tornado.web.RequestHandler):
         self.upstream, self.http = upstream, http
 
     async def _pass(self, method: str, path: str) -> None:
-        if not self.http:  # made in the loop that uses it
-            self.http.append(aiohttp.ClientSession())
+        if not self.http:  # made in the loop that uses it; no cap on connections
+            self.http.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)))
         async with self.http[0].request(method, self.upstream + path, headers=HEADERS,
                                         data=self.request.body or None) as up:
             self.set_status(up.status)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+import time
 
 import pytest
 from session_records import RecordBuilder
@@ -168,5 +170,49 @@ def test_a_killed_writes_partial_last_line_is_skipped_and_the_rest_replayed(tmp_
         assert [m["content"] for m in read(store, store.messages, s.id)] == ["Hi"]
         assert [r["id"] for r in read(store, store.load_sessions)] == [s.id]
         assert not list(journal.directory.glob("*.jsonl")), "replayed segments are gone"
+    finally:
+        store.close()
+
+
+def _moved_in(path, within: float = 30.0) -> bool:
+    """Whether the journal next to `path` empties (its rows moved into DuckDB) within
+    `within` seconds, without any read asking for them."""
+    journal = path.with_name(path.name + ".journal")
+    deadline = time.monotonic() + within
+    while list(journal.glob("*.jsonl")):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _mover_waits(store) -> bool:
+    """Whether the journal's mover thread is blocked in a wait (with rows pending, that is
+    the wait for its batch to fill)."""
+    frame = sys._current_frames().get(store._mover.ident)
+    return frame is not None and frame.f_code.co_name == "wait"
+
+
+@pytest.mark.parametrize("keys, wait_at_most", [(5, 3600), (1, 0.05)],
+                         ids=["full batch", "small batch"])
+def test_a_batch_moves_once_full_or_at_the_longest_wait(tmp_path, keys, wait_at_most):
+    """A batch of `file_import_keys` keys moves after `batch_seconds` (here none), not
+    after `batch_max_seconds`, also when it fills while the mover waits; a smaller one
+    moves when that is up."""
+    path = tmp_path / "ib.duckdb"
+    store = Store(path, batch_seconds=0, batch_max_seconds=wait_at_most, file_import_keys=5)
+    store.open()
+    try:
+        s, _ = session_row()
+        store.save_message(message_row(s, 1, "user", "Question 1"), new=True)
+        if keys > 1:  # the rest come while the mover waits for the batch to fill
+            deadline = time.monotonic() + 30
+            while not _mover_waits(store):
+                assert time.monotonic() < deadline, "the mover never waited"
+                time.sleep(0.01)
+        for seq in range(2, keys + 1):
+            store.save_message(message_row(s, seq, "user", f"Question {seq}"), new=True)
+        assert _moved_in(path)
+        assert len(read(store, store.messages, s.id)) == keys
     finally:
         store.close()

@@ -105,6 +105,10 @@ class IBExtension(ExtensionApp):
                                         "they move into DuckDB in one transaction (every "
                                         "read moves them first; a killed service loses "
                                         "none of them).")
+    database_batch_max_seconds = Float(2.0, config=True,
+                                       help="How long a batch of fewer than 100 rows' keys "
+                                            "waits for more before it moves (DuckDB's CPU "
+                                            "per batch hardly depends on its size).")
     activity_event_quota = Int(10_000, config=True,
                                help="Activity events (cell runs, copies, pastes, snapshots) one "
                                     "session may record; past it they are refused with a 429.")
@@ -230,7 +234,8 @@ class IBExtension(ExtensionApp):
                             connections=self.max_concurrent_provider_calls)
         self._cap_request_bodies()
         store = Store(Path(self.data_dir) / "ib.duckdb", memory_mb=self.database_memory_mb,
-                      batch_seconds=self.database_batch_seconds)
+                      batch_seconds=self.database_batch_seconds,
+                      batch_max_seconds=self.database_batch_max_seconds)
         self.service = Service(self, store, self.clock, provider, self._load_challenges(),
                                grader=self._grader())
         self.service.load()

@@ -38,19 +38,34 @@ def reply_text(text: str, tool_calls: list[dict[str, Any]]) -> str:
     return "\n\n".join(p for p in [text, *calls] if p)
 
 
-def flagged(messages: list[Message], replies: list[str]) -> list[dict[str, str]]:
+class Replies:
+    """The replies a session was given, as the log holds them (stripped). A history's
+    assistant text was given if it is one of them whole (most are: a set lookup, so a long
+    interview's turn costs no scan of every reply) or the start of one."""
+
+    def __init__(self, texts: list[str]):
+        self.texts = texts
+        self._whole = set(texts)
+
+    def add(self, text: str) -> None:
+        self.texts.append(text)
+        self._whole.add(text)
+
+    def gave(self, text: str) -> bool:
+        return text in self._whole or any(r.startswith(text) for r in self.texts)
+
+
+def flagged(messages: list[Message], replies: Replies) -> list[dict[str, str]]:
     """Messages to flag: the candidate's system/developer ones, and assistant text that is
-    not (the start of) a reply the service gave; `replies` are the session's replies."""
+    not (the start of) a reply the service gave."""
     found = []
-    given = set(replies)  # most histories repeat the replies whole: no scan for those
     for m in messages[:-1]:
         text = text_of(m.content).strip()
         if not text:
             continue
         if isinstance(m, SystemMessage):
             found.append({"role": m.role, "reason": "instructions", "content": text})
-        elif (isinstance(m, AssistantMessage) and text not in given
-              and not any(r.startswith(text) for r in replies)):
+        elif isinstance(m, AssistantMessage) and not replies.gave(text):
             found.append({"role": m.role, "reason": "unknown_reply", "content": text})
     return found
 

@@ -23,7 +23,7 @@ from ..api.errors import IBError
 from ..api.models import Event, FeedEvent, Message, Record, iso
 from ..api.requests import CreateSession
 from ..grading.sandbox import SandboxUnavailable
-from . import tokens
+from . import chat_log, tokens
 from .admission import Gate
 from .budget import Ledger
 from .conversation_cache import ConversationCache
@@ -128,7 +128,7 @@ class Service:
         self.streams: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._gates: dict[str, Gate] = {}
         self._conversations: dict[str, ConversationCache] = {}
-        self._replies: dict[str, list[str]] = {}  # session id -> the replies it was given
+        self._replies: dict[str, chat_log.Replies] = {}  # session id -> the replies it was given
         self.flagged_seen: dict[str, set[str]] = defaultdict(set)
         self.load_seconds = 0.0  # how long load() took (the start-up log says it)
         self._event_id = 0
@@ -562,19 +562,20 @@ class Service:
             cache = self._conversations[s.id] = ConversationCache(s.model)
         return cache
 
-    async def replies(self, s: Session) -> list[str]:
+    async def replies(self, s: Session) -> chat_log.Replies:
         """The replies this session was given (read from the file once, then kept)."""
         if s.id not in self._replies and s.message_count == 0:
-            self._replies[s.id] = []  # nothing said yet: no read on a new session's first turn
+            # nothing said yet: no read on a new session's first turn
+            self._replies[s.id] = chat_log.Replies([])
         if s.id not in self._replies:
             rows = await self.store.run(self.store.messages, s.id)
-            self._replies.setdefault(
-                s.id, [m["content"].strip() for m in rows if m["role"] == "assistant"])
+            self._replies.setdefault(s.id, chat_log.Replies(
+                [m["content"].strip() for m in rows if m["role"] == "assistant"]))
         return self._replies[s.id]
 
     def remember_reply(self, s: Session, text: str) -> None:
         if s.id in self._replies:
-            self._replies[s.id].append(text.strip())
+            self._replies[s.id].add(text.strip())
 
     def candidate_seen(self, s: Session) -> None:
         """A candidate action (asking the AI, opening the workspace) counts as activity and

@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -143,8 +144,12 @@ ROWS_PER_STATEMENT = 500
 # both 14-15 ms, at 240 keys 29 against 15 ms.
 FILE_IMPORT_KEYS = 100
 # How long the journal's mover lets rows gather before moving them into DuckDB together
-# (the default of IBExtension.database_batch_seconds).
+# (the defaults of IBExtension.database_batch_seconds and database_batch_max_seconds): a
+# batch of FILE_IMPORT_KEYS keys or more moves after BATCH_SECONDS; a smaller one, which
+# costs DuckDB about as much (its CPU is mostly per statement), waits up to
+# BATCH_MAX_SECONDS for more rows.
 BATCH_SECONDS = 0.5
+BATCH_MAX_SECONDS = 2.0
 JSON_COLUMNS = {"challenge", "warnings", "warned", "flags", "payload", "grade"}
 
 
@@ -174,10 +179,12 @@ def _sql_text(text: str) -> str:
 
 class Store:
     def __init__(self, path: Path, memory_mb: int = 256, batch_seconds: float = BATCH_SECONDS,
-                 file_import_keys: int = FILE_IMPORT_KEYS):
+                 file_import_keys: int = FILE_IMPORT_KEYS,
+                 batch_max_seconds: float = BATCH_MAX_SECONDS):
         self.path = Path(path)
         self.memory_mb = memory_mb
         self.batch_seconds = batch_seconds
+        self.batch_max_seconds = max(batch_max_seconds, batch_seconds)
         self.file_import_keys = file_import_keys
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ib-duckdb")
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -298,16 +305,23 @@ class Store:
             elif keyed not in self._new:  # a reply's rows within one batch need no DELETE
                 self._rewritten.setdefault(table, set()).add(values[key])
             self._pending += 1
-            if self._pending == 1:
+            if self._pending == 1 or len(self._keys) == self.file_import_keys:
                 self._cond.notify()
 
     def _move_batches(self) -> None:
-        """The journal's mover: a moment after rows arrive, move them into DuckDB together."""
+        """The journal's mover: a moment after rows arrive, move them into DuckDB together
+        (after `batch_seconds` once the batch is full, else after `batch_max_seconds`)."""
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._pending or self._closing)
+                began = time.monotonic()
                 # Let the batch fill; only closing cuts it short.
                 if self._cond.wait_for(lambda: self._closing, timeout=self.batch_seconds):
+                    return
+                if self._cond.wait_for(
+                        lambda: self._closing or len(self._keys) >= self.file_import_keys,
+                        timeout=began + self.batch_max_seconds - time.monotonic()) \
+                        and self._closing:
                     return
             try:
                 self._executor.submit(self._drain).result()
