@@ -207,9 +207,6 @@ async def chat_loop(conn: Connection, delay: float, stop_at: float, timeout: flo
         conn.close()
 
 
-SIDE = "gateway side threads"  # of the gateway's CPU, its threads but the main one
-
-
 async def sample(run: Run, pids: dict[str, int | None], gateway: str | None,
                  done: asyncio.Event, warmup: float) -> None:
     """CPU of each pid over the window (and of the gateway's side threads); the gateway's
@@ -220,7 +217,7 @@ async def sample(run: Run, pids: dict[str, int | None], gateway: str | None,
     def now() -> dict[str, float]:
         cpu = {k: procs.cpu_seconds(p, tree=k != "client") for k, p in pids.items() if p}
         if gateway and pids.get(gateway):
-            cpu[SIDE] = procs.side_thread_cpu_seconds(pids[gateway])
+            cpu[procs.SIDE_THREADS] = procs.side_thread_cpu_seconds(pids[gateway])
         return cpu
 
     before = now()
@@ -335,6 +332,10 @@ def _ms(v: float, sign: bool = False) -> str:
     return f"{v:+.1f}ms" if sign else f"{v:.1f}ms"
 
 
+def _percent(v: float | None) -> str:
+    return "" if v is None else f"{v:.0f}%"
+
+
 def _num(v: float) -> float | None:
     return None if math.isnan(v) else v
 
@@ -359,12 +360,11 @@ def report(runs: dict[int, dict[str, Run]], args) -> str:
                 a99 = p99 - procs.percentile(d_ttft, 99) * 1000
                 added = f"{_ms(a50, True):>12}{_ms(a99, True):>11}"
                 ratio = f"{run.rps() / direct.rps():.2f}x" if direct.rps() else "—"
-            gw_cpu = run.cpu.get("gateway")
             lines.append(
                 f"{n:>4} {name:8}{run.rps():>8.1f}{ideal_rps(n, args):>7.0f}{ratio:>10}"
                 f"{_ms(p50):>11}{_ms(p99):>11}{added or '':>23}"
-                f"{'' if gw_cpu is None else f'{gw_cpu:.0f}%':>8}"
-                f"{'' if SIDE not in run.cpu else f'{run.cpu[SIDE]:.0f}%':>6}"
+                f"{_percent(run.cpu.get('gateway')):>8}"
+                f"{_percent(run.cpu.get(procs.SIDE_THREADS)):>6}"
                 f"{'' if run.rss_peak_mb is None else f'{run.rss_peak_mb:.0f}MB':>9}"
                 f"{run.cpu.get('demo', 0):>8.0f}%{run.cpu.get('client', 0):>7.0f}%"
                 f"{sum(run.errors().values()):>8}"

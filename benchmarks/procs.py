@@ -244,6 +244,9 @@ def cpu_seconds(pid: int, tree: bool = True) -> float:
     return total / CLOCK_TICKS
 
 
+SIDE_THREADS = "gateway side threads"  # concurrency.py's key for side_thread_cpu_seconds
+
+
 def side_thread_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of `pid`'s live threads other than its main one (the ib
     service's: the DuckDB thread and the journal's mover; its event loop is the main)."""
