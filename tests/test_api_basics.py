@@ -2,6 +2,8 @@
 
 import ctypes
 import gc
+import io
+import logging
 import platform
 import resource
 
@@ -9,6 +11,7 @@ import pytest
 from helpers import candidate_client
 
 from ib_extension.service import memory
+from ib_extension.service.app import drop_records_no_handler_takes
 
 
 async def test_health_is_public_and_says_nothing_secret(jp_fetch):
@@ -73,3 +76,31 @@ async def test_the_started_service_reuses_freed_memory_without_page_faults(
     page_faults_of(1)
     assert page_faults_of(3) < 20  # the freed blocks are used again
     await ib_app.stop_extension()
+
+
+async def test_the_started_service_makes_no_log_record_its_servers_handlers_drop(
+        jp_serverapp, ib_app):
+    """traitlets keeps the server's logger at DEBUG and filters in its handlers: every
+    answered request's debug line was made, then dropped."""
+    log = jp_serverapp.log
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setLevel(logging.INFO)
+    saved = log.level, log.handlers[:], log.propagate
+    log.handlers[:], log.propagate = [handler], False
+    log.setLevel(logging.DEBUG)
+    try:
+        await ib_app._start_jupyter_server_extension(jp_serverapp)
+        assert not log.isEnabledFor(logging.DEBUG)
+        log.info("still said")
+        assert "still said" in handler.stream.getvalue()
+
+        debug_too = logging.StreamHandler(io.StringIO())  # a handler that takes debug lines
+        log.addHandler(debug_too)
+        log.setLevel(logging.DEBUG)
+        drop_records_no_handler_takes(log)
+        log.debug("kept for the handler that takes it")
+        assert "kept for" in debug_too.stream.getvalue()
+    finally:
+        await ib_app.stop_extension()
+        log.setLevel(saved[0])
+        log.handlers[:], log.propagate = saved[1], saved[2]

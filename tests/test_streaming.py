@@ -2,6 +2,7 @@
 
 import asyncio
 
+import aiohttp
 import httpx
 import openai
 import pytest
@@ -33,6 +34,33 @@ async def test_stream_and_non_stream_agree_and_are_logged(make_session, base_url
     assert rows[-1]["content"] == text and rows[-1]["status"] == "complete"
     assert rows[-1]["completion_tokens"] == usage.completion_tokens
 
+
+
+async def test_the_provider_request_is_written_before_live_readers_hear_of_the_turn(
+        make_session, base_url, service, monkeypatch):
+    """The announcements (the question, the session, the reply starting) and the
+    question's indexing wait until the provider's request is on its way: aiohttp writes
+    it from a task of its own, which work queued before it would delay."""
+    order = []
+    write_bytes = aiohttp.ClientRequest.write_bytes
+
+    async def written(self, *args, **kwargs):
+        order.append("request written")
+        return await write_bytes(self, *args, **kwargs)
+
+    announce, index = gateway._announce, service.words.add
+    monkeypatch.setattr(aiohttp.ClientRequest, "write_bytes", written)
+    monkeypatch.setattr(gateway, "_announce", lambda *a: (order.append("announced"),
+                                                          announce(*a)))
+    monkeypatch.setattr(service.words, "add", lambda *a: (order.append("indexed"), index(*a)))
+    created = await make_session()
+    client = candidate_client(base_url, created["candidate_token"])
+    for _ in range(2):  # the second one on the provider connection the first left open
+        order.clear()
+        await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "How do I sort?"}])
+    # The question's words are indexed for history search then too; the reply's at its end.
+    assert order == ["request written", "indexed", "announced", "indexed"]
 
 
 async def test_text_held_back_for_the_live_feed_goes_out_when_its_time_is_up(service):

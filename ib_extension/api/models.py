@@ -9,6 +9,7 @@ everywhere (pages show it as a percentage).
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -35,6 +36,7 @@ MessageStatus = Literal["complete", "streaming", "cut", "error", "interrupted"]
 Actor = Literal["interviewer", "candidate", "system"]
 
 
+@functools.lru_cache(maxsize=4096)  # a session's times recur in every view of it
 def iso(ts: float | None) -> str | None:
     """Epoch seconds -> ISO 8601 UTC with milliseconds and a Z, as the API shows time."""
     if ts is None:

@@ -253,9 +253,9 @@ class Service:
             self.publish_session(s)
 
     def publish_session(self, s: Session) -> None:
-        self.feed.publish(s.id, "session", self.view(s).model_dump(), audience="interviewer")
-        self.feed.publish(s.id, "session", self.candidate_view(s).model_dump(),
-                          audience="candidate")
+        view, candidate_view = s.views(self.now(), self.config.warning_thresholds)
+        self.feed.publish(s.id, "session", view, audience="interviewer")
+        self.feed.publish(s.id, "session", candidate_view, audience="candidate")
 
     def view(self, s: Session):
         return s.view(self.now(), self.config.warning_thresholds)
@@ -286,12 +286,12 @@ class Service:
             msg["seq"] = self._message_seq
         self.store.save_message(msg, new=new)
         if msg["status"] != "streaming":  # a streaming reply is indexed when it is over
-            self.soon(self.words.add, msg["session_id"], msg["content"])
+            self.soon_after_tasks(self.words.add, msg["session_id"], msg["content"])
         if publish:
             self.publish_message(msg)
 
     def publish_message(self, msg: dict[str, Any]) -> None:
-        self.feed.publish(msg["session_id"], "message", message_view(msg).model_dump())
+        self.feed.publish(msg["session_id"], "message", message_view(msg))
 
     @staticmethod
     def soon(fn: Callable[..., Any], *args: Any) -> None:
@@ -301,6 +301,13 @@ class Service:
             asyncio.get_running_loop().call_soon(fn, *args)
         except RuntimeError:
             fn(*args)
+
+    @classmethod
+    def soon_after_tasks(cls, fn: Callable[..., Any], *args: Any) -> None:
+        """`fn(*args)` a loop turn after `soon` would: after the first step of tasks made
+        before the caller yields. aiohttp writes a request from a task of its own (before
+        Python 3.12), so work `soon` put first delayed the provider's request by its time."""
+        cls.soon(cls.soon, fn, *args)
 
     # ---- lookups -----------------------------------------------------------------
     def get(self, session_id: str) -> Session:

@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel
+
 Item = dict[str, Any]
 Predicate = Callable[[Item], bool]
 
@@ -29,9 +31,11 @@ class Feed:
     def cursor(self) -> int:
         return self._seq
 
-    def publish(self, session_id: str, kind: str, data: dict[str, Any], *,
+    def publish(self, session_id: str, kind: str, data: dict[str, Any] | BaseModel, *,
                 audience: str = "all") -> int:
-        """audience "interviewer" keeps an item out of candidate feeds."""
+        """audience "interviewer" keeps an item out of candidate feeds. A model (a view:
+        a snapshot, never changed after) is dumped when the item is first read: most
+        items are never read, and their dump was a tenth of a chat turn's CPU."""
         self._seq += 1
         self._items.append(
             {"seq": self._seq, "session_id": session_id, "kind": kind, "data": data,
@@ -77,4 +81,8 @@ class Feed:
 
 
 def _public(item: Item) -> Item:
-    return {k: v for k, v in item.items() if k != "audience"}
+    data = item["data"]
+    if isinstance(data, BaseModel):
+        item["data"] = data = data.model_dump()
+    return {"seq": item["seq"], "session_id": item["session_id"], "kind": item["kind"],
+            "data": data}

@@ -165,9 +165,9 @@ async def chat(service: Service, s: Session, req: ChatRequest, settings: Setting
             yield "start", reply
             async with service.provider_slots:
                 # The reply's row (its reservation) is on disk before the provider is
-                # called; live readers hear of the turn while the provider works on it.
+                # called; live readers hear of the turn once the request is on its way.
                 service.save_message(assistant, publish=False)
-                service.soon(_announce, service, s, user_msg, assistant)
+                service.soon_after_tasks(_announce, service, s, user_msg, assistant)
                 stream = service.provider.stream(model=s.model,
                                                  messages=conversation.json(messages),
                                                  max_tokens=cap, options=options)

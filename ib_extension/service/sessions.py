@@ -298,14 +298,25 @@ class Session:
 
     def view(self, now: float, thresholds: list[int]) -> SessionView:
         """The session as the interviewer sees it."""
-        return SessionView(**self._fields(now, thresholds),
-                           candidate_email=self.candidate_email, flags=dict(self.flags),
-                           grade=self.grade, allowed_actions=self.allowed_actions())
+        return self._view(self._fields(now, thresholds))
 
     def candidate_view(self, now: float, thresholds: list[int]) -> CandidateSessionView:
         """The session as its candidate sees it: hidden tests only as counts."""
-        return CandidateSessionView(**self._fields(now, thresholds),
-                                    grade=candidate_grade(self.grade) if self.grade else None)
+        return self._candidate_view(self._fields(now, thresholds))
+
+    def views(self, now: float, thresholds: list[int]) -> tuple[SessionView, CandidateSessionView]:
+        """Both at once (their shared fields computed once)."""
+        fields = self._fields(now, thresholds)
+        return self._view(fields), self._candidate_view(fields)
+
+    def _view(self, fields: dict[str, Any]) -> SessionView:
+        return SessionView(**fields, candidate_email=self.candidate_email,
+                           flags=dict(self.flags), grade=self.grade,
+                           allowed_actions=self.allowed_actions())
+
+    def _candidate_view(self, fields: dict[str, Any]) -> CandidateSessionView:
+        return CandidateSessionView(**fields, grade=candidate_grade(self.grade)
+                                    if self.grade else None)
 
     # ---- persistence -------------------------------------------------------------
     _PLAIN: ClassVar[tuple[str, ...]] = (
