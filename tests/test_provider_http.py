@@ -44,6 +44,8 @@ class Flaky(tornado.web.RequestHandler):
                                    "query": self.request.query_arguments,
                                    "headers": dict(self.request.headers),
                                    "body": json.loads(self.request.body)})
+        if self.state.get("cookie"):  # a load balancer's affinity, say
+            self.set_cookie("affinity", f"call-{len(self.state['seen'])}")
         if self.state["failures"]:
             self.set_status(self.state["failures"].pop(0))
             self.set_header("Retry-After", "0.01")
@@ -117,6 +119,18 @@ async def test_retries_busy_and_failing_answers_then_streams():
         "include_usage": True}
     assert sent["body"]["max_completion_tokens"] == 50 and sent["body"]["user"] == "s1"
     assert sent["body"]["messages"] == [{"role": "user", "content": "hi"}]
+
+
+async def test_a_providers_cookies_are_never_sent_back():
+    """One client serves every candidate's calls: a cookie the provider set on one must
+    not ride on the next (it would tie candidates' calls together at the provider)."""
+    async with flaky_provider(503) as (url, state):
+        state["cookie"] = True  # a host name: cookie jars keep none from IP addresses
+        chunks = await collect(base_url=url.replace("127.0.0.1", "localhost") + "/v1",
+                               api_key="k", max_retries=1)
+    assert "".join(c.text for c in chunks) == "Hello there"
+    assert len(state["seen"]) == 2  # the retry came after a Set-Cookie
+    assert [seen["headers"].get("Cookie") for seen in state["seen"]] == [None, None]
 
 
 @pytest.mark.parametrize("statuses, calls, sentence", [

@@ -142,7 +142,10 @@ class Provider:
                 # getaddrinfo, as everything else here resolves (not aiodns's own DNS)
                 connector=aiohttp.TCPConnector(limit=self._connections,
                                                resolver=aiohttp.ThreadedResolver()),
-                timeout=self._timeout)
+                timeout=self._timeout,
+                # One client carries every candidate's calls: a cookie the provider set
+                # on one (a load balancer's affinity, a session) must not ride on others.
+                cookie_jar=aiohttp.DummyCookieJar())
         return self._http
 
     async def _open(self, model: str, body: bytes) -> aiohttp.ClientResponse:
