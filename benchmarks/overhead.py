@@ -45,6 +45,7 @@ import openai
 import procs
 
 IDLE_SECONDS = 3.0
+SETTLE_SECONDS = 2.5  # more than the service's database_batch_max_seconds (2 s)
 
 
 @dataclass
@@ -185,7 +186,9 @@ def measure(targets: list[Target], args, model: str, ask: Asking) -> None:
     round_robin(live, args.warmup, timed_plain, model, ask)
 
     # The gateways' CPU while nobody calls them (timers, background writers), to judge
-    # how much of the CPU per request below is the requests' own.
+    # how much of the CPU per request below is the requests' own; from when the warm-up's
+    # last write batch has moved (the service waits up to database_batch_max_seconds).
+    time.sleep(SETTLE_SECONDS)
     idle = {t.name: procs.cpu_seconds(t.pid) for t in live if t.pid}
     time.sleep(IDLE_SECONDS)
     for t in live:
