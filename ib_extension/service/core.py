@@ -781,12 +781,11 @@ def event_view(e: dict[str, Any]) -> Event:
 FEED_PAYLOAD_BYTES = 4096  # larger event payloads reach the feed as a reference
 
 
-def feed_event(e: dict[str, Any]) -> dict[str, Any]:
+def feed_event(e: dict[str, Any]) -> Event | FeedEvent:
     """An event as live readers get it: a payload over FEED_PAYLOAD_BYTES is replaced by
     `payload_url` (where an interviewer reads it) and its size."""
     size = e.get("payload_bytes", 0)
     if size <= FEED_PAYLOAD_BYTES:
-        return event_view(e).model_dump()
+        return event_view(e)
     return FeedEvent(**{**e, "at": iso(e["at"]), "payload": {}, "payload_bytes": size,
-                        "payload_url": f"/ib/api/sessions/{e['session_id']}/events/{e['id']}"}
-                     ).model_dump()
+                        "payload_url": f"/ib/api/sessions/{e['session_id']}/events/{e['id']}"})
