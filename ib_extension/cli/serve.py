@@ -37,9 +37,8 @@ def run(argv: list[str], url: str, data_dir: str, hub_token: str = "") -> int:
     env[service_secrets.TOKEN_FILE_ENV] = str(folder.file(service_secrets.INTERVIEWER_TOKEN))
     if given.get("JUPYTERHUB_API_TOKEN"):
         env[HUB_TOKEN_FILE_ENV] = str(folder.file(service_secrets.HUB_TOKEN))
-    # glibc: big buffers (request bodies, JSON) mmap'd and handed back when freed, and few
-    # arenas, so that memory a flood of big requests used is returned, not kept.
-    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(256 * 1024))
+    # glibc: few arenas, so that memory a flood of big requests used is not spread over
+    # one per thread (where to draw the line between heap and mmap is service/memory.py's).
     env.setdefault("MALLOC_ARENA_MAX", "2")
     print(f"Interview Buddy service on {url}  (API: {url}ib/api/openapi.json)", flush=True)
     if not os.environ.get("IB_TOKEN"):
